@@ -1,0 +1,438 @@
+/*
+ * aemp — Erlang-inspired, event-based message passing for C.
+ *
+ * This header is the whole public API and its contract.  Conventions that
+ * hold for every function below unless its comment says otherwise:
+ *
+ * Errors.   Functions that can fail return int: 0 (or a documented positive
+ *           value) on success, a negative AEMP_E* code on failure.  Results
+ *           come back through out-parameters, which are left untouched on
+ *           failure.  aemp_strerror() / aemp_err_name() describe a code.
+ *           A failed call changes nothing observable.
+ *
+ * Ownership. `const T *` results are borrowed: valid for as long as the
+ *           comment says, never freed by you.  A `T **` argument hands the
+ *           object over: on success the callee owns it and sets your pointer
+ *           to NULL; on failure you still own it (except where noted).
+ *           Objects you create with a *_new / constructor function are yours
+ *           until you hand them over or free them.
+ *
+ * Threads.  A node and everything reached through it belong to the thread
+ *           that runs its libuv loop.  Messages and values are immutable once
+ *           built and may be read from any thread; their reference counts
+ *           are not atomic, so hand a message to one thread at a time.
+ *
+ * IDs.      Ports and nodes are named by plain strings (port IDs, noderefs)
+ *           because they travel over the network; holding an ID never keeps
+ *           anything alive, and using the ID of a dead port is harmless
+ *           (messages to it are dropped, monitors fire with no_such_port).
+ */
+#ifndef AEMP_H
+#define AEMP_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+#if defined(AEMP_BUILDING) && defined(__GNUC__)
+#define AEMP_API __attribute__((visibility("default")))
+#else
+#define AEMP_API
+#endif
+
+#if defined(__GNUC__)
+#define AEMP_PRINTF(f, a) __attribute__((format(printf, f, a)))
+#else
+#define AEMP_PRINTF(f, a)
+#endif
+
+#define AEMP_VERSION_MAJOR 0
+#define AEMP_VERSION_MINOR 1
+#define AEMP_VERSION_PATCH 0
+#define AEMP_VERSION_STRING "0.1.0"
+
+/* The library's version string, e.g. "0.1.0" (static storage). */
+AEMP_API const char *aemp_version(void);
+
+/* ------------------------------------------------------------------------
+ * Errors
+ * ------------------------------------------------------------------------ */
+
+/* X(name, value, description).  Values are never renumbered. */
+#define AEMP_ERRNO_MAP(X)                                                      \
+    X(ENOMEM, -1, "out of memory")                                             \
+    X(EINVAL, -2, "invalid argument")                                          \
+    X(ENOPORT, -3, "no such port")                                             \
+    X(ENOTLOCAL, -4, "port is not on this node")                               \
+    X(EPERM, -5, "operation not permitted")                                    \
+    X(ETYPE, -6, "value has another type")                                     \
+    X(ERANGE, -7, "value or index out of range")                               \
+    X(EPROTO, -8, "malformed data")                                            \
+    X(ELIMIT, -9, "configured limit exceeded")                                 \
+    X(EDIE, -10, "callback failed")                                            \
+    X(ENOROUTE, -11, "no route to node")                                       \
+    X(EBUSY, -12, "already in progress or done")                               \
+    X(ENOCTX, -13, "not inside a port callback")                               \
+    X(ESYS, -14, "system call failed")
+
+enum aemp_errno {
+#define AEMP_ERR_ENUM_(name, val, text) AEMP_##name = (val),
+    AEMP_ERRNO_MAP(AEMP_ERR_ENUM_)
+#undef AEMP_ERR_ENUM_
+};
+
+/* Text for an error code ("out of memory"); "unknown error" for others.
+ * Static storage.  Any thread. */
+AEMP_API const char *aemp_strerror(int err);
+/* Symbolic name of an error code ("AEMP_ENOMEM"), or "AEMP_E?" if unknown. */
+AEMP_API const char *aemp_err_name(int err);
+
+/* Process-wide allocator, for embedding and for failure-injection tests.
+ * Call before any other aemp function, from one thread, or not at all; any
+ * argument NULL restores the C library's.  The realloc function must behave
+ * like realloc(3) (also for a NULL pointer). */
+AEMP_API void aemp_set_allocator(void *(*malloc_fn)(size_t),
+                                 void *(*realloc_fn)(void *, size_t),
+                                 void (*free_fn)(void *));
+/* Frees memory the library handed to you (encoded buffers, strings). */
+AEMP_API void aemp_free(void *p);
+
+/* ------------------------------------------------------------------------
+ * Values
+ *
+ * The JSON data model plus byte strings.  Values come in two situations:
+ *  - built by you with the constructors below: `aemp_val_t *`, yours until
+ *    handed over (to aemp_arr, aemp_map_set, aemp_sndv, ...) or freed with
+ *    aemp_val_free();
+ *  - read from a message: `const aemp_val_t *`, borrowed from the message,
+ *    valid as long as the message is.
+ * The readers work on both.
+ *
+ * Constructors never report errors directly: on allocation failure they
+ * return NULL, and every function that takes a value treats NULL as "a
+ * constructor failed" — it frees the rest and fails with AEMP_ENOMEM.  So a
+ * whole message can be built in one expression and checked once.
+ * ------------------------------------------------------------------------ */
+
+typedef struct aemp_val aemp_val_t;
+
+typedef enum aemp_type {
+    AEMP_T_NULL = 0,
+    AEMP_T_BOOL,
+    AEMP_T_INT,    /* int64_t */
+    AEMP_T_DOUBLE, /* double */
+    AEMP_T_STR,    /* UTF-8 text (NUL allowed inside; length is explicit) */
+    AEMP_T_BYTES,  /* binary; in JSON framing sent as a string of code
+                      points U+0000..U+00FF and read back as AEMP_T_STR */
+    AEMP_T_ARR,
+    AEMP_T_MAP /* string keys; insertion order is kept; duplicate keys are
+                  replaced when built, kept as received when decoded */
+} aemp_type_t;
+
+AEMP_API aemp_val_t *aemp_null(void);
+AEMP_API aemp_val_t *aemp_bool(int b);
+AEMP_API aemp_val_t *aemp_int(int64_t i);
+AEMP_API aemp_val_t *aemp_double(double d);
+/* Copies the NUL-terminated string s (NULL s gives NULL). The text is not
+ * checked for UTF-8 here; encoders reject invalid UTF-8. */
+AEMP_API aemp_val_t *aemp_str(const char *s);
+/* Copies len bytes of s (may contain NUL). */
+AEMP_API aemp_val_t *aemp_strn(const char *s, size_t len);
+/* Copies len bytes of p (p may be NULL when len is 0). */
+AEMP_API aemp_val_t *aemp_bytes(const void *p, size_t len);
+/* An empty array / map. */
+AEMP_API aemp_val_t *aemp_arr_new(void);
+AEMP_API aemp_val_t *aemp_map_new(void);
+/* An array of the given values, e.g. aemp_arr(aemp_str("x"), aemp_int(1)).
+ * Takes every argument; NULL if any argument was NULL (the rest is freed). */
+#define aemp_arr(...)                                                          \
+    aemp_arr_of((aemp_val_t *[]){__VA_ARGS__},                                 \
+                sizeof((aemp_val_t *[]){__VA_ARGS__}) / sizeof(aemp_val_t *))
+AEMP_API aemp_val_t *aemp_arr_of(aemp_val_t *const *items, size_t n);
+/* Appends item to arr (both taken).  Returns arr, or NULL on failure, in
+ * which case both were freed. */
+AEMP_API aemp_val_t *aemp_arr_push(aemp_val_t *arr, aemp_val_t *item);
+/* Sets key (copied) to val (taken) in map, replacing an existing entry.
+ * Returns map, or NULL on failure (map and val freed). */
+AEMP_API aemp_val_t *aemp_map_set(aemp_val_t *map, const char *key,
+                                  aemp_val_t *val);
+/* Deep copy of any value (built or borrowed).  NULL on failure. */
+AEMP_API aemp_val_t *aemp_val_copy(const aemp_val_t *v);
+/* Frees a value you own; NULL is fine.  Never call it on a borrowed value. */
+AEMP_API void aemp_val_free(aemp_val_t *v);
+
+/* Readers.  They accept NULL and wrong types gracefully, as documented. */
+AEMP_API aemp_type_t aemp_val_type(const aemp_val_t *v); /* NULL: T_NULL */
+/* 0 and *out set if v has that type (aemp_val_double also converts an
+ * AEMP_T_INT); AEMP_ETYPE otherwise.  Strings and bytes: *out borrowed from
+ * v, NUL-terminated, *len (may be NULL) its length. */
+AEMP_API int aemp_val_bool(const aemp_val_t *v, int *out);
+AEMP_API int aemp_val_int(const aemp_val_t *v, int64_t *out);
+AEMP_API int aemp_val_double(const aemp_val_t *v, double *out);
+AEMP_API int aemp_val_str(const aemp_val_t *v, const char **out, size_t *len);
+AEMP_API int aemp_val_bytes(const aemp_val_t *v, const void **out,
+                            size_t *len);
+/* Elements of an array, pairs of a map, bytes of a string; 0 otherwise. */
+AEMP_API size_t aemp_val_len(const aemp_val_t *v);
+/* i-th element of an array (borrowed from v), NULL if out of range. */
+AEMP_API const aemp_val_t *aemp_val_at(const aemp_val_t *v, size_t i);
+/* i-th pair of a map: key and value borrowed from v.  AEMP_ERANGE/ETYPE. */
+AEMP_API int aemp_map_at(const aemp_val_t *v, size_t i, const char **key,
+                         const aemp_val_t **val);
+/* Value of key in a map (the last one if a decoded map repeats it). */
+AEMP_API const aemp_val_t *aemp_map_get(const aemp_val_t *v, const char *key);
+/* Deep equality (ints and doubles never compare equal to each other). */
+AEMP_API int aemp_val_equal(const aemp_val_t *a, const aemp_val_t *b);
+
+/* ------------------------------------------------------------------------
+ * Messages
+ *
+ * A message is an immutable, reference-counted array of values.  Messages
+ * handed to callbacks are borrowed for the duration of the callback; take a
+ * reference with aemp_msg_ref() to keep one.
+ *
+ * Pictures describe values in printf style, one character per value:
+ *   n  null                    (no argument)
+ *   b  bool                    int
+ *   i  integer                 int
+ *   I  integer                 int64_t
+ *   d  double                  double
+ *   s  string                  const char * (NUL-terminated, copied)
+ *   S  string with length      const char *, size_t
+ *   y  byte string             const void *, size_t
+ *   v  any value               const aemp_val_t * (copied; NULL = null)
+ *   [ ... ]  nested array      (the values in between)
+ *   { ... }  nested map        pairs of key (const char *) and one value
+ * For unpacking the same letters take pointers (s: const char **, borrowed;
+ * S: const char **, size_t *; y: const void **, size_t *; v: const
+ * aemp_val_t **; i: int *, range-checked; d: double *, also from integers),
+ * plus `-` (skip one element) and a final `*` (ignore further elements).
+ * ------------------------------------------------------------------------ */
+
+typedef struct aemp_msg aemp_msg_t;
+
+/* Builds a message from a picture.  *out is yours (aemp_msg_unref). */
+AEMP_API int aemp_msg_new(aemp_msg_t **out, const char *picture, ...);
+/* Builds a message from an array value (taken, see the ownership rules; a
+ * NULL *arr means a constructor failed: AEMP_ENOMEM).  AEMP_ETYPE if it is
+ * not an array. */
+AEMP_API int aemp_msg_from_val(aemp_msg_t **out, aemp_val_t **arr);
+AEMP_API aemp_msg_t *aemp_msg_ref(const aemp_msg_t *m); /* never fails */
+AEMP_API void aemp_msg_unref(aemp_msg_t *m);            /* NULL is fine */
+/* Number of elements, and the i-th (borrowed; NULL if out of range). */
+AEMP_API size_t aemp_msg_len(const aemp_msg_t *m);
+AEMP_API const aemp_val_t *aemp_msg_at(const aemp_msg_t *m, size_t i);
+/* The message as one array value (borrowed). */
+AEMP_API const aemp_val_t *aemp_msg_val(const aemp_msg_t *m);
+/* Unpacks elements by picture.  AEMP_ETYPE on a type mismatch, AEMP_ERANGE
+ * if the element count differs (fewer, or more without a final `*`) or an
+ * `i` does not fit an int.  Nothing is written on failure. */
+AEMP_API int aemp_msg_unpack(const aemp_msg_t *m, const char *picture, ...);
+
+/* Framings: the encodings of messages on the wire (PROTOCOL.md §6). */
+typedef enum aemp_framing { AEMP_JSON = 1, AEMP_CBOR = 2 } aemp_framing_t;
+
+/* Encodes one message.  *buf (yours, aemp_free) gets *len bytes; JSON text
+ * is also NUL-terminated.  AEMP_EINVAL for values the framing cannot carry
+ * (NaN or infinity in JSON, invalid UTF-8 in a string). */
+AEMP_API int aemp_msg_encode(const aemp_msg_t *m, aemp_framing_t f, char **buf,
+                             size_t *len);
+/* Decodes exactly one message occupying all len bytes (whitespace around a
+ * JSON text is allowed).  AEMP_EPROTO for malformed or trailing data,
+ * AEMP_ELIMIT beyond the default limits (see aemp_reader_new). */
+AEMP_API int aemp_msg_decode(aemp_msg_t **out, aemp_framing_t f,
+                             const void *buf, size_t len);
+
+/* A streaming decoder: feed it bytes as they arrive (a chunk may hold
+ * several messages and part of one), pull whole messages.  Limits protect
+ * the reader from hostile input; 0 selects the default. */
+typedef struct aemp_limits {
+    size_t max_packet; /* bytes per message, default 16 MiB */
+    size_t max_depth;  /* nesting of arrays/maps, default 128 */
+    size_t max_items;  /* elements per array or pairs per map, default 1M */
+} aemp_limits_t;
+typedef struct aemp_reader aemp_reader_t;
+AEMP_API int aemp_reader_new(aemp_reader_t **out, aemp_framing_t f,
+                             const aemp_limits_t *limits /* NULL: defaults */);
+AEMP_API void aemp_reader_free(aemp_reader_t *r);
+/* Copies len bytes into the reader.  AEMP_ELIMIT if that would make a
+ * single pending message larger than max_packet. */
+AEMP_API int aemp_reader_feed(aemp_reader_t *r, const void *buf, size_t len);
+/* 1 and *out (yours) when a whole message is available, 0 when more bytes
+ * are needed, negative on malformed input; after an error the reader stays
+ * failed and aemp_reader_error() tells why (borrowed, valid until the
+ * reader is freed). */
+AEMP_API int aemp_reader_next(aemp_reader_t *r, aemp_msg_t **out);
+AEMP_API const char *aemp_reader_error(const aemp_reader_t *r);
+
+/* ------------------------------------------------------------------------
+ * Nodes
+ * ------------------------------------------------------------------------ */
+
+typedef struct aemp_node aemp_node_t;
+typedef struct aemp_ctx aemp_ctx_t; /* "the port whose callback is running" */
+typedef struct aemp_mon aemp_mon_t; /* a monitor guard */
+struct uv_loop_s;
+
+/* Creates a private node (local ports only; networking comes with
+ * initialisation) on loop, which it borrows (NULL: the node makes and owns
+ * one).  Its noderef is "anon/<cookie>" until initialised, the cookie being
+ * random per node instance so that no port ID is ever reused. */
+AEMP_API int aemp_node_new(aemp_node_t **out, struct uv_loop_s *loop);
+/* Kills every port (monitors do not fire), cancels timers and frees the
+ * node.  Guards you still hold stay valid for aemp_mon_cancel() only.  With
+ * a borrowed loop, part of the memory is released by close callbacks: run
+ * the loop once more (uv_run) before uv_loop_close().  Never call it from
+ * inside one of the node's callbacks; NULL is fine. */
+AEMP_API void aemp_node_free(aemp_node_t *n);
+/* The node's loop (borrowed). */
+AEMP_API struct uv_loop_s *aemp_node_loop(aemp_node_t *n);
+/* Runs the loop until there is nothing left to do or aemp_stop() is called.
+ * Returns 0, or AEMP_EBUSY when called from inside a callback. */
+AEMP_API int aemp_run(aemp_node_t *n);
+AEMP_API void aemp_stop(aemp_node_t *n);
+
+/* The node's noderef (NODE): borrowed, valid until the node is renamed by
+ * initialisation or freed. */
+AEMP_API const char *aemp_noderef(const aemp_node_t *n);
+/* node_of: writes the noderef part of a port ID (everything before the first
+ * '#') to buf (size bytes incl. NUL).  Returns its length, AEMP_ERANGE if it
+ * does not fit. */
+AEMP_API int aemp_node_of(const char *port, char *buf, size_t size);
+
+/* Log messages of a node (refusals, dropped requests, ...).  The default
+ * writes levels up to AEMP_LOG_WARN to standard error.  text is borrowed
+ * for the call.  fn NULL restores the default; level sets the most verbose
+ * level passed on. */
+enum { AEMP_LOG_ERROR = 1, AEMP_LOG_WARN, AEMP_LOG_INFO, AEMP_LOG_DEBUG };
+typedef void (*aemp_log_fn)(aemp_node_t *n, int level, const char *text,
+                            void *user);
+AEMP_API void aemp_node_set_log(aemp_node_t *n, int level, aemp_log_fn fn,
+                                void *user);
+
+/* Receive callback.  ctx names the receiving port (aemp_self) and its node
+ * (aemp_ctx_node); msg is borrowed for the duration of the call.  Return 0,
+ * or non-zero to fail: the port is then killed with ["die", <text>], the
+ * text from aemp_die() or else aemp_strerror() of a negative return. */
+typedef int (*aemp_rcv_fn)(aemp_ctx_t *ctx, const aemp_msg_t *msg, void *user);
+/* Callback run in a port's context by aemp_call_in / aemp_after_call; same
+ * failure rule. */
+typedef int (*aemp_task_fn)(aemp_ctx_t *ctx, void *user);
+
+AEMP_API aemp_node_t *aemp_ctx_node(const aemp_ctx_t *ctx);
+/* SELF: the ID of the port whose callback is running (borrowed, valid while
+ * that port lives). */
+AEMP_API const char *aemp_self(const aemp_ctx_t *ctx);
+/* Records why the callback fails and returns AEMP_EDIE, for
+ * `return aemp_die(ctx, "bad %s", what);`.  The port dies with
+ * ["die", <formatted text>] when the callback returns non-zero. */
+AEMP_API int aemp_die(aemp_ctx_t *ctx, const char *fmt, ...) AEMP_PRINTF(2, 3);
+
+/* ------------------------------------------------------------------------
+ * Ports
+ * ------------------------------------------------------------------------ */
+
+/* Creates a local port.  With cb NULL the first message kills it with
+ * ["die", "received message on port without callback"].  *id: the new port
+ * ID "<noderef>#<cookie>.<counter>", borrowed, valid while the port lives
+ * and until its monitors have fired; copy it to keep it longer. */
+AEMP_API int aemp_port(aemp_node_t *n, aemp_rcv_fn cb, void *user,
+                       const char **id);
+/* Sets (cb non-NULL) or removes the default callback of a local port.
+ * AEMP_ENOPORT if it does not exist, AEMP_ENOTLOCAL if it is not ours. */
+AEMP_API int aemp_rcv(aemp_node_t *n, const char *port, aemp_rcv_fn cb,
+                      void *user);
+/* Registers (or replaces) the callback for messages whose first element is
+ * the string tag; a NULL cb unregisters it.  The callback receives the
+ * message without its tag.  Messages whose tag has no callback go to the
+ * default callback.  Errors as aemp_rcv; AEMP_EINVAL for a NULL tag. */
+AEMP_API int aemp_rcv_tag(aemp_node_t *n, const char *port, const char *tag,
+                          aemp_rcv_fn cb, void *user);
+/* 1 if the local port exists, 0 if not. */
+AEMP_API int aemp_port_exists(aemp_node_t *n, const char *port);
+
+/* Sends a message built from picture to port, local or remote.  Never
+ * blocks and never delivers synchronously: local delivery happens from the
+ * loop, in order per sender and destination.  A message to a local port
+ * that does not exist is dropped (that is not an error).  AEMP_EINVAL for a
+ * malformed port ID or picture, AEMP_ENOROUTE for a remote port while the
+ * node is private. */
+AEMP_API int aemp_snd(aemp_node_t *n, const char *port, const char *picture,
+                      ...);
+/* Sends an array value (taken; a NULL *msg means a constructor failed). */
+AEMP_API int aemp_sndv(aemp_node_t *n, const char *port, aemp_val_t **msg);
+/* Sends an existing message (shared, not copied; the caller keeps its
+ * reference). */
+AEMP_API int aemp_snd_msg(aemp_node_t *n, const char *port,
+                          const aemp_msg_t *msg);
+
+/* Kills port with a reason built from picture (NULL or "" for a normal end,
+ * no reason).  The port's callbacks are removed at once; its monitors fire
+ * later, from the loop.  Killing a port that does not exist is not an error
+ * (it may have died already).  AEMP_EPERM for the node port. */
+AEMP_API int aemp_kil(aemp_node_t *n, const char *port, const char *picture,
+                      ...);
+/* Same with an array value as the reason (taken; empty array = normal). */
+AEMP_API int aemp_kilv(aemp_node_t *n, const char *port, aemp_val_t **reason);
+
+/* ------------------------------------------------------------------------
+ * Monitors.  One-shot; they fire from the loop (never inside aemp_kil or
+ * aemp_snd), in the order they were set up.  After aemp_mon_* returned, the
+ * port either gets every message sent to it, or the monitor fires.  A port
+ * that does not exist fires at once (from the loop) with
+ * ["no_such_port", "cannot monitor nonexistent port"].
+ *
+ * Each form takes `aemp_mon_t **guard`: pass NULL if you never cancel.  A
+ * guard you asked for is yours: release it with aemp_mon_cancel() exactly
+ * once, before the monitor fired (cancelling it) or after (freeing it).
+ * ------------------------------------------------------------------------ */
+
+/* Form 1: cb(node, port, reason, user) is called with the kill reason
+ * (borrowed; an empty message for a normal kill). */
+typedef void (*aemp_mon_fn)(aemp_node_t *n, const char *port,
+                            const aemp_msg_t *reason, void *user);
+AEMP_API int aemp_mon_cb(aemp_node_t *n, const char *port, aemp_mon_fn cb,
+                         void *user, aemp_mon_t **guard);
+/* Forms 2 and 3: when port dies with a reason, kill other with the same
+ * reason (a normal kill does nothing).  other NULL means SELF: then it must
+ * be called from inside a port callback (AEMP_ENOCTX otherwise). */
+AEMP_API int aemp_mon_kill(aemp_node_t *n, const char *port, const char *other,
+                           aemp_mon_t **guard);
+/* Form 4: when port dies, send to rcvport the message built from picture
+ * followed by the reason's elements. */
+AEMP_API int aemp_mon_msg(aemp_node_t *n, const char *port, const char *rcvport,
+                          aemp_mon_t **guard, const char *picture, ...);
+/* mon_guard: release(resource) runs when port dies (from the loop), or at
+ * once if the port does not exist.  aemp_mon_cancel() before that unties
+ * the resource and releases it then. */
+AEMP_API int aemp_mon_guard(aemp_node_t *n, const char *port,
+                            void (*release)(void *resource), void *resource,
+                            aemp_mon_t **guard);
+/* Cancels (if it has not fired) and frees a guard; NULL is fine. */
+AEMP_API void aemp_mon_cancel(aemp_mon_t *guard);
+
+/* ------------------------------------------------------------------------
+ * Port context and timers (psub / after)
+ * ------------------------------------------------------------------------ */
+
+/* Runs fn(ctx, user) now, in the context of local port `port` (SELF is set
+ * and a failure kills the port) — what psub gives a callback that runs
+ * later, e.g. from your own libuv handle.  AEMP_ENOPORT if the port is dead
+ * (fn is not called). */
+AEMP_API int aemp_call_in(aemp_node_t *n, const char *port, aemp_task_fn fn,
+                          void *user);
+/* after: sends the picture message to port in `seconds`. */
+AEMP_API int aemp_after_snd(aemp_node_t *n, double seconds, const char *port,
+                            const char *picture, ...);
+/* after: calls fn in the context of local port `port` in `seconds`; the
+ * timer is dropped silently if the port dies first. */
+AEMP_API int aemp_after_call(aemp_node_t *n, double seconds, const char *port,
+                             aemp_task_fn fn, void *user);
+
+#ifdef __cplusplus
+}
+#endif
+#endif /* AEMP_H */

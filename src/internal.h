@@ -1,0 +1,31 @@
+/* Internal declarations shared by the library's files (never installed). */
+#ifndef AEMP_INTERNAL_H
+#define AEMP_INTERNAL_H
+
+#include "aemp.h"
+
+#include <stdarg.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#define AEMP__UNUSED(x) ((void)(x))
+
+/* All allocation goes through these, so aemp_set_allocator() and the
+ * failure-injection tests see every one of them. */
+void *aemp__malloc(size_t size);
+void *aemp__calloc(size_t n, size_t size); /* overflow-checked, zeroed */
+void *aemp__realloc(void *p, size_t size);
+/* realloc of an array of n elements of size bytes, overflow-checked. */
+void *aemp__reallocarray(void *p, size_t n, size_t size);
+void aemp__free(void *p);
+char *aemp__strndup(const char *s, size_t len);
+char *aemp__strdup(const char *s);
+/* malloc'd printf; NULL on failure. */
+char *aemp__vasprintf(const char *fmt, va_list ap);
+char *aemp__asprintf(const char *fmt, ...) AEMP_PRINTF(1, 2);
+
+/* Fills buf with n bytes from OpenSSL's CSPRNG.  0 or AEMP_ESYS. */
+int aemp__random(void *buf, size_t n);
+
+#endif

@@ -1,0 +1,170 @@
+/* The node's local kernel: ports, the dispatch queue, monitors, timers.
+ * Everything here runs on the node's loop thread. */
+#ifndef AEMP_KERNEL_H
+#define AEMP_KERNEL_H
+
+#include "value.h"
+
+#include <uv.h>
+
+/* Port names generated here are "<cookie>.<counter>"; the cookie is random
+ * per node instance, so IDs are never reused. */
+#define AEMP__COOKIE_LEN 10
+
+struct aemp__tag {
+    char *tag;
+    size_t len;
+    aemp_rcv_fn cb;
+    void *user;
+};
+
+/* Per-tag callbacks: a small array searched linearly (ports have a handful
+ * of tags; a port with none pays one NULL pointer). */
+struct aemp__tags {
+    size_t n, cap;
+    struct aemp__tag t[];
+};
+
+/* A local port.  Kept small: 100,000 idle ports must fit in 128 bytes each
+ * including the table slot. */
+typedef struct aemp__port {
+    uint64_t counter; /* 0 for the node port */
+    aemp_rcv_fn cb;
+    void *user;
+    struct aemp__tags *tags;
+    struct aemp_mon *mons; /* monitors of this port, in set-up order */
+    uint32_t idlen;
+    uint8_t dead;
+    char id[]; /* "<noderef>#<name>", NUL-terminated */
+} aemp__port_t;
+
+/* Work for the loop, in one FIFO so that messages and death notices keep
+ * the order in which they were caused. */
+enum aemp__item_kind {
+    AEMP__DELIVER, /* msg to local port `counter` (0 = node port) */
+    AEMP__DIED,    /* port died: fire its monitors with reason, free it */
+    AEMP__FIRE,    /* fire one monitor (no_such_port) with reason */
+};
+
+typedef struct aemp__item {
+    struct aemp__item *next;
+    uint8_t kind;
+    uint64_t counter;
+    aemp_msg_t *msg;
+    char *id; /* AEMP__FIRE: the monitored port's ID */
+    union {
+        aemp__port_t *port;
+        struct aemp_mon *mon;
+    } u;
+} aemp__item_t;
+
+enum aemp__mon_kind { AEMP__MON_CB, AEMP__MON_KILL, AEMP__MON_MSG,
+                      AEMP__MON_GUARD };
+enum aemp__mon_state {
+    AEMP__MON_ARMED,     /* linked into its port's list */
+    AEMP__MON_QUEUED,    /* an AEMP__FIRE item will fire it */
+    AEMP__MON_FIRED,     /* done; memory kept for its guard holder */
+    AEMP__MON_CANCELLED, /* queued, then cancelled: the item frees it */
+    AEMP__MON_ORPHAN,    /* node freed while the guard was held */
+};
+
+struct aemp_mon {
+    struct aemp_mon *next, *prev;
+    aemp_node_t *node;
+    aemp__port_t *port; /* while ARMED */
+    uint8_t kind, state, held;
+    union {
+        struct { aemp_mon_fn fn; void *user; } cb;
+        struct { char *other; } kill;
+        struct { char *rcvport; aemp_msg_t *head; } msg;
+        struct { void (*release)(void *); void *resource; } guard;
+    } u;
+};
+
+struct aemp__timer;
+
+struct aemp_node {
+    uv_loop_t *loop;
+    uv_loop_t own_loop;
+    bool owns_loop;
+    uv_idle_t idle; /* active while the queue is non-empty */
+    int closing;    /* handles still to be closed before the free */
+    bool freeing;
+
+    char *noderef;
+    size_t noderef_len;
+    char cookie[AEMP__COOKIE_LEN + 1];
+    uint64_t next_counter;
+
+    /* open addressing, linear probing, keyed by counter */
+    aemp__port_t **slots;
+    size_t nslots, nports;
+    aemp__port_t *node_port;
+
+    aemp__item_t *head, **tail;
+    aemp__item_t *free_items;
+    size_t nfree_items;
+
+    aemp_ctx_t *cur; /* innermost running port callback */
+    int dispatching;  /* inside the queue runner */
+    aemp_log_fn log_fn;
+    void *log_user;
+    int log_level;
+    struct aemp__timer *timers;
+};
+
+struct aemp_ctx {
+    aemp_node_t *node;
+    aemp__port_t *port;
+    char *die; /* set by aemp_die */
+    aemp_ctx_t *outer;
+};
+
+/* port.c */
+int aemp__ports_init(aemp_node_t *n);
+void aemp__ports_free(aemp_node_t *n);
+aemp__port_t *aemp__port_get(aemp_node_t *n, uint64_t counter);
+void aemp__port_unlink(aemp_node_t *n, aemp__port_t *p);
+/* Where a port ID points: 1 local (counter set; 0 = node port), 0 remote,
+ * AEMP_EINVAL if malformed. */
+int aemp__port_locate(aemp_node_t *n, const char *id, uint64_t *counter);
+/* Finds a live local port by ID: AEMP_ENOPORT / AEMP_ENOTLOCAL. */
+int aemp__port_find(aemp_node_t *n, const char *id, aemp__port_t **out);
+void aemp__tags_free(struct aemp__tags *t);
+
+/* node.c */
+aemp__item_t *aemp__item_new(aemp_node_t *n, uint8_t kind);
+void aemp__enqueue(aemp_node_t *n, aemp__item_t *it);
+/* Runs cb in port context; kills the port with ["die", ...] on failure. */
+void aemp__run_in(aemp_node_t *n, aemp__port_t *p, aemp_rcv_fn rcv,
+                  aemp_task_fn task, const aemp_msg_t *m, void *user);
+/* Local delivery of m (a reference is taken) to counter. */
+int aemp__deliver(aemp_node_t *n, uint64_t counter, const aemp_msg_t *m);
+/* Sends m to any port ID (local or remote); m is borrowed. */
+int aemp__send(aemp_node_t *n, const char *port, const aemp_msg_t *m);
+
+/* A handle of the node finished closing during aemp_node_free. */
+void aemp__node_handle_closed(aemp_node_t *n);
+
+/* monitor.c */
+/* Kills a live local port: unlinks it, queues its death notice. */
+void aemp__port_kill(aemp_node_t *n, aemp__port_t *p, aemp_msg_t *reason);
+void aemp__kill_die(aemp_node_t *n, aemp__port_t *p, const char *text);
+void aemp__process_died(aemp_node_t *n, aemp__item_t *it);
+void aemp__process_fire(aemp_node_t *n, aemp__item_t *it);
+/* At node free: a queued AEMP__FIRE that will never run. */
+void aemp__drop_fire(aemp_node_t *n, aemp__item_t *it);
+/* At node free: releases guards, orphans held monitors. */
+void aemp__port_drop_mons(aemp_node_t *n, aemp__port_t *p);
+
+/* timer.c */
+void aemp__timers_close(aemp_node_t *n);
+
+/* log.c */
+void aemp__log(aemp_node_t *n, int level, const char *fmt, ...)
+    AEMP_PRINTF(3, 4);
+
+/* nodeport.c */
+void aemp__nodeport_dispatch(aemp_node_t *n, const aemp_msg_t *m);
+
+#endif

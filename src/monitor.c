@@ -1,0 +1,363 @@
+/* Killing ports and the monitors that notice it.  Deaths are queued and
+ * monitors fire from the loop, so no user code runs inside aemp_kil. */
+#include "kernel.h"
+
+#include <string.h>
+
+/* ---- killing ------------------------------------------------------------ */
+
+/* Takes reason.  Under memory exhaustion the death notice cannot be
+ * queued; the port then stays alive (nothing is half-done) and the error
+ * is returned. */
+static int port_kill(aemp_node_t *n, aemp__port_t *p, aemp_msg_t *reason)
+{
+    aemp__item_t *it = aemp__item_new(n, AEMP__DIED);
+    if (!it) {
+        aemp_msg_unref(reason);
+        return AEMP_ENOMEM;
+    }
+    p->dead = 1;
+    aemp__port_unlink(n, p);
+    aemp__tags_free(p->tags);
+    p->tags = NULL;
+    p->cb = NULL;
+    it->u.port = p;
+    it->msg = reason;
+    aemp__enqueue(n, it);
+    return 0;
+}
+
+void aemp__port_kill(aemp_node_t *n, aemp__port_t *p, aemp_msg_t *reason)
+{
+    if (port_kill(n, p, reason) < 0)
+        aemp__log(n, AEMP_LOG_ERROR, "out of memory killing %s", p->id);
+}
+
+void aemp__kill_die(aemp_node_t *n, aemp__port_t *p, const char *text)
+{
+    aemp_msg_t *reason;
+    if (aemp_msg_new(&reason, "ss", "die", text) < 0) {
+        aemp__log(n, AEMP_LOG_ERROR, "out of memory killing %s", p->id);
+        return;
+    }
+    aemp__port_kill(n, p, reason);
+}
+
+/* Kills any port ID with reason (borrowed). */
+static int kill_id(aemp_node_t *n, const char *port, const aemp_msg_t *reason)
+{
+    uint64_t counter;
+    int rc = aemp__port_locate(n, port, &counter);
+    if (rc < 0)
+        return rc;
+    if (rc == 0)
+        return AEMP_ENOROUTE; /* remote kil arrives with networking */
+    if (counter == 0)
+        return AEMP_EPERM;
+    aemp__port_t *p = aemp__port_get(n, counter);
+    return p ? port_kill(n, p, aemp_msg_ref(reason)) : 0;
+}
+
+static int kil_msg(aemp_node_t *n, const char *port, aemp_msg_t *reason)
+{
+    int rc = kill_id(n, port, reason);
+    aemp_msg_unref(reason);
+    return rc;
+}
+
+int aemp_kil(aemp_node_t *n, const char *port, const char *picture, ...)
+{
+    if (!n)
+        return AEMP_EINVAL;
+    aemp_msg_t *reason;
+    va_list ap;
+    va_start(ap, picture);
+    int rc = aemp__msg_vnew(&reason, picture, ap);
+    va_end(ap);
+    return rc < 0 ? rc : kil_msg(n, port, reason);
+}
+
+int aemp_kilv(aemp_node_t *n, const char *port, aemp_val_t **reason)
+{
+    aemp_msg_t *m;
+    int rc = n ? aemp_msg_from_val(&m, reason) : AEMP_EINVAL;
+    return rc < 0 ? rc : kil_msg(n, port, m);
+}
+
+/* ---- monitor records ---------------------------------------------------- */
+
+static void mon_free(struct aemp_mon *m)
+{
+    if (m->kind == AEMP__MON_KILL) {
+        aemp__free(m->u.kill.other);
+    } else if (m->kind == AEMP__MON_MSG) {
+        aemp__free(m->u.msg.rcvport);
+        aemp_msg_unref(m->u.msg.head);
+    }
+    aemp__free(m);
+}
+
+static void mon_link(aemp__port_t *p, struct aemp_mon *m)
+{
+    /* head->prev is the tail, so appending keeps set-up order in O(1) */
+    m->port = p;
+    m->next = NULL;
+    if (!p->mons) {
+        m->prev = m;
+        p->mons = m;
+    } else {
+        m->prev = p->mons->prev;
+        p->mons->prev->next = m;
+        p->mons->prev = m;
+    }
+}
+
+static void mon_unlink(struct aemp_mon *m)
+{
+    aemp__port_t *p = m->port;
+    if (m->next)
+        m->next->prev = m->prev;
+    else
+        p->mons->prev = m->prev;
+    if (p->mons == m)
+        p->mons = m->next;
+    else
+        m->prev->next = m->next;
+    m->port = NULL;
+}
+
+/* Runs a monitor's action.  Nothing touches m after a user callback when
+ * the user holds the guard (they may cancel it from inside). */
+static void mon_fire(aemp_node_t *n, struct aemp_mon *m, const char *port,
+                     const aemp_msg_t *reason)
+{
+    bool held = m->held;
+    m->state = AEMP__MON_FIRED;
+    switch (m->kind) {
+    case AEMP__MON_CB:
+        m->u.cb.fn(n, port, reason, m->u.cb.user);
+        break;
+    case AEMP__MON_KILL:
+        if (aemp_msg_len(reason))
+            kill_id(n, m->u.kill.other, reason);
+        break;
+    case AEMP__MON_MSG: {
+        aemp_msg_t *msg;
+        if (aemp__msg_concat(&msg, m->u.msg.head, reason) == 0) {
+            aemp__send(n, m->u.msg.rcvport, msg);
+            aemp_msg_unref(msg);
+        } else {
+            aemp__log(n, AEMP_LOG_ERROR, "out of memory notifying %s",
+                      m->u.msg.rcvport);
+        }
+        break;
+    }
+    case AEMP__MON_GUARD:
+        m->u.guard.release(m->u.guard.resource);
+        break;
+    }
+    if (!held)
+        mon_free(m);
+}
+
+void aemp__process_died(aemp_node_t *n, aemp__item_t *it)
+{
+    aemp__port_t *p = it->u.port;
+    struct aemp_mon *m;
+    while ((m = p->mons)) {
+        mon_unlink(m);
+        mon_fire(n, m, p->id, it->msg);
+    }
+    aemp_msg_unref(it->msg);
+    aemp__free(p);
+}
+
+void aemp__process_fire(aemp_node_t *n, aemp__item_t *it)
+{
+    struct aemp_mon *m = it->u.mon;
+    if (m->state == AEMP__MON_CANCELLED)
+        mon_free(m);
+    else
+        mon_fire(n, m, it->id, it->msg);
+    aemp_msg_unref(it->msg);
+    aemp__free(it->id);
+}
+
+/* The node goes away: guards release their resources, held guards become
+ * orphans that aemp_mon_cancel() only frees, the rest is freed. */
+static void mon_drop(struct aemp_mon *m)
+{
+    if (m->state == AEMP__MON_CANCELLED) {
+        mon_free(m);
+        return;
+    }
+    if (m->kind == AEMP__MON_GUARD)
+        m->u.guard.release(m->u.guard.resource);
+    if (m->held) {
+        m->state = AEMP__MON_ORPHAN;
+        m->node = NULL;
+    } else {
+        mon_free(m);
+    }
+}
+
+void aemp__port_drop_mons(aemp_node_t *n, aemp__port_t *p)
+{
+    struct aemp_mon *m;
+    while ((m = p->mons)) {
+        mon_unlink(m);
+        mon_drop(m);
+    }
+}
+
+void aemp__drop_fire(aemp_node_t *n, aemp__item_t *it)
+{
+    mon_drop(it->u.mon);
+}
+
+void aemp_mon_cancel(aemp_mon_t *m)
+{
+    if (!m)
+        return;
+    switch (m->state) {
+    case AEMP__MON_ARMED:
+        mon_unlink(m);
+        /* fall through */
+    case AEMP__MON_QUEUED:
+        if (m->kind == AEMP__MON_GUARD)
+            m->u.guard.release(m->u.guard.resource);
+        if (m->state == AEMP__MON_QUEUED) {
+            m->state = AEMP__MON_CANCELLED; /* its queue item frees it */
+            m->held = 0;
+            return;
+        }
+        break;
+    case AEMP__MON_CANCELLED:
+        return; /* cancelled twice: the queue item still owns it */
+    default:
+        break;
+    }
+    mon_free(m);
+}
+
+/* ---- setting monitors up ------------------------------------------------ */
+
+static int fire_soon(aemp_node_t *n, struct aemp_mon *m, const char *port)
+{
+    aemp__item_t *it = aemp__item_new(n, AEMP__FIRE);
+    if (!it)
+        return AEMP_ENOMEM;
+    it->id = aemp__strdup(port);
+    int rc = it->id ? aemp_msg_new(&it->msg, "ss", "no_such_port",
+                                   "cannot monitor nonexistent port")
+                    : AEMP_ENOMEM;
+    if (rc < 0) {
+        aemp__free(it->id);
+        aemp__free(it); /* never queued */
+        return rc;
+    }
+    m->state = AEMP__MON_QUEUED;
+    it->u.mon = m;
+    aemp__enqueue(n, it);
+    return 0;
+}
+
+/* Arms m on port; m is freed on failure. */
+static int mon_setup(aemp_node_t *n, const char *port, struct aemp_mon *m,
+                     aemp_mon_t **guard)
+{
+    uint64_t counter;
+    int rc = aemp__port_locate(n, port, &counter);
+    if (rc == 0)
+        rc = AEMP_ENOROUTE; /* remote monitors arrive with networking */
+    if (rc < 0)
+        goto fail;
+    m->node = n;
+    m->held = guard != NULL;
+    m->state = AEMP__MON_ARMED;
+    aemp__port_t *p = counter ? aemp__port_get(n, counter) : n->node_port;
+    if (p)
+        mon_link(p, m);
+    else if ((rc = fire_soon(n, m, port)) < 0)
+        goto fail;
+    if (guard)
+        *guard = m;
+    return 0;
+fail:
+    mon_free(m);
+    return rc;
+}
+
+static struct aemp_mon *mon_new(uint8_t kind)
+{
+    struct aemp_mon *m = aemp__calloc(1, sizeof *m);
+    if (m)
+        m->kind = kind;
+    return m;
+}
+
+int aemp_mon_cb(aemp_node_t *n, const char *port, aemp_mon_fn cb, void *user,
+                aemp_mon_t **guard)
+{
+    if (!n || !cb)
+        return AEMP_EINVAL;
+    struct aemp_mon *m = mon_new(AEMP__MON_CB);
+    if (!m)
+        return AEMP_ENOMEM;
+    m->u.cb.fn = cb;
+    m->u.cb.user = user;
+    return mon_setup(n, port, m, guard);
+}
+
+int aemp_mon_kill(aemp_node_t *n, const char *port, const char *other,
+                  aemp_mon_t **guard)
+{
+    if (!n)
+        return AEMP_EINVAL;
+    if (!other && !n->cur)
+        return AEMP_ENOCTX;
+    struct aemp_mon *m = mon_new(AEMP__MON_KILL);
+    if (!m)
+        return AEMP_ENOMEM;
+    m->u.kill.other = aemp__strdup(other ? other : n->cur->port->id);
+    if (!m->u.kill.other) {
+        mon_free(m);
+        return AEMP_ENOMEM;
+    }
+    return mon_setup(n, port, m, guard);
+}
+
+int aemp_mon_msg(aemp_node_t *n, const char *port, const char *rcvport,
+                 aemp_mon_t **guard, const char *picture, ...)
+{
+    if (!n || !rcvport)
+        return AEMP_EINVAL;
+    struct aemp_mon *m = mon_new(AEMP__MON_MSG);
+    if (!m)
+        return AEMP_ENOMEM;
+    va_list ap;
+    va_start(ap, picture);
+    int rc = aemp__msg_vnew(&m->u.msg.head, picture, ap);
+    va_end(ap);
+    if (rc == 0 && !(m->u.msg.rcvport = aemp__strdup(rcvport)))
+        rc = AEMP_ENOMEM;
+    if (rc < 0) {
+        mon_free(m);
+        return rc;
+    }
+    return mon_setup(n, port, m, guard);
+}
+
+int aemp_mon_guard(aemp_node_t *n, const char *port,
+                   void (*release)(void *resource), void *resource,
+                   aemp_mon_t **guard)
+{
+    if (!n || !release)
+        return AEMP_EINVAL;
+    struct aemp_mon *m = mon_new(AEMP__MON_GUARD);
+    if (!m)
+        return AEMP_ENOMEM;
+    m->u.guard.release = release;
+    m->u.guard.resource = resource;
+    return mon_setup(n, port, m, guard);
+}

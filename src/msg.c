@@ -1,0 +1,433 @@
+/* Messages: one immutable, reference-counted block per message, built from
+ * pictures or value trees, read with aemp_msg_unpack. */
+#include "value.h"
+
+#include <limits.h>
+#include <string.h>
+
+#define MSG_HDR sizeof(struct aemp_msg)
+
+int aemp__msg_alloc(aemp_msg_t **out, size_t nodes, size_t text, size_t nroot,
+                    aemp__fill_t *fill)
+{
+    const size_t nsz = sizeof(struct aemp_val);
+    if (nodes > (SIZE_MAX - MSG_HDR) / nsz ||
+        text > SIZE_MAX - MSG_HDR - nodes * nsz || nroot > AEMP__MAX_LEN)
+        return AEMP_ELIMIT;
+    aemp_msg_t *m = aemp__malloc(MSG_HDR + nodes * nsz + text);
+    if (!m)
+        return AEMP_ENOMEM;
+    m->owner = m;
+    m->refs = 1;
+    m->pad = 0;
+    m->root.type = AEMP_T_ARR;
+    m->root.owned = 0;
+    m->root.pad = 0;
+    m->root.len = (uint32_t)nroot;
+    m->root.u.items = (struct aemp_val *)(m + 1);
+    fill->node = m->root.u.items + nroot;
+    fill->text = (char *)(m->root.u.items + nodes);
+    *out = m;
+    return 0;
+}
+
+char *aemp__fill_text(aemp__fill_t *f, const void *p, size_t len)
+{
+    char *t = f->text;
+    if (len)
+        memcpy(t, p, len);
+    t[len] = 0;
+    f->text += len + 1;
+    return t;
+}
+
+struct aemp_val *aemp__fill_nodes(aemp__fill_t *f, size_t n)
+{
+    struct aemp_val *v = f->node;
+    f->node += n;
+    return v;
+}
+
+static size_t child_count(const aemp_val_t *v)
+{
+    if (v->type == AEMP_T_ARR)
+        return v->len;
+    if (v->type == AEMP_T_MAP)
+        return 2 * (size_t)v->len;
+    return 0;
+}
+
+int aemp__val_measure(const aemp_val_t *v, size_t *nodes, size_t *text)
+{
+    if (v->type == AEMP_T_STR || v->type == AEMP_T_BYTES) {
+        *text += (size_t)v->len + 1;
+        return 0;
+    }
+    size_t n = child_count(v);
+    *nodes += n;
+    for (size_t i = 0; i < n; i++)
+        if (aemp__val_measure(&v->u.items[i], nodes, text) < 0)
+            return AEMP_ELIMIT;
+    return *nodes > SIZE_MAX / 64 || *text > SIZE_MAX / 2 ? AEMP_ELIMIT : 0;
+}
+
+void aemp__val_flatten(struct aemp_val *dst, const aemp_val_t *v,
+                       aemp__fill_t *f)
+{
+    *dst = *v;
+    dst->owned = 0;
+    if (v->type == AEMP_T_STR || v->type == AEMP_T_BYTES) {
+        dst->u.s = aemp__fill_text(f, v->u.s, v->len);
+        return;
+    }
+    size_t n = child_count(v);
+    if (v->type != AEMP_T_ARR && v->type != AEMP_T_MAP)
+        return;
+    dst->u.items = aemp__fill_nodes(f, n);
+    for (size_t i = 0; i < n; i++)
+        aemp__val_flatten(&dst->u.items[i], &v->u.items[i], f);
+}
+
+int aemp_msg_from_val(aemp_msg_t **out, aemp_val_t **arr)
+{
+    if (!out || !arr)
+        return AEMP_EINVAL;
+    aemp_val_t *v = *arr;
+    if (!v)
+        return AEMP_ENOMEM;
+    if (v->type != AEMP_T_ARR)
+        return AEMP_ETYPE;
+    size_t nodes = 0, text = 0;
+    int rc = aemp__val_measure(v, &nodes, &text);
+    aemp__fill_t f;
+    aemp_msg_t *m;
+    if (rc < 0 || (rc = aemp__msg_alloc(&m, nodes, text, v->len, &f)) < 0)
+        return rc;
+    for (size_t i = 0; i < v->len; i++)
+        aemp__val_flatten(&m->root.u.items[i], &v->u.items[i], &f);
+    aemp_val_free(v);
+    *arr = NULL;
+    *out = m;
+    return 0;
+}
+
+aemp_msg_t *aemp_msg_ref(const aemp_msg_t *m)
+{
+    aemp_msg_t *o = m->owner;
+    o->refs++;
+    return o;
+}
+
+void aemp_msg_unref(aemp_msg_t *m)
+{
+    if (!m)
+        return;
+    aemp_msg_t *o = m->owner;
+    if (--o->refs == 0)
+        aemp__free(o);
+}
+
+size_t aemp_msg_len(const aemp_msg_t *m) { return m ? m->root.len : 0; }
+
+const aemp_val_t *aemp_msg_at(const aemp_msg_t *m, size_t i)
+{
+    return m ? aemp_val_at(&m->root, i) : NULL;
+}
+
+const aemp_val_t *aemp_msg_val(const aemp_msg_t *m)
+{
+    return m ? &m->root : NULL;
+}
+
+void aemp__msg_view_tail(const aemp_msg_t *m, aemp_msg_t *view)
+{
+    *view = *m;
+    view->owner = m->owner;
+    if (view->root.len) {
+        view->root.len--;
+        view->root.u.items++;
+    }
+}
+
+/* One message of the elements of several runs of values, copied. */
+static int msg_join(aemp_msg_t **out, const struct aemp_val *const runs[],
+                    const size_t lens[], size_t nruns)
+{
+    size_t nroot = 0, nodes = 0, text = 0;
+    for (size_t r = 0; r < nruns; r++) {
+        nroot += lens[r];
+        for (size_t i = 0; i < lens[r]; i++)
+            aemp__val_measure(&runs[r][i], &nodes, &text);
+    }
+    aemp__fill_t f;
+    aemp_msg_t *m;
+    int rc = aemp__msg_alloc(&m, nroot + nodes, text, nroot, &f);
+    if (rc < 0)
+        return rc;
+    struct aemp_val *dst = m->root.u.items;
+    for (size_t r = 0; r < nruns; r++)
+        for (size_t i = 0; i < lens[r]; i++)
+            aemp__val_flatten(dst++, &runs[r][i], &f);
+    *out = m;
+    return 0;
+}
+
+int aemp__msg_concat(aemp_msg_t **out, const aemp_msg_t *a,
+                     const aemp_msg_t *b)
+{
+    const struct aemp_val *runs[2] = {a->root.u.items, b->root.u.items};
+    size_t lens[2] = {a->root.len, b->root.len};
+    return msg_join(out, runs, lens, 2);
+}
+
+int aemp__msg_slice(aemp_msg_t **out, const aemp_msg_t *m, size_t from)
+{
+    if (from > m->root.len)
+        from = m->root.len;
+    const struct aemp_val *runs[1] = {m->root.u.items + from};
+    size_t lens[1] = {m->root.len - from};
+    return msg_join(out, runs, lens, 1);
+}
+
+/* ---- pictures ---------------------------------------------------------- */
+
+/* Number of values at this level of a picture, up to the matching close
+ * bracket (or the end); -1 if unbalanced or an unknown letter. */
+static long pic_count(const char *p, char close, const char **end)
+{
+    long n = 0;
+    for (; *p && *p != close; p++) {
+        if (*p == '[' || *p == '{') {
+            const char *e;
+            if (pic_count(p + 1, *p == '[' ? ']' : '}', &e) < 0 || !*e)
+                return -1;
+            p = e;
+        } else if (!strchr("nbiIdsSyv", *p)) {
+            return -1;
+        }
+        n++;
+    }
+    if (close && *p != close)
+        return -1;
+    *end = p;
+    return n;
+}
+
+/* Pass 1: sizes of the values the picture describes, consuming arguments
+ * exactly as pass 2 will. */
+static int pic_measure(const char **pp, va_list *ap, bool in_map,
+                       size_t *nodes, size_t *text)
+{
+    const char *p = *pp;
+    for (; *p && *p != ']' && *p != '}'; p++) {
+        if (in_map) {
+            const char *k = va_arg(*ap, const char *);
+            if (!k)
+                return AEMP_EINVAL;
+            *nodes += 1;
+            *text += strlen(k) + 1;
+        }
+        *nodes += 1;
+        switch (*p) {
+        case 'n': break;
+        case 'b': case 'i': (void)va_arg(*ap, int); break;
+        case 'I': (void)va_arg(*ap, int64_t); break;
+        case 'd': (void)va_arg(*ap, double); break;
+        case 's': {
+            const char *s = va_arg(*ap, const char *);
+            if (!s)
+                return AEMP_EINVAL;
+            *text += strlen(s) + 1;
+            break;
+        }
+        case 'S': case 'y': {
+            const void *s = va_arg(*ap, const void *);
+            size_t len = va_arg(*ap, size_t);
+            if ((!s && len) || len > AEMP__MAX_LEN)
+                return AEMP_EINVAL;
+            *text += len + 1;
+            break;
+        }
+        case 'v': {
+            const aemp_val_t *v = va_arg(*ap, const aemp_val_t *);
+            if (v && aemp__val_measure(v, nodes, text) < 0)
+                return AEMP_ELIMIT;
+            break;
+        }
+        case '[': case '{': {
+            const char *q = p + 1;
+            int rc = pic_measure(&q, ap, *p == '{', nodes, text);
+            if (rc < 0)
+                return rc;
+            p = q;
+            break;
+        }
+        }
+    }
+    *pp = p;
+    return 0;
+}
+
+static void set_text(struct aemp_val *d, aemp_type_t t, const void *s,
+                     size_t len, aemp__fill_t *f)
+{
+    d->type = (uint8_t)t;
+    d->len = (uint32_t)len;
+    d->u.s = aemp__fill_text(f, s, len);
+}
+
+/* Pass 2: writes the values of one level into dst[0..]. */
+static void pic_fill(const char **pp, va_list *ap, bool in_map,
+                     struct aemp_val *dst, aemp__fill_t *f)
+{
+    const char *p = *pp;
+    for (; *p && *p != ']' && *p != '}'; p++) {
+        if (in_map) {
+            const char *k = va_arg(*ap, const char *);
+            memset(dst, 0, sizeof *dst);
+            set_text(dst++, AEMP_T_STR, k, strlen(k), f);
+        }
+        struct aemp_val *d = dst++;
+        memset(d, 0, sizeof *d);
+        switch (*p) {
+        case 'n': d->type = AEMP_T_NULL; break;
+        case 'b': d->type = AEMP_T_BOOL; d->u.i = va_arg(*ap, int) != 0; break;
+        case 'i': d->type = AEMP_T_INT; d->u.i = va_arg(*ap, int); break;
+        case 'I': d->type = AEMP_T_INT; d->u.i = va_arg(*ap, int64_t); break;
+        case 'd': d->type = AEMP_T_DOUBLE; d->u.d = va_arg(*ap, double); break;
+        case 's': {
+            const char *s = va_arg(*ap, const char *);
+            set_text(d, AEMP_T_STR, s, strlen(s), f);
+            break;
+        }
+        case 'S': case 'y': {
+            const void *s = va_arg(*ap, const void *);
+            size_t len = va_arg(*ap, size_t);
+            set_text(d, *p == 'S' ? AEMP_T_STR : AEMP_T_BYTES, s, len, f);
+            break;
+        }
+        case 'v': {
+            const aemp_val_t *v = va_arg(*ap, const aemp_val_t *);
+            if (v)
+                aemp__val_flatten(d, v, f);
+            break;
+        }
+        case '[': case '{': {
+            const char *q = p + 1, *e;
+            long n = pic_count(q, *p == '[' ? ']' : '}', &e);
+            d->type = *p == '[' ? AEMP_T_ARR : AEMP_T_MAP;
+            d->len = (uint32_t)n;
+            d->u.items = aemp__fill_nodes(f, *p == '[' ? (size_t)n : 2 * (size_t)n);
+            pic_fill(&q, ap, *p == '{', d->u.items, f);
+            p = q;
+            break;
+        }
+        }
+    }
+    *pp = p;
+}
+
+int aemp__msg_vnew(aemp_msg_t **out, const char *picture, va_list ap)
+{
+    const char *end;
+    if (!out)
+        return AEMP_EINVAL;
+    if (!picture)
+        picture = "";
+    long nroot = pic_count(picture, 0, &end);
+    if (nroot < 0)
+        return AEMP_EINVAL;
+    size_t nodes = 0, text = 0;
+    va_list ap2;
+    va_copy(ap2, ap);
+    const char *p = picture;
+    int rc = pic_measure(&p, &ap2, false, &nodes, &text);
+    va_end(ap2);
+    aemp__fill_t f;
+    aemp_msg_t *m;
+    if (rc < 0 || (rc = aemp__msg_alloc(&m, nodes, text, (size_t)nroot, &f)) < 0)
+        return rc;
+    p = picture;
+    va_copy(ap2, ap);
+    pic_fill(&p, &ap2, false, m->root.u.items, &f);
+    va_end(ap2);
+    *out = m;
+    return 0;
+}
+
+int aemp_msg_new(aemp_msg_t **out, const char *picture, ...)
+{
+    va_list ap;
+    va_start(ap, picture);
+    int rc = aemp__msg_vnew(out, picture, ap);
+    va_end(ap);
+    return rc;
+}
+
+/* ---- unpacking --------------------------------------------------------- */
+
+static int unpack_check(const aemp_msg_t *m, const char *p)
+{
+    size_t i = 0;
+    for (; *p; p++, i++) {
+        if (*p == '*' && !p[1])
+            return 0;
+        const aemp_val_t *v = aemp_msg_at(m, i);
+        if (!v)
+            return AEMP_ERANGE;
+        aemp_type_t t = (aemp_type_t)v->type;
+        switch (*p) {
+        case '-': break;
+        case 'n': if (t != AEMP_T_NULL) return AEMP_ETYPE; break;
+        case 'b': if (t != AEMP_T_BOOL) return AEMP_ETYPE; break;
+        case 'i':
+            if (t != AEMP_T_INT)
+                return AEMP_ETYPE;
+            if (v->u.i < INT_MIN || v->u.i > INT_MAX)
+                return AEMP_ERANGE;
+            break;
+        case 'I': if (t != AEMP_T_INT) return AEMP_ETYPE; break;
+        case 'd':
+            if (t != AEMP_T_DOUBLE && t != AEMP_T_INT)
+                return AEMP_ETYPE;
+            break;
+        case 's': case 'S': if (t != AEMP_T_STR) return AEMP_ETYPE; break;
+        case 'y': if (t != AEMP_T_BYTES) return AEMP_ETYPE; break;
+        case 'v': break;
+        default: return AEMP_EINVAL;
+        }
+    }
+    return i == aemp_msg_len(m) ? 0 : AEMP_ERANGE;
+}
+
+int aemp_msg_unpack(const aemp_msg_t *m, const char *picture, ...)
+{
+    if (!m || !picture)
+        return AEMP_EINVAL;
+    int rc = unpack_check(m, picture);
+    if (rc < 0)
+        return rc;
+    va_list ap;
+    va_start(ap, picture);
+    const aemp_val_t *v = m->root.u.items;
+    for (const char *p = picture; *p && *p != '*'; p++, v++) {
+        switch (*p) {
+        case 'b': *va_arg(ap, int *) = (int)v->u.i; break;
+        case 'i': *va_arg(ap, int *) = (int)v->u.i; break;
+        case 'I': *va_arg(ap, int64_t *) = v->u.i; break;
+        case 'd': aemp_val_double(v, va_arg(ap, double *)); break;
+        case 's': *va_arg(ap, const char **) = v->u.s; break;
+        case 'S':
+            *va_arg(ap, const char **) = v->u.s;
+            *va_arg(ap, size_t *) = v->len;
+            break;
+        case 'y':
+            *va_arg(ap, const void **) = v->u.s;
+            *va_arg(ap, size_t *) = v->len;
+            break;
+        case 'v': *va_arg(ap, const aemp_val_t **) = v; break;
+        }
+    }
+    va_end(ap);
+    return 0;
+}

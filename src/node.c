@@ -1,0 +1,289 @@
+/* Node lifecycle and the dispatch queue: every delivery and death notice
+ * runs from the loop, in FIFO order, never re-entrantly from snd/kil. */
+#include "kernel.h"
+
+#include <string.h>
+
+/* Items processed per loop iteration before I/O gets a turn. */
+#define DISPATCH_BUDGET 65536
+/* Free items kept for reuse; beyond that they go back to the allocator. */
+#define ITEM_CACHE 4096
+
+static const char cookie_alphabet[] =
+    "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789";
+
+/* The instance cookie: ~59 bits from the CSPRNG.  OpenSSL seeds from the
+ * OS, so two instances (even a restart in the same second with the same
+ * pid) collide with negligible probability — which is what keeps port IDs
+ * from ever being reused. */
+static int make_cookie(char *out)
+{
+    unsigned char rnd[AEMP__COOKIE_LEN];
+    int rc = aemp__random(rnd, sizeof rnd);
+    if (rc < 0)
+        return rc;
+    for (size_t i = 0; i < AEMP__COOKIE_LEN; i++)
+        out[i] = cookie_alphabet[rnd[i] % (sizeof cookie_alphabet - 1)];
+    out[AEMP__COOKIE_LEN] = 0;
+    return 0;
+}
+
+static void on_idle(uv_idle_t *h);
+
+static int node_init(aemp_node_t *n)
+{
+    int rc = make_cookie(n->cookie);
+    if (rc < 0)
+        return rc;
+    n->noderef = aemp__asprintf("anon/%s", n->cookie);
+    if (!n->noderef)
+        return AEMP_ENOMEM;
+    n->noderef_len = strlen(n->noderef);
+    n->next_counter = 1;
+    n->tail = &n->head;
+    aemp_node_set_log(n, AEMP_LOG_WARN, NULL, NULL);
+    return aemp__ports_init(n);
+}
+
+int aemp_node_new(aemp_node_t **out, uv_loop_t *loop)
+{
+    if (!out)
+        return AEMP_EINVAL;
+    aemp_node_t *n = aemp__calloc(1, sizeof *n);
+    if (!n)
+        return AEMP_ENOMEM;
+    int rc = node_init(n);
+    if (rc == 0 && !loop) {
+        if (uv_loop_init(&n->own_loop) != 0)
+            rc = AEMP_ESYS;
+        n->owns_loop = rc == 0;
+        loop = &n->own_loop;
+    }
+    if (rc < 0) {
+        aemp__ports_free(n);
+        aemp__free(n->noderef);
+        aemp__free(n);
+        return rc;
+    }
+    n->loop = loop;
+    uv_idle_init(loop, &n->idle);
+    n->idle.data = n;
+    *out = n;
+    return 0;
+}
+
+/* ---- queue --------------------------------------------------------------- */
+
+aemp__item_t *aemp__item_new(aemp_node_t *n, uint8_t kind)
+{
+    aemp__item_t *it = n->free_items;
+    if (it) {
+        n->free_items = it->next;
+        n->nfree_items--;
+    } else if (!(it = aemp__malloc(sizeof *it))) {
+        return NULL;
+    }
+    it->next = NULL;
+    it->kind = kind;
+    it->msg = NULL;
+    it->id = NULL;
+    return it;
+}
+
+static void item_free(aemp_node_t *n, aemp__item_t *it)
+{
+    if (n->nfree_items >= ITEM_CACHE) {
+        aemp__free(it);
+        return;
+    }
+    it->next = n->free_items;
+    n->free_items = it;
+    n->nfree_items++;
+}
+
+void aemp__enqueue(aemp_node_t *n, aemp__item_t *it)
+{
+    if (!n->head && !n->freeing)
+        uv_idle_start(&n->idle, on_idle);
+    *n->tail = it;
+    n->tail = &it->next;
+}
+
+static aemp__item_t *dequeue(aemp_node_t *n)
+{
+    aemp__item_t *it = n->head;
+    if (it && !(n->head = it->next))
+        n->tail = &n->head;
+    return it;
+}
+
+/* ---- dispatch -------------------------------------------------------------- */
+
+void aemp__run_in(aemp_node_t *n, aemp__port_t *p, aemp_rcv_fn rcv,
+                  aemp_task_fn task, const aemp_msg_t *m, void *user)
+{
+    aemp_ctx_t c = {n, p, NULL, n->cur};
+    n->cur = &c;
+    int rc = rcv ? rcv(&c, m, user) : task(&c, user);
+    n->cur = c.outer;
+    if (rc != 0 && !p->dead)
+        aemp__kill_die(n, p, c.die ? c.die : aemp_strerror(rc));
+    aemp__free(c.die);
+}
+
+static const struct aemp__tag *tag_lookup(const aemp__port_t *p,
+                                          const aemp_msg_t *m)
+{
+    if (!p->tags || !m->root.len || m->root.u.items[0].type != AEMP_T_STR)
+        return NULL;
+    const struct aemp_val *t = &m->root.u.items[0];
+    for (size_t i = 0; i < p->tags->n; i++) {
+        const struct aemp__tag *e = &p->tags->t[i];
+        if (e->len == t->len && memcmp(e->tag, t->u.s, t->len) == 0)
+            return e;
+    }
+    return NULL;
+}
+
+static void dispatch_msg(aemp_node_t *n, uint64_t counter, const aemp_msg_t *m)
+{
+    if (counter == 0) {
+        aemp__nodeport_dispatch(n, m);
+        return;
+    }
+    aemp__port_t *p = aemp__port_get(n, counter);
+    if (!p)
+        return; /* dead or never existed: dropped, monitors tell */
+    const struct aemp__tag *t = tag_lookup(p, m);
+    if (t) {
+        aemp_msg_t view;
+        aemp__msg_view_tail(m, &view);
+        aemp__run_in(n, p, t->cb, NULL, &view, t->user);
+    } else if (p->cb) {
+        aemp__run_in(n, p, p->cb, NULL, m, p->user);
+    } else {
+        aemp__kill_die(n, p, "received message on port without callback");
+    }
+}
+
+static void process(aemp_node_t *n, aemp__item_t *it)
+{
+    switch (it->kind) {
+    case AEMP__DELIVER:
+        dispatch_msg(n, it->counter, it->msg);
+        aemp_msg_unref(it->msg);
+        break;
+    case AEMP__DIED:
+        aemp__process_died(n, it);
+        break;
+    case AEMP__FIRE:
+        aemp__process_fire(n, it);
+        break;
+    }
+    item_free(n, it);
+}
+
+static void on_idle(uv_idle_t *h)
+{
+    aemp_node_t *n = h->data;
+    n->dispatching++;
+    for (size_t budget = DISPATCH_BUDGET; budget && n->head; budget--)
+        process(n, dequeue(n));
+    n->dispatching--;
+    if (!n->head)
+        uv_idle_stop(h);
+}
+
+int aemp__deliver(aemp_node_t *n, uint64_t counter, const aemp_msg_t *m)
+{
+    aemp__item_t *it = aemp__item_new(n, AEMP__DELIVER);
+    if (!it)
+        return AEMP_ENOMEM;
+    it->counter = counter;
+    it->msg = aemp_msg_ref(m);
+    aemp__enqueue(n, it);
+    return 0;
+}
+
+/* ---- running and freeing ---------------------------------------------- */
+
+int aemp_run(aemp_node_t *n)
+{
+    if (!n)
+        return AEMP_EINVAL;
+    if (n->dispatching || n->cur)
+        return AEMP_EBUSY;
+    uv_run(n->loop, UV_RUN_DEFAULT);
+    return 0;
+}
+
+void aemp_stop(aemp_node_t *n)
+{
+    if (n)
+        uv_stop(n->loop);
+}
+
+uv_loop_t *aemp_node_loop(aemp_node_t *n) { return n ? n->loop : NULL; }
+
+const char *aemp_noderef(const aemp_node_t *n)
+{
+    return n ? n->noderef : NULL;
+}
+
+static void free_node_memory(aemp_node_t *n)
+{
+    aemp__item_t *it;
+    while ((it = n->free_items)) {
+        n->free_items = it->next;
+        aemp__free(it);
+    }
+    aemp__free(n->noderef);
+    aemp__free(n);
+}
+
+void aemp__node_handle_closed(aemp_node_t *n)
+{
+    if (--n->closing == 0 && !n->owns_loop)
+        free_node_memory(n);
+}
+
+static void on_idle_closed(uv_handle_t *h)
+{
+    aemp__node_handle_closed(h->data);
+}
+
+/* Drops queued work without running it: messages are released, death
+ * notices and pending monitors do not fire (guards still release). */
+static void drain_queue(aemp_node_t *n)
+{
+    aemp__item_t *it;
+    while ((it = dequeue(n))) {
+        if (it->kind == AEMP__DIED) {
+            aemp__port_drop_mons(n, it->u.port);
+            aemp__free(it->u.port);
+        } else if (it->kind == AEMP__FIRE) {
+            aemp__drop_fire(n, it);
+        }
+        aemp_msg_unref(it->msg);
+        aemp__free(it->id);
+        aemp__free(it);
+    }
+}
+
+void aemp_node_free(aemp_node_t *n)
+{
+    if (!n)
+        return;
+    n->freeing = true;
+    drain_queue(n);
+    aemp__ports_free(n);
+    drain_queue(n); /* nothing new should appear, but stay safe */
+    n->closing = 1;
+    aemp__timers_close(n);
+    uv_close((uv_handle_t *)&n->idle, on_idle_closed);
+    if (n->owns_loop) {
+        uv_run(&n->own_loop, UV_RUN_DEFAULT);
+        uv_loop_close(&n->own_loop);
+        free_node_memory(n);
+    }
+}

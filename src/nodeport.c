@@ -1,0 +1,127 @@
+/* The node port (PROTOCOL.md §7): requests ["<request>", args...] sent to
+ * the bare noderef.  The requests that need a peer (mon1/mon0/kil0/iam,
+ * spawn) arrive with networking; here are the ones a local sender can
+ * use. */
+#include "kernel.h"
+
+#include <string.h>
+#include <time.h>
+
+/* snd(target..., result): target is the request's elements from `at` on:
+ * a port ID and leading message elements. */
+static void reply(aemp_node_t *n, const aemp_msg_t *req, size_t at,
+                  aemp_msg_t *result)
+{
+    const char *port;
+    aemp_msg_t *head = NULL, *msg = NULL;
+    int rc = AEMP_ENOMEM;
+    if (!result)
+        goto done;
+    if (aemp_val_str(aemp_msg_at(req, at), &port, NULL) < 0) {
+        rc = AEMP_EPROTO;
+        goto done;
+    }
+    if ((rc = aemp__msg_slice(&head, req, at + 1)) < 0 ||
+        (rc = aemp__msg_concat(&msg, head, result)) < 0)
+        goto done;
+    rc = aemp__send(n, port, msg);
+done:
+    if (rc < 0)
+        aemp__log(n, AEMP_LOG_WARN, "node port: cannot reply: %s",
+                  aemp_strerror(rc));
+    aemp_msg_unref(head);
+    aemp_msg_unref(msg);
+    aemp_msg_unref(result);
+}
+
+static void relay(aemp_node_t *n, const aemp_msg_t *req, size_t at)
+{
+    const char *port;
+    aemp_msg_t *msg;
+    if (aemp_val_str(aemp_msg_at(req, at), &port, NULL) < 0) {
+        aemp__log(n, AEMP_LOG_WARN, "node port: snd without a port ID");
+        return;
+    }
+    if (aemp__msg_slice(&msg, req, at + 1) < 0)
+        return;
+    int rc = aemp__send(n, port, msg);
+    if (rc < 0)
+        aemp__log(n, AEMP_LOG_WARN, "node port: relay to %s: %s", port,
+                  aemp_strerror(rc));
+    aemp_msg_unref(msg);
+}
+
+static void relay_multiple(aemp_node_t *n, const aemp_msg_t *req)
+{
+    for (size_t i = 1; i < aemp_msg_len(req); i++) {
+        const aemp_val_t *v = aemp_msg_at(req, i);
+        aemp_msg_t *one;
+        aemp_val_t *copy = aemp_val_copy(v);
+        if (aemp_val_type(v) != AEMP_T_ARR) {
+            aemp_val_free(copy);
+            continue;
+        }
+        if (aemp_msg_from_val(&one, &copy) == 0) {
+            relay(n, one, 0);
+            aemp_msg_unref(one);
+        }
+        aemp_val_free(copy);
+    }
+}
+
+static void kill_named(aemp_node_t *n, const aemp_msg_t *req)
+{
+    const char *name;
+    aemp_msg_t *reason;
+    if (aemp_val_str(aemp_msg_at(req, 1), &name, NULL) < 0 ||
+        aemp__msg_slice(&reason, req, 2) < 0)
+        return;
+    char *id = aemp__asprintf("%s#%s", n->noderef, name);
+    aemp__port_t *p;
+    if (id && aemp__port_find(n, id, &p) == 0)
+        aemp__port_kill(n, p, aemp_msg_ref(reason));
+    aemp__free(id);
+    aemp_msg_unref(reason);
+}
+
+static aemp_msg_t *result_of(const char *pic, ...)
+{
+    aemp_msg_t *m = NULL;
+    va_list ap;
+    va_start(ap, pic);
+    aemp__msg_vnew(&m, pic, ap);
+    va_end(ap);
+    return m;
+}
+
+static double wall_time(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    return (double)ts.tv_sec + ts.tv_nsec / 1e9;
+}
+
+void aemp__nodeport_dispatch(aemp_node_t *n, const aemp_msg_t *m)
+{
+    const char *req;
+    if (aemp_val_str(aemp_msg_at(m, 0), &req, NULL) < 0) {
+        aemp__log(n, AEMP_LOG_WARN, "node port: request without a name");
+        return;
+    }
+    if (!*req || !strcmp(req, "devnull"))
+        return;
+    if (!strcmp(req, "snd"))
+        relay(n, m, 1);
+    else if (!strcmp(req, "snd_multiple"))
+        relay_multiple(n, m);
+    else if (!strcmp(req, "kil"))
+        kill_named(n, m);
+    else if (!strcmp(req, "info"))
+        reply(n, m, 1, result_of("s", n->noderef));
+    else if (!strcmp(req, "time"))
+        reply(n, m, 1, result_of("d", wall_time()));
+    else if (!strcmp(req, "known_nodes") || !strcmp(req, "up_nodes"))
+        reply(n, m, 1, result_of("[]")); /* private: no other nodes yet */
+    else
+        aemp__log(n, AEMP_LOG_INFO, "node port: unknown request \"%s\"", req);
+}

@@ -1,0 +1,317 @@
+/* Local ports: the table keyed by counter, IDs, receive callbacks, and
+ * working out where a port ID points. */
+#include "kernel.h"
+
+#include <string.h>
+
+/* Counters are handed out in sequence, so `counter & mask` spreads live
+ * ports without collisions within any window of nslots; linear probing
+ * with backward-shift deletion keeps lookups to a slot or two. */
+static size_t slot_of(const aemp_node_t *n, uint64_t counter)
+{
+    return (size_t)counter & (n->nslots - 1);
+}
+
+static int table_grow(aemp_node_t *n)
+{
+    size_t nslots = n->nslots ? n->nslots * 2 : 64;
+    aemp__port_t **old = n->slots, **slots = aemp__calloc(nslots, sizeof *slots);
+    if (!slots)
+        return AEMP_ENOMEM;
+    size_t oldn = n->nslots;
+    n->slots = slots;
+    n->nslots = nslots;
+    for (size_t i = 0; i < oldn; i++) {
+        if (!old[i])
+            continue;
+        size_t j = slot_of(n, old[i]->counter);
+        while (slots[j])
+            j = (j + 1) & (nslots - 1);
+        slots[j] = old[i];
+    }
+    aemp__free(old);
+    return 0;
+}
+
+static int table_insert(aemp_node_t *n, aemp__port_t *p)
+{
+    if ((n->nports + 1) * 4 > n->nslots * 3) {
+        int rc = table_grow(n);
+        if (rc < 0)
+            return rc;
+    }
+    size_t j = slot_of(n, p->counter);
+    while (n->slots[j])
+        j = (j + 1) & (n->nslots - 1);
+    n->slots[j] = p;
+    n->nports++;
+    return 0;
+}
+
+aemp__port_t *aemp__port_get(aemp_node_t *n, uint64_t counter)
+{
+    if (!n->nslots)
+        return NULL;
+    for (size_t j = slot_of(n, counter);; j = (j + 1) & (n->nslots - 1)) {
+        aemp__port_t *p = n->slots[j];
+        if (!p || p->counter == counter)
+            return p;
+    }
+}
+
+void aemp__port_unlink(aemp_node_t *n, aemp__port_t *p)
+{
+    size_t mask = n->nslots - 1, i = slot_of(n, p->counter);
+    while (n->slots[i] != p)
+        i = (i + 1) & mask;
+    /* backward-shift: move later entries of the run into the hole when
+     * their home slot does not lie between the hole and themselves */
+    for (size_t j = (i + 1) & mask; n->slots[j]; j = (j + 1) & mask) {
+        size_t home = slot_of(n, n->slots[j]->counter);
+        if (((j - home) & mask) >= ((j - i) & mask)) {
+            n->slots[i] = n->slots[j];
+            i = j;
+        }
+    }
+    n->slots[i] = NULL;
+    n->nports--;
+}
+
+static aemp__port_t *port_alloc(aemp_node_t *n, uint64_t counter)
+{
+    char digits[24];
+    size_t nd = 0;
+    for (uint64_t c = counter; c || !nd; c /= 10)
+        digits[nd++] = (char)('0' + c % 10);
+    size_t idlen = counter ? n->noderef_len + 2 + AEMP__COOKIE_LEN + nd
+                           : n->noderef_len;
+    aemp__port_t *p = aemp__calloc(1, sizeof *p + idlen + 1);
+    if (!p)
+        return NULL;
+    p->counter = counter;
+    p->idlen = (uint32_t)idlen;
+    char *d = p->id;
+    memcpy(d, n->noderef, n->noderef_len);
+    d += n->noderef_len;
+    if (counter) {
+        *d++ = '#';
+        memcpy(d, n->cookie, AEMP__COOKIE_LEN);
+        d += AEMP__COOKIE_LEN;
+        *d++ = '.';
+        while (nd)
+            *d++ = digits[--nd];
+    }
+    *d = 0;
+    return p;
+}
+
+int aemp__ports_init(aemp_node_t *n)
+{
+    n->node_port = port_alloc(n, 0);
+    return n->node_port ? 0 : AEMP_ENOMEM;
+}
+
+void aemp__tags_free(struct aemp__tags *t)
+{
+    if (!t)
+        return;
+    for (size_t i = 0; i < t->n; i++)
+        aemp__free(t->t[i].tag);
+    aemp__free(t);
+}
+
+static void port_destroy(aemp_node_t *n, aemp__port_t *p)
+{
+    aemp__port_drop_mons(n, p);
+    aemp__tags_free(p->tags);
+    aemp__free(p);
+}
+
+void aemp__ports_free(aemp_node_t *n)
+{
+    for (size_t i = 0; i < n->nslots; i++)
+        if (n->slots[i])
+            port_destroy(n, n->slots[i]);
+    aemp__free(n->slots);
+    n->slots = NULL;
+    n->nslots = n->nports = 0;
+    if (n->node_port)
+        port_destroy(n, n->node_port);
+    n->node_port = NULL;
+}
+
+int aemp_port(aemp_node_t *n, aemp_rcv_fn cb, void *user, const char **id)
+{
+    if (!n || !id || n->freeing)
+        return AEMP_EINVAL;
+    aemp__port_t *p = port_alloc(n, n->next_counter);
+    if (!p)
+        return AEMP_ENOMEM;
+    p->cb = cb;
+    p->user = user;
+    int rc = table_insert(n, p);
+    if (rc < 0) {
+        aemp__free(p);
+        return rc;
+    }
+    n->next_counter++;
+    *id = p->id;
+    return 0;
+}
+
+/* Parses "<cookie>.<digits>" of our own instance; anything else names no
+ * port of ours (a port of an earlier instance, or garbage). */
+static uint64_t parse_local_name(const aemp_node_t *n, const char *name)
+{
+    if (memcmp(name, n->cookie, AEMP__COOKIE_LEN) != 0 ||
+        name[AEMP__COOKIE_LEN] != '.')
+        return UINT64_MAX;
+    const char *d = name + AEMP__COOKIE_LEN + 1;
+    uint64_t c = 0;
+    if (*d < '1' || *d > '9')
+        return UINT64_MAX;
+    for (; *d >= '0' && *d <= '9'; d++) {
+        if (c > (UINT64_MAX - 9) / 10)
+            return UINT64_MAX;
+        c = c * 10 + (uint64_t)(*d - '0');
+    }
+    return *d ? UINT64_MAX : c;
+}
+
+int aemp__port_locate(aemp_node_t *n, const char *id, uint64_t *counter)
+{
+    if (!id || !*id || *id == '#')
+        return AEMP_EINVAL;
+    if (strncmp(id, n->noderef, n->noderef_len) != 0)
+        return 0;
+    const char *rest = id + n->noderef_len;
+    if (*rest == 0) {
+        *counter = 0;
+        return 1;
+    }
+    if (*rest != '#')
+        return 0; /* another node whose name starts like ours */
+    *counter = parse_local_name(n, rest + 1);
+    return 1;
+}
+
+int aemp__port_find(aemp_node_t *n, const char *id, aemp__port_t **out)
+{
+    uint64_t counter;
+    int rc = aemp__port_locate(n, id, &counter);
+    if (rc <= 0)
+        return rc < 0 ? rc : AEMP_ENOTLOCAL;
+    if (counter == 0)
+        return AEMP_EPERM;
+    aemp__port_t *p = aemp__port_get(n, counter);
+    if (!p)
+        return AEMP_ENOPORT;
+    *out = p;
+    return 0;
+}
+
+int aemp_port_exists(aemp_node_t *n, const char *port)
+{
+    uint64_t counter;
+    if (!n || aemp__port_locate(n, port, &counter) != 1)
+        return 0;
+    return counter == 0 || aemp__port_get(n, counter) != NULL;
+}
+
+int aemp_rcv(aemp_node_t *n, const char *port, aemp_rcv_fn cb, void *user)
+{
+    aemp__port_t *p;
+    int rc = n ? aemp__port_find(n, port, &p) : AEMP_EINVAL;
+    if (rc < 0)
+        return rc;
+    p->cb = cb;
+    p->user = cb ? user : NULL;
+    return 0;
+}
+
+static struct aemp__tag *tag_slot(struct aemp__tags *t, const char *tag,
+                                  size_t len)
+{
+    for (size_t i = 0; t && i < t->n; i++)
+        if (t->t[i].len == len && memcmp(t->t[i].tag, tag, len) == 0)
+            return &t->t[i];
+    return NULL;
+}
+
+static int tag_add(aemp__port_t *p, const char *tag, size_t len,
+                   aemp_rcv_fn cb, void *user)
+{
+    struct aemp__tags *t = p->tags;
+    if (!t || t->n == t->cap) {
+        size_t cap = t ? t->cap * 2 : 2;
+        struct aemp__tags *nt =
+            aemp__realloc(t, sizeof *t + cap * sizeof t->t[0]);
+        if (!nt)
+            return AEMP_ENOMEM;
+        if (!t)
+            nt->n = 0;
+        nt->cap = cap;
+        p->tags = t = nt;
+    }
+    char *copy = aemp__strndup(tag, len);
+    if (!copy)
+        return AEMP_ENOMEM;
+    t->t[t->n++] = (struct aemp__tag){copy, len, cb, user};
+    return 0;
+}
+
+int aemp_rcv_tag(aemp_node_t *n, const char *port, const char *tag,
+                 aemp_rcv_fn cb, void *user)
+{
+    aemp__port_t *p;
+    if (!n || !tag)
+        return AEMP_EINVAL;
+    int rc = aemp__port_find(n, port, &p);
+    if (rc < 0)
+        return rc;
+    size_t len = strlen(tag);
+    struct aemp__tag *e = tag_slot(p->tags, tag, len);
+    if (e && cb) {
+        e->cb = cb;
+        e->user = user;
+    } else if (e) {
+        aemp__free(e->tag);
+        *e = p->tags->t[--p->tags->n];
+        if (!p->tags->n) {
+            aemp__tags_free(p->tags);
+            p->tags = NULL;
+        }
+    } else if (cb) {
+        return tag_add(p, tag, len, cb, user);
+    }
+    return 0;
+}
+
+int aemp_node_of(const char *port, char *buf, size_t size)
+{
+    if (!port || !buf)
+        return AEMP_EINVAL;
+    const char *hash = strchr(port, '#');
+    size_t len = hash ? (size_t)(hash - port) : strlen(port);
+    if (len >= size || len > INT32_MAX)
+        return AEMP_ERANGE;
+    memcpy(buf, port, len);
+    buf[len] = 0;
+    return (int)len;
+}
+
+aemp_node_t *aemp_ctx_node(const aemp_ctx_t *ctx) { return ctx->node; }
+const char *aemp_self(const aemp_ctx_t *ctx) { return ctx->port->id; }
+
+int aemp_die(aemp_ctx_t *ctx, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    char *text = aemp__vasprintf(fmt, ap);
+    va_end(ap);
+    if (text) {
+        aemp__free(ctx->die);
+        ctx->die = text;
+    }
+    return AEMP_EDIE;
+}

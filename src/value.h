@@ -1,0 +1,76 @@
+/* The in-memory form of values and messages, shared by the value API, the
+ * message builders and the codecs. */
+#ifndef AEMP_VALUE_H
+#define AEMP_VALUE_H
+
+#include "internal.h"
+
+/* One value in 16 bytes.  Containers point to a contiguous run of child
+ * nodes (maps: key, value, key, value, ...), so indexing is O(1).
+ * Strings and bytes are always NUL-terminated in storage. */
+struct aemp_val {
+    uint8_t type;  /* aemp_type_t */
+    uint8_t owned; /* built by the user: children and text are separate heap
+                      blocks, freed with the node; 0 inside a message */
+    uint16_t pad;
+    uint32_t len; /* str/bytes: bytes; arr: elements; map: pairs */
+    union {
+        int64_t i;
+        double d;
+        char *s;
+        struct aemp_val *items;
+    } u;
+};
+
+#define AEMP__MAX_LEN UINT32_MAX
+
+/* A message: one allocation holding this header, the root's child nodes,
+ * all nested nodes, then all text.  `owner` points to itself, except for
+ * the borrowed views made for tag callbacks (which point to the block they
+ * slice, so that aemp_msg_ref works on them too). */
+struct aemp_msg {
+    struct aemp_msg *owner;
+    uint32_t refs;
+    uint32_t pad;
+    struct aemp_val root; /* AEMP_T_ARR */
+};
+
+/* A bump allocator over a freshly allocated message block. */
+typedef struct aemp__fill {
+    struct aemp_val *node; /* next free node */
+    char *text;            /* next free text byte */
+} aemp__fill_t;
+
+/* Allocates a message with room for `nodes` value nodes (the root's
+ * elements included) and `text` bytes, root.len = 0, and a filler
+ * positioned after the root's `nroot` element slots. */
+int aemp__msg_alloc(aemp_msg_t **out, size_t nodes, size_t text, size_t nroot,
+                    aemp__fill_t *fill);
+/* Copies len bytes to the block's text area (NUL-terminated). */
+char *aemp__fill_text(aemp__fill_t *f, const void *p, size_t len);
+/* Takes n consecutive nodes. */
+struct aemp_val *aemp__fill_nodes(aemp__fill_t *f, size_t n);
+
+/* Size needed to flatten v into a block: nodes below v (not v itself) and
+ * text bytes.  Fails with AEMP_ELIMIT if beyond what a block can hold. */
+int aemp__val_measure(const struct aemp_val *v, size_t *nodes, size_t *text);
+/* Copies v's contents into dst (already holding v's type), children taken
+ * from the filler.  Never fails: the filler was sized by measure. */
+void aemp__val_flatten(struct aemp_val *dst, const struct aemp_val *v,
+                       aemp__fill_t *f);
+
+/* A borrowed view of m without its first element, for tag callbacks. */
+void aemp__msg_view_tail(const aemp_msg_t *m, aemp_msg_t *view);
+/* A message that is the concatenation of a's and b's elements. */
+int aemp__msg_concat(aemp_msg_t **out, const aemp_msg_t *a,
+                     const aemp_msg_t *b);
+/* A copy of m's elements from index `from` on. */
+int aemp__msg_slice(aemp_msg_t **out, const aemp_msg_t *m, size_t from);
+/* Builds a message from a picture and a va_list (the engine of every
+ * picture function). */
+int aemp__msg_vnew(aemp_msg_t **out, const char *picture, va_list ap);
+
+/* UTF-8 validity (RFC 3629: no surrogates, no overlongs, <= U+10FFFF). */
+bool aemp__utf8_valid(const char *s, size_t len);
+
+#endif

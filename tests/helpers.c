@@ -1,0 +1,2 @@
+/* Shared helpers for the cmocka test executables. */
+#include "helpers.h"
