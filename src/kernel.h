@@ -104,6 +104,7 @@ struct aemp_node {
     aemp__item_t *head, **tail;
     aemp__item_t *free_items;
     size_t nfree_items;
+    aemp__blocks_t blocks; /* recycled message blocks */
 
     aemp_ctx_t *cur; /* innermost running port callback */
     int dispatching;  /* inside the queue runner */

@@ -55,7 +55,7 @@ static int kill_id(aemp_node_t *n, const char *port, const aemp_msg_t *reason)
     if (counter == 0)
         return AEMP_EPERM;
     aemp__port_t *p = aemp__port_get(n, counter);
-    return p ? port_kill(n, p, aemp_msg_ref(reason)) : 0;
+    return p ? port_kill(n, p, aemp__msg_ref(reason)) : 0;
 }
 
 static int kil_msg(aemp_node_t *n, const char *port, aemp_msg_t *reason)

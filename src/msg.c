@@ -7,19 +7,34 @@
 
 #define MSG_HDR sizeof(struct aemp_msg)
 
-int aemp__msg_alloc(aemp_msg_t **out, size_t nodes, size_t text, size_t nroot,
-                    aemp__fill_t *fill)
+static void *block_get(aemp__blocks_t *bc, size_t size, uint32_t *flags)
+{
+    *flags = 0;
+    if (!bc || size > AEMP__BLOCK_SIZE)
+        return aemp__malloc(size);
+    *flags = AEMP__MSG_RECYCLE;
+    void *b = bc->head;
+    if (!b)
+        return aemp__malloc(AEMP__BLOCK_SIZE);
+    bc->head = *(void **)b;
+    bc->n--;
+    return b;
+}
+
+int aemp__msg_alloc_from(aemp__blocks_t *bc, aemp_msg_t **out, size_t nodes,
+                         size_t text, size_t nroot, aemp__fill_t *fill)
 {
     const size_t nsz = sizeof(struct aemp_val);
     if (nodes > (SIZE_MAX - MSG_HDR) / nsz ||
         text > SIZE_MAX - MSG_HDR - nodes * nsz || nroot > AEMP__MAX_LEN)
         return AEMP_ELIMIT;
-    aemp_msg_t *m = aemp__malloc(MSG_HDR + nodes * nsz + text);
+    uint32_t flags;
+    aemp_msg_t *m = block_get(bc, MSG_HDR + nodes * nsz + text, &flags);
     if (!m)
         return AEMP_ENOMEM;
     m->owner = m;
     m->refs = 1;
-    m->pad = 0;
+    m->flags = flags;
     m->root.type = AEMP_T_ARR;
     m->root.owned = 0;
     m->root.pad = 0;
@@ -29,6 +44,43 @@ int aemp__msg_alloc(aemp_msg_t **out, size_t nodes, size_t text, size_t nroot,
     fill->text = (char *)(m->root.u.items + nodes);
     *out = m;
     return 0;
+}
+
+int aemp__msg_alloc(aemp_msg_t **out, size_t nodes, size_t text, size_t nroot,
+                    aemp__fill_t *fill)
+{
+    return aemp__msg_alloc_from(NULL, out, nodes, text, nroot, fill);
+}
+
+aemp_msg_t *aemp__msg_ref(const aemp_msg_t *m)
+{
+    aemp_msg_t *o = m->owner;
+    o->refs++;
+    return o;
+}
+
+void aemp__msg_release(aemp__blocks_t *bc, aemp_msg_t *m)
+{
+    aemp_msg_t *o = m->owner;
+    if (--o->refs)
+        return;
+    if ((o->flags & AEMP__MSG_RECYCLE) && bc->n < AEMP__BLOCK_CACHE) {
+        *(void **)o = bc->head;
+        bc->head = o;
+        bc->n++;
+    } else {
+        aemp__free(o);
+    }
+}
+
+void aemp__blocks_free(aemp__blocks_t *bc)
+{
+    while (bc->head) {
+        void *b = bc->head;
+        bc->head = *(void **)b;
+        aemp__free(b);
+    }
+    bc->n = 0;
 }
 
 char *aemp__fill_text(aemp__fill_t *f, const void *p, size_t len)
@@ -113,8 +165,8 @@ int aemp_msg_from_val(aemp_msg_t **out, aemp_val_t **arr)
 
 aemp_msg_t *aemp_msg_ref(const aemp_msg_t *m)
 {
-    aemp_msg_t *o = m->owner;
-    o->refs++;
+    aemp_msg_t *o = aemp__msg_ref(m);
+    o->flags &= ~AEMP__MSG_RECYCLE; /* may now be released anywhere */
     return o;
 }
 
@@ -191,6 +243,37 @@ int aemp__msg_slice(aemp_msg_t **out, const aemp_msg_t *m, size_t from)
 
 /* ---- pictures ---------------------------------------------------------- */
 
+/* Letters that stand for one value. */
+static bool pic_letter(char c)
+{
+    switch (c) {
+    case 'n': case 'b': case 'i': case 'I': case 'd':
+    case 's': case 'S': case 'y': case 'v':
+        return true;
+    default:
+        return false;
+    }
+}
+
+/* Lengths of the first `s` strings, measured in pass 1 and reused in
+ * pass 2 (strlen was a tenth of the cost of a small snd). */
+typedef struct pic_lens {
+    size_t len[8];
+    unsigned n, next;
+} pic_lens_t;
+
+static size_t lens_put(pic_lens_t *l, size_t len)
+{
+    if (l->n < 8)
+        l->len[l->n++] = len;
+    return len;
+}
+
+static size_t lens_get(pic_lens_t *l, const char *s)
+{
+    return l->next < l->n ? l->len[l->next++] : strlen(s);
+}
+
 /* Number of values at this level of a picture, up to the matching close
  * bracket (or the end); -1 if unbalanced or an unknown letter. */
 static long pic_count(const char *p, char close, const char **end)
@@ -202,7 +285,7 @@ static long pic_count(const char *p, char close, const char **end)
             if (pic_count(p + 1, *p == '[' ? ']' : '}', &e) < 0 || !*e)
                 return -1;
             p = e;
-        } else if (!strchr("nbiIdsSyv", *p)) {
+        } else if (!pic_letter(*p)) {
             return -1;
         }
         n++;
@@ -216,7 +299,7 @@ static long pic_count(const char *p, char close, const char **end)
 /* Pass 1: sizes of the values the picture describes, consuming arguments
  * exactly as pass 2 will. */
 static int pic_measure(const char **pp, va_list *ap, bool in_map,
-                       size_t *nodes, size_t *text)
+                       size_t *nodes, size_t *text, pic_lens_t *lens)
 {
     const char *p = *pp;
     for (; *p && *p != ']' && *p != '}'; p++) {
@@ -237,7 +320,7 @@ static int pic_measure(const char **pp, va_list *ap, bool in_map,
             const char *s = va_arg(*ap, const char *);
             if (!s)
                 return AEMP_EINVAL;
-            *text += strlen(s) + 1;
+            *text += lens_put(lens, strlen(s)) + 1;
             break;
         }
         case 'S': case 'y': {
@@ -256,7 +339,7 @@ static int pic_measure(const char **pp, va_list *ap, bool in_map,
         }
         case '[': case '{': {
             const char *q = p + 1;
-            int rc = pic_measure(&q, ap, *p == '{', nodes, text);
+            int rc = pic_measure(&q, ap, *p == '{', nodes, text, lens);
             if (rc < 0)
                 return rc;
             p = q;
@@ -278,7 +361,7 @@ static void set_text(struct aemp_val *d, aemp_type_t t, const void *s,
 
 /* Pass 2: writes the values of one level into dst[0..]. */
 static void pic_fill(const char **pp, va_list *ap, bool in_map,
-                     struct aemp_val *dst, aemp__fill_t *f)
+                     struct aemp_val *dst, aemp__fill_t *f, pic_lens_t *lens)
 {
     const char *p = *pp;
     for (; *p && *p != ']' && *p != '}'; p++) {
@@ -297,7 +380,7 @@ static void pic_fill(const char **pp, va_list *ap, bool in_map,
         case 'd': d->type = AEMP_T_DOUBLE; d->u.d = va_arg(*ap, double); break;
         case 's': {
             const char *s = va_arg(*ap, const char *);
-            set_text(d, AEMP_T_STR, s, strlen(s), f);
+            set_text(d, AEMP_T_STR, s, lens_get(lens, s), f);
             break;
         }
         case 'S': case 'y': {
@@ -318,7 +401,7 @@ static void pic_fill(const char **pp, va_list *ap, bool in_map,
             d->type = *p == '[' ? AEMP_T_ARR : AEMP_T_MAP;
             d->len = (uint32_t)n;
             d->u.items = aemp__fill_nodes(f, *p == '[' ? (size_t)n : 2 * (size_t)n);
-            pic_fill(&q, ap, *p == '{', d->u.items, f);
+            pic_fill(&q, ap, *p == '{', d->u.items, f, lens);
             p = q;
             break;
         }
@@ -329,6 +412,12 @@ static void pic_fill(const char **pp, va_list *ap, bool in_map,
 
 int aemp__msg_vnew(aemp_msg_t **out, const char *picture, va_list ap)
 {
+    return aemp__msg_vnew_from(NULL, out, picture, ap);
+}
+
+int aemp__msg_vnew_from(aemp__blocks_t *bc, aemp_msg_t **out,
+                        const char *picture, va_list ap)
+{
     const char *end;
     if (!out)
         return AEMP_EINVAL;
@@ -338,18 +427,20 @@ int aemp__msg_vnew(aemp_msg_t **out, const char *picture, va_list ap)
     if (nroot < 0)
         return AEMP_EINVAL;
     size_t nodes = 0, text = 0;
+    pic_lens_t lens = {.n = 0};
     va_list ap2;
     va_copy(ap2, ap);
     const char *p = picture;
-    int rc = pic_measure(&p, &ap2, false, &nodes, &text);
+    int rc = pic_measure(&p, &ap2, false, &nodes, &text, &lens);
     va_end(ap2);
     aemp__fill_t f;
     aemp_msg_t *m;
-    if (rc < 0 || (rc = aemp__msg_alloc(&m, nodes, text, (size_t)nroot, &f)) < 0)
+    if (rc < 0 ||
+        (rc = aemp__msg_alloc_from(bc, &m, nodes, text, (size_t)nroot, &f)) < 0)
         return rc;
     p = picture;
     va_copy(ap2, ap);
-    pic_fill(&p, &ap2, false, m->root.u.items, &f);
+    pic_fill(&p, &ap2, false, m->root.u.items, &f, &lens);
     va_end(ap2);
     *out = m;
     return 0;

@@ -171,7 +171,7 @@ static void process(aemp_node_t *n, aemp__item_t *it)
     switch (it->kind) {
     case AEMP__DELIVER:
         dispatch_msg(n, it->counter, it->msg);
-        aemp_msg_unref(it->msg);
+        aemp__msg_release(&n->blocks, it->msg);
         break;
     case AEMP__DIED:
         aemp__process_died(n, it);
@@ -200,7 +200,7 @@ int aemp__deliver(aemp_node_t *n, uint64_t counter, const aemp_msg_t *m)
     if (!it)
         return AEMP_ENOMEM;
     it->counter = counter;
-    it->msg = aemp_msg_ref(m);
+    it->msg = aemp__msg_ref(m);
     aemp__enqueue(n, it);
     return 0;
 }
@@ -237,6 +237,7 @@ static void free_node_memory(aemp_node_t *n)
         n->free_items = it->next;
         aemp__free(it);
     }
+    aemp__blocks_free(&n->blocks);
     aemp__free(n->noderef);
     aemp__free(n);
 }

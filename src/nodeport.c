@@ -79,7 +79,7 @@ static void kill_named(aemp_node_t *n, const aemp_msg_t *req)
     char *id = aemp__asprintf("%s#%s", n->noderef, name);
     aemp__port_t *p;
     if (id && aemp__port_find(n, id, &p) == 0)
-        aemp__port_kill(n, p, aemp_msg_ref(reason));
+        aemp__port_kill(n, p, aemp__msg_ref(reason));
     aemp__free(id);
     aemp_msg_unref(reason);
 }

@@ -27,7 +27,7 @@ static int send_take(aemp_node_t *n, const char *port, aemp_msg_t *m)
 
 int aemp__send(aemp_node_t *n, const char *port, const aemp_msg_t *m)
 {
-    return send_take(n, port, aemp_msg_ref(m));
+    return send_take(n, port, aemp__msg_ref(m));
 }
 
 int aemp_snd(aemp_node_t *n, const char *port, const char *picture, ...)
@@ -37,7 +37,7 @@ int aemp_snd(aemp_node_t *n, const char *port, const char *picture, ...)
     aemp_msg_t *m;
     va_list ap;
     va_start(ap, picture);
-    int rc = aemp__msg_vnew(&m, picture, ap);
+    int rc = aemp__msg_vnew_from(&n->blocks, &m, picture, ap);
     va_end(ap);
     return rc < 0 ? rc : send_take(n, port, m);
 }
