@@ -243,171 +243,142 @@ int aemp__msg_slice(aemp_msg_t **out, const aemp_msg_t *m, size_t from)
 
 /* ---- pictures ---------------------------------------------------------- */
 
-/* Letters that stand for one value. */
-static bool pic_letter(char c)
-{
-    switch (c) {
-    case 'n': case 'b': case 'i': case 'I': case 'd':
-    case 's': case 'S': case 'y': case 'v':
-        return true;
-    default:
-        return false;
-    }
-}
+/* One picture element and its argument.  Pictures are read in one pass
+ * over the va_list into these, so the block's size is known before it is
+ * allocated and the arguments are never walked twice. */
+typedef struct pic_arg {
+    char c;     /* letter; '[' or '{' for containers; 'k' for a map key */
+    size_t len; /* text bytes, or the number of children of a container */
+    union {
+        int64_t i;
+        double d;
+        const char *s;
+        const aemp_val_t *v;
+    } u;
+} pic_arg_t;
 
-/* Lengths of the first `s` strings, measured in pass 1 and reused in
- * pass 2 (strlen was a tenth of the cost of a small snd). */
-typedef struct pic_lens {
-    size_t len[8];
-    unsigned n, next;
-} pic_lens_t;
+#define PIC_STACK_ARGS 32
+#define PIC_MAX_DEPTH 32
 
-static size_t lens_put(pic_lens_t *l, size_t len)
-{
-    if (l->n < 8)
-        l->len[l->n++] = len;
-    return len;
-}
+typedef struct pic_sizes {
+    size_t nroot, nodes, text;
+} pic_sizes_t;
 
-static size_t lens_get(pic_lens_t *l, const char *s)
+static int pic_text(pic_arg_t *a, const char *s, size_t len, pic_sizes_t *z)
 {
-    return l->next < l->n ? l->len[l->next++] : strlen(s);
-}
-
-/* Number of values at this level of a picture, up to the matching close
- * bracket (or the end); -1 if unbalanced or an unknown letter. */
-static long pic_count(const char *p, char close, const char **end)
-{
-    long n = 0;
-    for (; *p && *p != close; p++) {
-        if (*p == '[' || *p == '{') {
-            const char *e;
-            if (pic_count(p + 1, *p == '[' ? ']' : '}', &e) < 0 || !*e)
-                return -1;
-            p = e;
-        } else if (!pic_letter(*p)) {
-            return -1;
-        }
-        n++;
-    }
-    if (close && *p != close)
-        return -1;
-    *end = p;
-    return n;
-}
-
-/* Pass 1: sizes of the values the picture describes, consuming arguments
- * exactly as pass 2 will. */
-static int pic_measure(const char **pp, va_list *ap, bool in_map,
-                       size_t *nodes, size_t *text, pic_lens_t *lens)
-{
-    const char *p = *pp;
-    for (; *p && *p != ']' && *p != '}'; p++) {
-        if (in_map) {
-            const char *k = va_arg(*ap, const char *);
-            if (!k)
-                return AEMP_EINVAL;
-            *nodes += 1;
-            *text += strlen(k) + 1;
-        }
-        *nodes += 1;
-        switch (*p) {
-        case 'n': break;
-        case 'b': case 'i': (void)va_arg(*ap, int); break;
-        case 'I': (void)va_arg(*ap, int64_t); break;
-        case 'd': (void)va_arg(*ap, double); break;
-        case 's': {
-            const char *s = va_arg(*ap, const char *);
-            if (!s)
-                return AEMP_EINVAL;
-            *text += lens_put(lens, strlen(s)) + 1;
-            break;
-        }
-        case 'S': case 'y': {
-            const void *s = va_arg(*ap, const void *);
-            size_t len = va_arg(*ap, size_t);
-            if ((!s && len) || len > AEMP__MAX_LEN)
-                return AEMP_EINVAL;
-            *text += len + 1;
-            break;
-        }
-        case 'v': {
-            const aemp_val_t *v = va_arg(*ap, const aemp_val_t *);
-            if (v && aemp__val_measure(v, nodes, text) < 0)
-                return AEMP_ELIMIT;
-            break;
-        }
-        case '[': case '{': {
-            const char *q = p + 1;
-            int rc = pic_measure(&q, ap, *p == '{', nodes, text, lens);
-            if (rc < 0)
-                return rc;
-            p = q;
-            break;
-        }
-        }
-    }
-    *pp = p;
+    if ((!s && len) || len > AEMP__MAX_LEN)
+        return AEMP_EINVAL;
+    a->u.s = s;
+    a->len = len;
+    z->text += len + 1;
     return 0;
 }
 
-static void set_text(struct aemp_val *d, aemp_type_t t, const void *s,
-                     size_t len, aemp__fill_t *f)
+/* Reads one letter's argument into a. */
+static int pic_value(pic_arg_t *a, va_list *ap, pic_sizes_t *z)
 {
-    d->type = (uint8_t)t;
-    d->len = (uint32_t)len;
-    d->u.s = aemp__fill_text(f, s, len);
+    const char *s;
+    switch (a->c) {
+    case 'n': return 0;
+    case 'b': a->u.i = va_arg(*ap, int) != 0; return 0;
+    case 'i': a->u.i = va_arg(*ap, int); return 0;
+    case 'I': a->u.i = va_arg(*ap, int64_t); return 0;
+    case 'd': a->u.d = va_arg(*ap, double); return 0;
+    case 's':
+        s = va_arg(*ap, const char *);
+        return s ? pic_text(a, s, strlen(s), z) : AEMP_EINVAL;
+    case 'S':
+    case 'y':
+        s = va_arg(*ap, const char *);
+        return pic_text(a, s, va_arg(*ap, size_t), z);
+    case 'v':
+        a->u.v = va_arg(*ap, const aemp_val_t *);
+        return a->u.v ? aemp__val_measure(a->u.v, &z->nodes, &z->text) : 0;
+    default:
+        return AEMP_EINVAL;
+    }
 }
 
-/* Pass 2: writes the values of one level into dst[0..]. */
-static void pic_fill(const char **pp, va_list *ap, bool in_map,
-                     struct aemp_val *dst, aemp__fill_t *f, pic_lens_t *lens)
+/* Pass 1: picture + arguments -> args[], with container child counts
+ * patched in as their children are read. */
+static int pic_collect(const char *p, va_list *ap, pic_arg_t *args,
+                       size_t *nargs, pic_sizes_t *z)
 {
-    const char *p = *pp;
-    for (; *p && *p != ']' && *p != '}'; p++) {
-        if (in_map) {
+    long open[PIC_MAX_DEPTH]; /* arg index of each open container */
+    int depth = 0;
+    size_t n = 0;
+    for (; *p; p++) {
+        if (*p == ']' || *p == '}') {
+            if (!depth || args[open[depth - 1]].c != (*p == ']' ? '[' : '{'))
+                return AEMP_EINVAL;
+            depth--;
+            continue;
+        }
+        if (depth && args[open[depth - 1]].c == '{') {
             const char *k = va_arg(*ap, const char *);
-            memset(dst, 0, sizeof *dst);
-            set_text(dst++, AEMP_T_STR, k, strlen(k), f);
+            args[n].c = 'k';
+            if (!k || pic_text(&args[n++], k, strlen(k), z) < 0)
+                return AEMP_EINVAL;
         }
-        struct aemp_val *d = dst++;
+        if (depth)
+            args[open[depth - 1]].len++;
+        else
+            z->nroot++;
+        pic_arg_t *a = &args[n++];
+        a->c = *p;
+        a->len = 0;
+        if (*p == '[' || *p == '{') {
+            if (depth == PIC_MAX_DEPTH)
+                return AEMP_EINVAL;
+            open[depth++] = (long)(a - args);
+        } else {
+            int rc = pic_value(a, ap, z);
+            if (rc < 0)
+                return rc;
+        }
+    }
+    *nargs = n;
+    return depth ? AEMP_EINVAL : 0;
+}
+
+static void set_text(struct aemp_val *d, aemp_type_t t, const pic_arg_t *a,
+                     aemp__fill_t *f)
+{
+    d->type = (uint8_t)t;
+    d->len = (uint32_t)a->len;
+    d->u.s = aemp__fill_text(f, a->u.s, a->len);
+}
+
+/* Pass 2: writes `count` consecutive values from args[*i] into dst. */
+static void pic_fill(const pic_arg_t *args, size_t *i, struct aemp_val *dst,
+                     size_t count, aemp__fill_t *f)
+{
+    for (size_t k = 0; k < count; k++) {
+        const pic_arg_t *a = &args[(*i)++];
+        struct aemp_val *d = &dst[k];
         memset(d, 0, sizeof *d);
-        switch (*p) {
+        switch (a->c) {
         case 'n': d->type = AEMP_T_NULL; break;
-        case 'b': d->type = AEMP_T_BOOL; d->u.i = va_arg(*ap, int) != 0; break;
-        case 'i': d->type = AEMP_T_INT; d->u.i = va_arg(*ap, int); break;
-        case 'I': d->type = AEMP_T_INT; d->u.i = va_arg(*ap, int64_t); break;
-        case 'd': d->type = AEMP_T_DOUBLE; d->u.d = va_arg(*ap, double); break;
-        case 's': {
-            const char *s = va_arg(*ap, const char *);
-            set_text(d, AEMP_T_STR, s, lens_get(lens, s), f);
+        case 'b': d->type = AEMP_T_BOOL; d->u.i = a->u.i; break;
+        case 'i': case 'I': d->type = AEMP_T_INT; d->u.i = a->u.i; break;
+        case 'd': d->type = AEMP_T_DOUBLE; d->u.d = a->u.d; break;
+        case 's': case 'S': case 'k': set_text(d, AEMP_T_STR, a, f); break;
+        case 'y': set_text(d, AEMP_T_BYTES, a, f); break;
+        case 'v':
+            if (a->u.v)
+                aemp__val_flatten(d, a->u.v, f);
             break;
-        }
-        case 'S': case 'y': {
-            const void *s = va_arg(*ap, const void *);
-            size_t len = va_arg(*ap, size_t);
-            set_text(d, *p == 'S' ? AEMP_T_STR : AEMP_T_BYTES, s, len, f);
-            break;
-        }
-        case 'v': {
-            const aemp_val_t *v = va_arg(*ap, const aemp_val_t *);
-            if (v)
-                aemp__val_flatten(d, v, f);
-            break;
-        }
-        case '[': case '{': {
-            const char *q = p + 1, *e;
-            long n = pic_count(q, *p == '[' ? ']' : '}', &e);
-            d->type = *p == '[' ? AEMP_T_ARR : AEMP_T_MAP;
-            d->len = (uint32_t)n;
-            d->u.items = aemp__fill_nodes(f, *p == '[' ? (size_t)n : 2 * (size_t)n);
-            pic_fill(&q, ap, *p == '{', d->u.items, f, lens);
-            p = q;
+        case '[':
+        case '{': {
+            size_t nn = a->c == '[' ? a->len : 2 * a->len;
+            d->type = a->c == '[' ? AEMP_T_ARR : AEMP_T_MAP;
+            d->len = (uint32_t)a->len;
+            d->u.items = aemp__fill_nodes(f, nn);
+            pic_fill(args, i, d->u.items, nn, f);
             break;
         }
         }
     }
-    *pp = p;
 }
 
 int aemp__msg_vnew(aemp_msg_t **out, const char *picture, va_list ap)
@@ -418,32 +389,34 @@ int aemp__msg_vnew(aemp_msg_t **out, const char *picture, va_list ap)
 int aemp__msg_vnew_from(aemp__blocks_t *bc, aemp_msg_t **out,
                         const char *picture, va_list ap)
 {
-    const char *end;
     if (!out)
         return AEMP_EINVAL;
     if (!picture)
         picture = "";
-    long nroot = pic_count(picture, 0, &end);
-    if (nroot < 0)
-        return AEMP_EINVAL;
-    size_t nodes = 0, text = 0;
-    pic_lens_t lens = {.n = 0};
+    /* each letter may bring a map key: at most two args per character */
+    size_t nargs = 0;
+    pic_arg_t stack[PIC_STACK_ARGS], *args = stack;
+    if (strnlen(picture, PIC_STACK_ARGS / 2 + 1) > PIC_STACK_ARGS / 2 &&
+        !(args = aemp__calloc(strlen(picture), 2 * sizeof *args)))
+        return AEMP_ENOMEM;
+    pic_sizes_t z = {0, 0, 0};
     va_list ap2;
     va_copy(ap2, ap);
-    const char *p = picture;
-    int rc = pic_measure(&p, &ap2, false, &nodes, &text, &lens);
+    int rc = pic_collect(picture, &ap2, args, &nargs, &z);
     va_end(ap2);
     aemp__fill_t f;
     aemp_msg_t *m;
-    if (rc < 0 ||
-        (rc = aemp__msg_alloc_from(bc, &m, nodes, text, (size_t)nroot, &f)) < 0)
-        return rc;
-    p = picture;
-    va_copy(ap2, ap);
-    pic_fill(&p, &ap2, false, m->root.u.items, &f, &lens);
-    va_end(ap2);
-    *out = m;
-    return 0;
+    /* one node per arg (root values, nested values, keys) plus the nodes
+     * inside 'v' values */
+    if (rc == 0 && (rc = aemp__msg_alloc_from(bc, &m, nargs + z.nodes, z.text,
+                                              z.nroot, &f)) == 0) {
+        size_t i = 0;
+        pic_fill(args, &i, m->root.u.items, z.nroot, &f);
+        *out = m;
+    }
+    if (args != stack)
+        aemp__free(args);
+    return rc;
 }
 
 int aemp_msg_new(aemp_msg_t **out, const char *picture, ...)
