@@ -383,7 +383,8 @@ AEMP_API int aemp_kilv(aemp_node_t *n, const char *port, aemp_val_t **reason);
  * aemp_snd), in the order they were set up.  After aemp_mon_* returned, the
  * port either gets every message sent to it, or the monitor fires.  A port
  * that does not exist fires at once (from the loop) with
- * ["no_such_port", "cannot monitor nonexistent port"].
+ * ["no_such_port", "cannot monitor nonexistent port", <port ID>], as Perl
+ * nodes report it.
  *
  * Each form takes `aemp_mon_t **guard`: pass NULL if you never cancel.  A
  * guard you asked for is yours: release it with aemp_mon_cancel() exactly

@@ -248,8 +248,8 @@ static int fire_soon(aemp_node_t *n, struct aemp_mon *m, const char *port)
     if (!it)
         return AEMP_ENOMEM;
     it->id = aemp__strdup(port);
-    int rc = it->id ? aemp_msg_new(&it->msg, "ss", "no_such_port",
-                                   "cannot monitor nonexistent port")
+    int rc = it->id ? aemp_msg_new(&it->msg, "sss", "no_such_port",
+                                   "cannot monitor nonexistent port", port)
                     : AEMP_ENOMEM;
     if (rc < 0) {
         aemp__free(it->id);

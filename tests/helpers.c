@@ -1,2 +1,221 @@
 /* Shared helpers for the cmocka test executables. */
 #include "helpers.h"
+
+/* ---- kernel tests (kt_*) ---------------------------------------------- */
+#include "value.h" /* aemp__msg_vnew */
+
+#include <stdlib.h>
+#include <string.h>
+
+aemp_msg_t *kt_msg_copy(const aemp_msg_t *m)
+{
+    aemp_val_t *v = aemp_val_copy(aemp_msg_val(m));
+    aemp_msg_t *out = NULL;
+    if (aemp_msg_from_val(&out, &v) < 0) {
+        aemp_val_free(v);
+        return NULL;
+    }
+    return out;
+}
+
+void kt_rec_add(kt_rec_t *r, const char *label, const char *port,
+                const aemp_msg_t *msg)
+{
+    if (r->n == r->cap) {
+        r->cap = r->cap ? 2 * r->cap : 16;
+        r->ev = realloc(r->ev, r->cap * sizeof *r->ev);
+        assert_non_null(r->ev);
+    }
+    kt_event_t *e = &r->ev[r->n++];
+    e->label = label;
+    e->port = port ? strdup(port) : NULL;
+    e->msg = msg ? kt_msg_copy(msg) : NULL;
+    assert_true(!msg || e->msg);
+}
+
+int kt_tap_rcv(aemp_ctx_t *ctx, const aemp_msg_t *msg, void *tap)
+{
+    kt_tap_t *t = tap;
+    kt_rec_add(t->rec, t->label, aemp_self(ctx), msg);
+    return t->ret;
+}
+
+void kt_tap_mon(aemp_node_t *n, const char *port, const aemp_msg_t *reason,
+                void *tap)
+{
+    kt_tap_t *t = tap;
+    assert_non_null(n);
+    assert_non_null(reason);
+    kt_rec_add(t->rec, t->label, port, reason);
+}
+
+void kt_rec_free(kt_rec_t *r)
+{
+    for (size_t i = 0; i < r->n; i++) {
+        free(r->ev[i].port);
+        aemp_msg_unref(r->ev[i].msg);
+    }
+    free(r->ev);
+    memset(r, 0, sizeof *r);
+}
+
+static int label_match(const kt_event_t *e, const char *label)
+{
+    return !label || (e->label && strcmp(e->label, label) == 0);
+}
+
+size_t kt_rec_count(const kt_rec_t *r, const char *label)
+{
+    size_t c = 0;
+    for (size_t i = 0; i < r->n; i++)
+        c += label_match(&r->ev[i], label);
+    return c;
+}
+
+long kt_rec_index(const kt_rec_t *r, const char *label, size_t i)
+{
+    for (size_t k = 0; k < r->n; k++)
+        if (label_match(&r->ev[k], label) && i-- == 0)
+            return (long)k;
+    return -1;
+}
+
+const kt_event_t *kt_rec_nth(const kt_rec_t *r, const char *label, size_t i)
+{
+    long k = kt_rec_index(r, label, i);
+    return k < 0 ? NULL : &r->ev[k];
+}
+
+void kt_val_print(FILE *f, const aemp_val_t *v)
+{
+    const char *s;
+    int64_t i;
+    double d;
+    int b;
+    switch (aemp_val_type(v)) {
+    case AEMP_T_NULL: fputs("null", f); break;
+    case AEMP_T_BOOL: aemp_val_bool(v, &b); fputs(b ? "true" : "false", f); break;
+    case AEMP_T_INT: aemp_val_int(v, &i); fprintf(f, "%lld", (long long)i); break;
+    case AEMP_T_DOUBLE: aemp_val_double(v, &d); fprintf(f, "%.17g", d); break;
+    case AEMP_T_STR: aemp_val_str(v, &s, NULL); fprintf(f, "\"%s\"", s); break;
+    case AEMP_T_BYTES: fprintf(f, "<%zu bytes>", aemp_val_len(v)); break;
+    case AEMP_T_ARR:
+        fputc('[', f);
+        for (size_t k = 0; k < aemp_val_len(v); k++) {
+            if (k)
+                fputc(',', f);
+            kt_val_print(f, aemp_val_at(v, k));
+        }
+        fputc(']', f);
+        break;
+    case AEMP_T_MAP:
+        fputc('{', f);
+        for (size_t k = 0; k < aemp_val_len(v); k++) {
+            const char *key;
+            const aemp_val_t *val;
+            aemp_map_at(v, k, &key, &val);
+            fprintf(f, "%s\"%s\":", k ? "," : "", key);
+            kt_val_print(f, val);
+        }
+        fputc('}', f);
+        break;
+    }
+}
+
+int kt_msg_is(const aemp_msg_t *m, const char *picture, ...)
+{
+    aemp_msg_t *want = NULL;
+    va_list ap;
+    va_start(ap, picture);
+    int rc = aemp__msg_vnew(&want, picture, ap);
+    va_end(ap);
+    assert_int_equal(rc, 0);
+    int eq = m && aemp_val_equal(aemp_msg_val(m), aemp_msg_val(want));
+    if (!eq) {
+        fputs("message mismatch: got ", stderr);
+        if (m)
+            kt_val_print(stderr, aemp_msg_val(m));
+        else
+            fputs("(none)", stderr);
+        fputs(", want ", stderr);
+        kt_val_print(stderr, aemp_msg_val(want));
+        fputc('\n', stderr);
+    }
+    aemp_msg_unref(want);
+    return eq;
+}
+
+void kt_log_rec(aemp_node_t *n, int level, const char *text, void *rec)
+{
+    aemp_msg_t *m = NULL;
+    assert_int_equal(aemp_msg_new(&m, "is", level, text), 0);
+    kt_rec_add(rec, "log", aemp_noderef(n), m);
+    aemp_msg_unref(m);
+}
+
+int kt_log_has(const kt_rec_t *r, const char *needle)
+{
+    for (size_t i = 0; i < r->n; i++) {
+        const char *text;
+        if (label_match(&r->ev[i], "log") &&
+            aemp_msg_unpack(r->ev[i].msg, "-s", &text) == 0 &&
+            strstr(text, needle))
+            return 1;
+    }
+    return 0;
+}
+
+static size_t kt_count, kt_fail_at, kt_failed;
+static int kt_sticky;
+static long kt_live;
+
+static int kt_should_fail(void)
+{
+    kt_count++;
+    if (kt_fail_at && (kt_count == kt_fail_at ||
+                       (kt_sticky && kt_count > kt_fail_at))) {
+        kt_failed++;
+        return 1;
+    }
+    return 0;
+}
+
+static void *kt_malloc(size_t n)
+{
+    if (kt_should_fail())
+        return NULL;
+    void *p = malloc(n);
+    kt_live += p != NULL;
+    return p;
+}
+
+static void *kt_realloc(void *old, size_t n)
+{
+    if (kt_should_fail())
+        return NULL;
+    void *p = realloc(old, n);
+    kt_live += p && !old;
+    return p;
+}
+
+static void kt_free(void *p)
+{
+    kt_live -= p != NULL;
+    free(p);
+}
+
+void kt_alloc_install(void) { aemp_set_allocator(kt_malloc, kt_realloc, kt_free); }
+
+void kt_alloc_fail(size_t n, int sticky)
+{
+    kt_count = 0;
+    kt_failed = 0;
+    kt_fail_at = n;
+    kt_sticky = sticky;
+}
+
+size_t kt_alloc_count(void) { return kt_count; }
+size_t kt_alloc_failed(void) { return kt_failed; }
+long kt_alloc_live(void) { return kt_live; }
+
+uint64_t kt_now_ms(void) { return uv_hrtime() / 1000000u; }

@@ -10,4 +10,71 @@
 
 #include <aemp.h>
 
+
+/* ---- kernel tests (kt_*): recorders, message checks, allocator -------- */
+#include <stdio.h>
+#include <uv.h>
+
+/* One thing a tap saw: a message (SELF in port) or a death (the dead port
+ * in port, the reason in msg).  msg is a private copy, never a view. */
+typedef struct kt_event {
+    const char *label;
+    char *port;
+    aemp_msg_t *msg;
+} kt_event_t;
+
+/* Every tap writes into one recorder, so the order of events across ports
+ * and monitors can be checked. */
+typedef struct kt_rec {
+    kt_event_t *ev;
+    size_t n, cap;
+} kt_rec_t;
+
+/* The user pointer of kt_tap_rcv / kt_tap_mon.  ret is what kt_tap_rcv
+ * returns (0: success). */
+typedef struct kt_tap {
+    kt_rec_t *rec;
+    const char *label;
+    int ret;
+} kt_tap_t;
+
+/* aemp_rcv_fn: records (label, SELF, copy of msg). */
+int kt_tap_rcv(aemp_ctx_t *ctx, const aemp_msg_t *msg, void *tap);
+/* aemp_mon_fn: records (label, port, copy of reason). */
+void kt_tap_mon(aemp_node_t *n, const char *port, const aemp_msg_t *reason,
+                void *tap);
+void kt_rec_add(kt_rec_t *r, const char *label, const char *port,
+                const aemp_msg_t *msg);
+void kt_rec_free(kt_rec_t *r);
+size_t kt_rec_count(const kt_rec_t *r, const char *label);
+/* The i-th event with that label (NULL label: any), NULL if none. */
+const kt_event_t *kt_rec_nth(const kt_rec_t *r, const char *label, size_t i);
+/* Index in r->ev of the i-th event with that label, or -1. */
+long kt_rec_index(const kt_rec_t *r, const char *label, size_t i);
+
+/* A deep copy of a message (through the library's allocator). */
+aemp_msg_t *kt_msg_copy(const aemp_msg_t *m);
+/* 1 if m equals the message built from picture (prints both if not). */
+int kt_msg_is(const aemp_msg_t *m, const char *picture, ...);
+void kt_val_print(FILE *f, const aemp_val_t *v);
+
+/* A log hook collecting lines into a kt_rec (label "log", msg ["<level>",
+ * "<text>"] as ["i", "s"]). */
+void kt_log_rec(aemp_node_t *n, int level, const char *text, void *rec);
+/* 1 if some recorded log text contains needle. */
+int kt_log_has(const kt_rec_t *r, const char *needle);
+
+/* Counting allocator for failure injection.  kt_alloc_install() once, in
+ * main() before any other aemp call.  kt_alloc_fail(n, sticky): the n-th
+ * allocation from now fails (and with sticky every one after it); 0 never.
+ * kt_alloc_live(): blocks allocated through the hook and not yet freed. */
+void kt_alloc_install(void);
+void kt_alloc_fail(size_t n, int sticky);
+size_t kt_alloc_count(void);
+size_t kt_alloc_failed(void);
+long kt_alloc_live(void);
+
+/* Monotonic milliseconds. */
+uint64_t kt_now_ms(void);
+
 #endif
