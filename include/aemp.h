@@ -357,9 +357,10 @@ AEMP_API int aemp_port_exists(aemp_node_t *n, const char *port);
 /* Sends a message built from picture to port, local or remote.  Never
  * blocks and never delivers synchronously: local delivery happens from the
  * loop, in order per sender and destination.  A message to a local port
- * that does not exist is dropped (that is not an error).  AEMP_EINVAL for a
- * malformed port ID or picture, AEMP_ENOROUTE for a remote port while the
- * node is private. */
+ * that does not exist is dropped (that is not an error).  A message to a
+ * remote port is queued for its node (see Networking).  AEMP_EINVAL for a
+ * malformed port ID or picture, AEMP_ENOROUTE for a remote port when the
+ * node has no network configuration (no secret). */
 AEMP_API int aemp_snd(aemp_node_t *n, const char *port, const char *picture,
                       ...);
 /* Sends an array value (taken; a NULL *msg means a constructor failed). */
@@ -414,6 +415,72 @@ AEMP_API int aemp_mon_guard(aemp_node_t *n, const char *port,
                             aemp_mon_t **guard);
 /* Cancels (if it has not fired) and frees a guard; NULL is fine. */
 AEMP_API void aemp_mon_cancel(aemp_mon_t *guard);
+
+/* ------------------------------------------------------------------------
+ * Networking (PROTOCOL.md).  A node talks to other nodes over TCP once it
+ * has a configuration with a secret.  Private nodes connect out (their
+ * peers answer over the same link); public nodes also listen.  Remote
+ * snd/mon/kil work like local ones: messages to a node without a link wait
+ * in its queue while the node connects in the background; when a link is
+ * lost or cannot be made within monitor_timeout, the queue is dropped and
+ * every monitor of that node's ports fires with
+ * ["transport_error", <node ID>, <text>].
+ * ------------------------------------------------------------------------ */
+
+typedef struct aemp_netconf {
+    const char *secret;      /* shared secret (copied); NULL: none */
+    double monitor_timeout;  /* seconds to connect/handshake, default 30 */
+    double connect_interval; /* seconds between attempts, default 2; each
+                                wait is jittered by +-25% */
+    unsigned keepalive;      /* the timeout= we announce (seconds), default
+                                30; 0: none (TCP keepalive only) */
+    const char *framings;    /* we accept, preferred first; "cbor,json" */
+    const char *auth_accept; /* methods we accept; "hmac_sha3_512" (add
+                                "cleartext" only on trusted networks) */
+    const char *auth_offer;  /* methods we may send; "hmac_sha3_512" */
+    size_t max_backlog;      /* bytes of unsent output per peer, default
+                                64 MiB; beyond it the link is dropped as a
+                                transport error ("send queue overflow") */
+    aemp_limits_t limits;    /* for decoding packets from peers */
+} aemp_netconf_t;
+
+/* Sets the network configuration (copied); zero fields take defaults.
+ * Call before the node's first network activity.  AEMP_EBUSY after. */
+AEMP_API int aemp_node_configure(aemp_node_t *n, const aemp_netconf_t *conf);
+/* Makes the node public on a resolved noderef ("127.0.0.1:4041,[::1]:4041"):
+ * binds and listens on every endpoint, and renames the node to noderef
+ * (ports made before keep their IDs and stay reachable locally).
+ * AEMP_EINVAL for an unresolved or malformed noderef, AEMP_ESYS if an
+ * endpoint cannot be bound (nothing is left listening then; the text is
+ * logged), AEMP_EBUSY if already public. */
+AEMP_API int aemp_node_listen(aemp_node_t *n, const char *noderef);
+/* Connects to the node noderef (resolved) and keeps reconnecting forever,
+ * with jittered intervals. */
+AEMP_API int aemp_node_seed(aemp_node_t *n, const char *noderef);
+
+/* Node events: fn(node, node_id, up, reason, user); up 1 = a link came up,
+ * 0 = it went down (reason: ["transport_error", id, text]; empty when up).
+ * Up and down strictly alternate per node.  Runs from the loop.  Cancel and
+ * free with aemp_mon_cancel(*guard). */
+typedef void (*aemp_node_fn)(aemp_node_t *n, const char *node_id, int up,
+                             const aemp_msg_t *reason, void *user);
+AEMP_API int aemp_mon_nodes(aemp_node_t *n, aemp_node_fn fn, void *user,
+                            aemp_mon_t **guard);
+/* 1 if a link to node_id is up / the node is known (we have heard of it,
+ * or it is ourselves), 0 otherwise. */
+AEMP_API int aemp_node_is_up(aemp_node_t *n, const char *node_id);
+AEMP_API int aemp_node_is_known(aemp_node_t *n, const char *node_id);
+/* The known / connected node IDs as a message of strings (yours). */
+AEMP_API int aemp_known_nodes(aemp_node_t *n, aemp_msg_t **out);
+AEMP_API int aemp_up_nodes(aemp_node_t *n, aemp_msg_t **out);
+
+/* Calls fn(node, status, user) once everything sent to node_id so far has
+ * been written to its socket (status 0), or when that can no longer happen
+ * (a negative code: AEMP_ENOROUTE when the link was lost or never came up
+ * within monitor_timeout). */
+typedef void (*aemp_flush_fn)(aemp_node_t *n, int status, void *user);
+AEMP_API int aemp_flush(aemp_node_t *n, const char *node_id, aemp_flush_fn fn,
+                        void *user);
 
 /* ------------------------------------------------------------------------
  * Port context and timers (psub / after)

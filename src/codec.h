@@ -33,7 +33,44 @@ int aemp__json_decode(aemp_msg_t **out, const char *buf, size_t len,
 int aemp__cbor_decode(aemp_msg_t **out, const char *buf, size_t len,
                       const aemp_limits_t *lim, char *errbuf, size_t errlen);
 
-/* The defaults of aemp_limits_t filled into the zero fields of *lim. */
+/* The defaults of aemp_limits_t filled into the zero fields of *lim, and
+ * max_depth / max_items clamped to what the decoders can honour. */
 void aemp__limits_resolve(aemp_limits_t *lim);
+
+/* The decoders recurse once per nesting level; jansson stops at the same
+ * depth by itself. */
+#define AEMP__DEPTH_CAP 2048
+
+/* ---- packet boundaries, for the streaming reader ----------------------- */
+
+/* One open container of the CBOR scanner. */
+typedef struct aemp__scan_frame {
+    uint64_t n; /* definite: items still to come; indefinite: items seen */
+    bool indef, map;
+} aemp__scan_frame_t;
+
+/* Resumable search for the end of one packet in a buffer that grows between
+ * calls.  Offsets are relative to the buffer start the caller passes, which
+ * must stay the same (same bytes) until the scanner is reset. */
+typedef struct aemp__scan {
+    size_t start; /* first byte of the packet (JSON: after whitespace) */
+    size_t off;   /* bytes examined so far */
+    size_t depth; /* open containers */
+    bool started, done;
+    bool in_str, esc;  /* JSON: inside a string, after a backslash */
+    bool tagged;       /* CBOR: a tag waits for its item */
+    uint8_t str_major; /* CBOR: inside an indefinite string of this type */
+    uint64_t skip;     /* CBOR: string bytes still to pass over */
+    aemp__scan_frame_t *stack; /* CBOR: max_depth frames */
+} aemp__scan_t;
+
+/* Both: 1 when the packet [start, off) is complete (and again on every
+ * later call until reset), 0 when more bytes are needed, AEMP_EPROTO or
+ * AEMP_ELIMIT with a static reason in *why.  Leading whitespace is passed
+ * over (start moves) so that the caller can drop it. */
+int aemp__json_scan(aemp__scan_t *s, const char *buf, size_t len,
+                    const aemp_limits_t *lim, const char **why);
+int aemp__cbor_scan(aemp__scan_t *s, const char *buf, size_t len,
+                    const aemp_limits_t *lim, const char **why);
 
 #endif

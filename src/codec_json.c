@@ -1,1 +1,442 @@
-/* being written */
+/* The json framing (PROTOCOL.md §6): encoder, decoder and the reader's
+ * packet scanner.
+ *
+ * Encoding writes the text directly instead of building a json_t tree for
+ * json_dumpb: that would cost one allocation per value and a second copy of
+ * every string.  Decoding parses with jansson (json_loadb) and converts the
+ * tree into one message block in two passes (measure, then fill). */
+#include "codec.h"
+
+#include <jansson.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+/* ---- encoding ---------------------------------------------------------- */
+
+static int put(aemp__buf_t *b, const void *p, size_t n)
+{
+    if (b->cap - b->len < n && aemp__buf_reserve(b, n) < 0)
+        return AEMP_ENOMEM;
+    memcpy(b->data + b->len, p, n);
+    b->len += n;
+    return 0;
+}
+
+static int putc_(aemp__buf_t *b, char c)
+{
+    return put(b, &c, 1);
+}
+
+/* Bytes copied as they are; everything else is escaped or, for latin1
+ * (byte strings), widened to two UTF-8 bytes. */
+static inline bool plain(unsigned char c, bool latin1)
+{
+    return c >= 0x20 && c != '"' && c != '\\' && (c < 0x80 || !latin1);
+}
+
+static char *esc_byte(char *o, unsigned char c, bool latin1)
+{
+    static const char hex[] = "0123456789abcdef";
+    static const char short_esc[32] = {['\b'] = 'b', ['\f'] = 'f',
+                                       ['\n'] = 'n', ['\r'] = 'r',
+                                       ['\t'] = 't'};
+    if (c >= 0x80 && latin1) {
+        *o++ = (char)(0xc0 | c >> 6);
+        *o++ = (char)(0x80 | (c & 0x3f));
+    } else if (c == '"' || c == '\\') {
+        *o++ = '\\';
+        *o++ = (char)c;
+    } else if (short_esc[c]) {
+        *o++ = '\\';
+        *o++ = short_esc[c];
+    } else {
+        memcpy(o, "\\u00", 4);
+        o[4] = hex[c >> 4];
+        o[5] = hex[c & 15];
+        o += 6;
+    }
+    return o;
+}
+
+/* Escapes in slices so that the worst case (6 bytes out per byte in) is
+ * reserved for a slice, not for a whole 16 MiB string. */
+#define ESC_SLICE 4096
+
+static int json_text(aemp__buf_t *b, const char *s, size_t len, bool latin1)
+{
+    if (!latin1 && !aemp__utf8_valid(s, len))
+        return AEMP_EINVAL;
+    const unsigned char *u = (const unsigned char *)s;
+    if (putc_(b, '"') < 0)
+        return AEMP_ENOMEM;
+    for (size_t i = 0; i < len;) {
+        size_t n = len - i < ESC_SLICE ? len - i : ESC_SLICE;
+        if (aemp__buf_reserve(b, 6 * n + 1) < 0)
+            return AEMP_ENOMEM;
+        char *o = b->data + b->len;
+        for (size_t end = i + n; i < end; i++)
+            if (plain(u[i], latin1))
+                *o++ = (char)u[i];
+            else
+                o = esc_byte(o, u[i], latin1);
+        b->len = (size_t)(o - b->data);
+    }
+    return putc_(b, '"');
+}
+
+static int json_int(aemp__buf_t *b, int64_t i)
+{
+    char tmp[24], *end = tmp + sizeof tmp, *p = end;
+    uint64_t u = i < 0 ? -(uint64_t)i : (uint64_t)i;
+    do
+        *--p = (char)('0' + u % 10);
+    while (u /= 10);
+    if (i < 0)
+        *--p = '-';
+    return put(b, p, (size_t)(end - p));
+}
+
+/* The shortest of %.15g..%.17g that reads back as d.  printf and strtod
+ * both follow LC_NUMERIC, so the round trip is checked in the locale's
+ * form; the decimal point is then rewritten to '.', whatever bytes the
+ * locale uses for it (%g emits nothing else outside [0-9e+-]). */
+static int json_double(aemp__buf_t *b, double d)
+{
+    if (!isfinite(d))
+        return AEMP_EINVAL;
+    char tmp[64], out[64];
+    for (int prec = 15; prec <= 17; prec++) {
+        snprintf(tmp, sizeof tmp, "%.*g", prec, d);
+        if (prec == 17 || strtod(tmp, NULL) == d)
+            break;
+    }
+    size_t n = 0;
+    bool real = false;
+    for (const char *p = tmp; *p;) {
+        if (strchr("0123456789eE+-", *p) == NULL) {
+            while (*p && !strchr("0123456789eE+-", *p))
+                p++;
+            out[n++] = '.';
+            real = true;
+            continue;
+        }
+        real |= *p == 'e';
+        out[n++] = *p++;
+    }
+    if (!real) { /* keep it a double for the reader: "1" would be an int */
+        out[n++] = '.';
+        out[n++] = '0';
+    }
+    return put(b, out, n);
+}
+
+static int json_val(aemp__buf_t *b, const aemp_val_t *v);
+
+/* Elements of an array, or (map) "key":value pairs, comma-separated. */
+static int json_items(aemp__buf_t *b, const aemp_val_t *items, size_t n,
+                      bool map)
+{
+    for (size_t i = 0; i < n; i++) {
+        int rc = 0;
+        if (i && (rc = putc_(b, map && (i & 1) ? ':' : ',')) < 0)
+            return rc;
+        if ((rc = json_val(b, &items[i])) < 0)
+            return rc;
+    }
+    return 0;
+}
+
+static int json_container(aemp__buf_t *b, const aemp_val_t *v, bool map)
+{
+    int rc = putc_(b, map ? '{' : '[');
+    if (rc == 0)
+        rc = json_items(b, v->u.items, map ? 2 * (size_t)v->len : v->len,
+                        map);
+    if (rc == 0)
+        rc = putc_(b, map ? '}' : ']');
+    return rc;
+}
+
+static int json_val(aemp__buf_t *b, const aemp_val_t *v)
+{
+    switch ((aemp_type_t)v->type) {
+    case AEMP_T_NULL: return put(b, "null", 4);
+    case AEMP_T_BOOL: return v->u.i ? put(b, "true", 4) : put(b, "false", 5);
+    case AEMP_T_INT: return json_int(b, v->u.i);
+    case AEMP_T_DOUBLE: return json_double(b, v->u.d);
+    case AEMP_T_STR: return json_text(b, v->u.s, v->len, false);
+    case AEMP_T_BYTES: return json_text(b, v->u.s, v->len, true);
+    case AEMP_T_ARR: return json_container(b, v, false);
+    case AEMP_T_MAP: return json_container(b, v, true);
+    }
+    return AEMP_EINVAL;
+}
+
+int aemp__json_encode(aemp__buf_t *b, const char *prefix, size_t prefix_len,
+                      const aemp_msg_t *m)
+{
+    size_t start = b->len;
+    int rc = putc_(b, '[');
+    if (rc == 0 && prefix) {
+        rc = json_text(b, prefix, prefix_len, false);
+        if (rc == 0 && m->root.len)
+            rc = putc_(b, ',');
+    }
+    if (rc == 0)
+        rc = json_items(b, m->root.u.items, m->root.len, false);
+    if (rc == 0)
+        rc = putc_(b, ']');
+    if (rc < 0)
+        b->len = start;
+    return rc;
+}
+
+/* ---- decoding ---------------------------------------------------------- */
+
+typedef struct jdec {
+    const aemp_limits_t *lim;
+    size_t nodes, text;
+    const char *why;
+} jdec_t;
+
+static int jbad(jdec_t *d, int rc, const char *why)
+{
+    d->why = why;
+    return rc;
+}
+
+static int jmeasure(jdec_t *d, const json_t *j, size_t depth);
+
+/* A container at nesting level depth (the root is 1) with n elements. */
+static int jcontainer(jdec_t *d, size_t n, size_t depth)
+{
+    if (depth > d->lim->max_depth)
+        return jbad(d, AEMP_ELIMIT, "nesting deeper than max_depth");
+    if (n > d->lim->max_items)
+        return jbad(d, AEMP_ELIMIT, "more than max_items elements");
+    return 0;
+}
+
+static int jtext(jdec_t *d, size_t len)
+{
+    if (len > AEMP__MAX_LEN)
+        return jbad(d, AEMP_ELIMIT, "string longer than 4 GiB");
+    d->text += len + 1;
+    return 0;
+}
+
+static int jmeasure_object(jdec_t *d, json_t *j, size_t depth)
+{
+    int rc = jcontainer(d, json_object_size(j), depth);
+    d->nodes += 2 * json_object_size(j);
+    for (void *it = json_object_iter(j); it && rc == 0;
+         it = json_object_iter_next(j, it)) {
+        rc = jtext(d, json_object_iter_key_len(it));
+        if (rc == 0)
+            rc = jmeasure(d, json_object_iter_value(it), depth + 1);
+    }
+    return rc;
+}
+
+static int jmeasure(jdec_t *d, const json_t *cj, size_t depth)
+{
+    json_t *j = (json_t *)cj; /* jansson's getters are not const-correct */
+    switch (json_typeof(j)) {
+    case JSON_STRING: return jtext(d, json_string_length(j));
+    case JSON_OBJECT: return jmeasure_object(d, j, depth);
+    case JSON_ARRAY: {
+        size_t n = json_array_size(j);
+        int rc = jcontainer(d, n, depth);
+        d->nodes += n;
+        for (size_t i = 0; i < n && rc == 0; i++)
+            rc = jmeasure(d, json_array_get(j, i), depth + 1);
+        return rc;
+    }
+    default: return 0;
+    }
+}
+
+static void jfill(struct aemp_val *dst, json_t *j, aemp__fill_t *f);
+
+static void jfill_text(struct aemp_val *dst, const char *s, size_t len,
+                       aemp__fill_t *f)
+{
+    dst->type = AEMP_T_STR;
+    dst->len = (uint32_t)len;
+    dst->u.s = aemp__fill_text(f, s, len);
+}
+
+static void jfill_object(struct aemp_val *dst, json_t *j, aemp__fill_t *f)
+{
+    dst->type = AEMP_T_MAP;
+    dst->len = (uint32_t)json_object_size(j);
+    struct aemp_val *kv = dst->u.items = aemp__fill_nodes(f, 2 * dst->len);
+    /* jansson (>= 2.8) iterates objects in insertion order */
+    for (void *it = json_object_iter(j); it;
+         it = json_object_iter_next(j, it), kv += 2) {
+        memset(kv, 0, sizeof *kv);
+        jfill_text(kv, json_object_iter_key(it), json_object_iter_key_len(it),
+                   f);
+        jfill(kv + 1, json_object_iter_value(it), f);
+    }
+}
+
+static void jfill(struct aemp_val *dst, json_t *j, aemp__fill_t *f)
+{
+    memset(dst, 0, sizeof *dst);
+    switch (json_typeof(j)) {
+    case JSON_NULL: dst->type = AEMP_T_NULL; break;
+    case JSON_TRUE:
+    case JSON_FALSE:
+        dst->type = AEMP_T_BOOL;
+        dst->u.i = json_is_true(j);
+        break;
+    case JSON_INTEGER:
+        dst->type = AEMP_T_INT;
+        dst->u.i = json_integer_value(j);
+        break;
+    case JSON_REAL:
+        dst->type = AEMP_T_DOUBLE;
+        dst->u.d = json_real_value(j);
+        break;
+    case JSON_STRING:
+        jfill_text(dst, json_string_value(j), json_string_length(j), f);
+        break;
+    case JSON_OBJECT: jfill_object(dst, j, f); break;
+    case JSON_ARRAY:
+        dst->type = AEMP_T_ARR;
+        dst->len = (uint32_t)json_array_size(j);
+        dst->u.items = aemp__fill_nodes(f, dst->len);
+        for (size_t i = 0; i < dst->len; i++)
+            jfill(&dst->u.items[i], json_array_get(j, i), f);
+        break;
+    }
+}
+
+/* jansson's failure as ours: its own depth limit is a limit too. */
+static int jload_error(const json_error_t *e, char *errbuf, size_t errlen)
+{
+    int rc = AEMP_EPROTO;
+    if (json_error_code(e) == json_error_out_of_memory)
+        rc = AEMP_ENOMEM;
+    else if (json_error_code(e) == json_error_stack_overflow)
+        rc = AEMP_ELIMIT;
+    if (errbuf && errlen)
+        snprintf(errbuf, errlen, "JSON: %s (at byte %d)", e->text,
+                 e->position);
+    return rc;
+}
+
+static int jconvert(aemp_msg_t **out, json_t *root, const aemp_limits_t *lim,
+                    char *errbuf, size_t errlen)
+{
+    jdec_t d = {.lim = lim};
+    size_t n = json_array_size(root);
+    aemp__fill_t f;
+    aemp_msg_t *m;
+    int rc = json_is_array(root)
+                 ? jmeasure(&d, root, 1)
+                 : jbad(&d, AEMP_EPROTO, "top-level value is not an array");
+    if (rc == 0 && (rc = aemp__msg_alloc(&m, d.nodes, d.text, n, &f)) < 0)
+        d.why = "out of memory";
+    if (rc < 0) {
+        if (errbuf && errlen)
+            snprintf(errbuf, errlen, "JSON: %s", d.why);
+        return rc;
+    }
+    for (size_t i = 0; i < n; i++)
+        jfill(&m->root.u.items[i], json_array_get(root, i), &f);
+    *out = m;
+    return 0;
+}
+
+int aemp__json_decode(aemp_msg_t **out, const char *buf, size_t len,
+                      const aemp_limits_t *lim, char *errbuf, size_t errlen)
+{
+    json_error_t e;
+    json_t *root = json_loadb(buf ? buf : "", len, JSON_ALLOW_NUL, &e);
+    if (!root)
+        return jload_error(&e, errbuf, errlen);
+    int rc = jconvert(out, root, lim, errbuf, errlen);
+    json_decref(root);
+    return rc;
+}
+
+/* ---- the reader's scanner ---------------------------------------------- */
+
+static inline bool is_ws(char c)
+{
+    return c == ' ' || c == '\n' || c == '\r' || c == '\t';
+}
+
+/* Brackets outside strings, up to end; 1 when the top level closes. */
+static int json_walk(aemp__scan_t *s, const char *buf, size_t end,
+                     const aemp_limits_t *lim, const char **why)
+{
+    size_t i = s->off;
+    int rc = 0;
+    while (i < end && rc == 0) {
+        if (s->in_str) {
+            /* the bulk of most packets: find the end of the string */
+            while (i < end && !s->esc && buf[i] != '"' && buf[i] != '\\')
+                i++;
+            if (i == end)
+                break;
+            if (s->esc)
+                s->esc = false;
+            else if (buf[i] == '\\')
+                s->esc = true;
+            else
+                s->in_str = false;
+            i++;
+            continue;
+        }
+        switch (buf[i++]) {
+        case '"': s->in_str = true; break;
+        case '[':
+        case '{':
+            if (++s->depth > lim->max_depth) {
+                *why = "nesting deeper than max_depth";
+                rc = AEMP_ELIMIT;
+            }
+            break;
+        case ']':
+        case '}':
+            if (--s->depth == 0)
+                rc = s->done = 1;
+            break;
+        }
+    }
+    s->off = i;
+    return rc;
+}
+
+int aemp__json_scan(aemp__scan_t *s, const char *buf, size_t len,
+                    const aemp_limits_t *lim, const char **why)
+{
+    if (s->done)
+        return 1;
+    if (!s->started) {
+        while (s->off < len && is_ws(buf[s->off]))
+            s->off++;
+        s->start = s->off;
+        if (s->off == len)
+            return 0;
+        if (buf[s->off] != '[') {
+            *why = "JSON text is not an array";
+            return AEMP_EPROTO;
+        }
+        s->started = true;
+    }
+    /* never look further than the largest packet allowed */
+    size_t end = len - s->start > lim->max_packet ? s->start + lim->max_packet
+                                                  : len;
+    int rc = json_walk(s, buf, end, lim, why);
+    if (rc == 0 && end < len) {
+        *why = "packet larger than max_packet";
+        return AEMP_ELIMIT;
+    }
+    return rc;
+}

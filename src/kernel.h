@@ -35,6 +35,7 @@ typedef struct aemp__port {
     struct aemp_mon *mons; /* monitors of this port, in set-up order */
     uint32_t idlen;
     uint8_t dead;
+    uint8_t remote; /* a stub standing for a monitored remote port */
     char id[]; /* "<noderef>#<name>", NUL-terminated */
 } aemp__port_t;
 
@@ -44,22 +45,31 @@ enum aemp__item_kind {
     AEMP__DELIVER, /* msg to local port `counter` (0 = node port) */
     AEMP__DIED,    /* port died: fire its monitors with reason, free it */
     AEMP__FIRE,    /* fire one monitor (no_such_port) with reason */
+    AEMP__NODE_EVENT, /* node id up (counter 1) or down, for mon_nodes */
 };
 
 typedef struct aemp__item {
     struct aemp__item *next;
     uint8_t kind;
+    uint8_t skip; /* DELIVER: the message starts with the port name */
     uint64_t counter;
     aemp_msg_t *msg;
-    char *id; /* AEMP__FIRE: the monitored port's ID */
+    char *id; /* FIRE: the monitored port's ID; DELIVER to the node port:
+                 the sending node; NODE_EVENT: the node */
     union {
         aemp__port_t *port;
         struct aemp_mon *mon;
     } u;
 } aemp__item_t;
 
-enum aemp__mon_kind { AEMP__MON_CB, AEMP__MON_KILL, AEMP__MON_MSG,
-                      AEMP__MON_GUARD };
+enum aemp__mon_kind {
+    AEMP__MON_CB,
+    AEMP__MON_KILL,
+    AEMP__MON_MSG,
+    AEMP__MON_GUARD,
+    AEMP__MON_WATCH, /* a peer's mon1 on our port: tell it with kil0 */
+    AEMP__MON_NODES, /* mon_nodes subscriber (not one-shot) */
+};
 enum aemp__mon_state {
     AEMP__MON_ARMED,     /* linked into its port's list */
     AEMP__MON_QUEUED,    /* an AEMP__FIRE item will fire it */
@@ -78,6 +88,8 @@ struct aemp_mon {
         struct { char *other; } kill;
         struct { char *rcvport; aemp_msg_t *head; } msg;
         struct { void (*release)(void *); void *resource; } guard;
+        struct { char *peer; char *name; } watch;
+        struct { aemp_node_fn fn; void *user; } nodes;
     } u;
 };
 
@@ -112,6 +124,7 @@ struct aemp_node {
     void *log_user;
     int log_level;
     struct aemp__timer *timers;
+    struct aemp__net *net; /* NULL until networking is configured */
 };
 
 struct aemp_ctx {
@@ -131,6 +144,11 @@ void aemp__port_unlink(aemp_node_t *n, aemp__port_t *p);
 int aemp__port_locate(aemp_node_t *n, const char *id, uint64_t *counter);
 /* Finds a live local port by ID: AEMP_ENOPORT / AEMP_ENOTLOCAL. */
 int aemp__port_find(aemp_node_t *n, const char *id, aemp__port_t **out);
+/* The counter of our port named `name` (the part after '#'), UINT64_MAX if
+ * it cannot be one of ours. */
+uint64_t aemp__port_counter(const aemp_node_t *n, const char *name);
+/* A stub for remote port ID `id`, not in any table. */
+aemp__port_t *aemp__stub_new(const char *id, size_t len);
 void aemp__tags_free(struct aemp__tags *t);
 
 /* node.c */
@@ -139,17 +157,35 @@ void aemp__enqueue(aemp_node_t *n, aemp__item_t *it);
 /* Runs cb in port context; kills the port with ["die", ...] on failure. */
 void aemp__run_in(aemp_node_t *n, aemp__port_t *p, aemp_rcv_fn rcv,
                   aemp_task_fn task, const aemp_msg_t *m, void *user);
-/* Local delivery of m (a reference is taken) to counter. */
-int aemp__deliver(aemp_node_t *n, uint64_t counter, const aemp_msg_t *m);
+/* Delivery of a packet from peer `from` (the message starts with the port
+ * name); a reference is taken. */
+int aemp__deliver_packet(aemp_node_t *n, const char *from, const aemp_msg_t *m);
+/* Queues a node event for the mon_nodes subscribers. */
+int aemp__queue_node_event(aemp_node_t *n, const char *id, bool up,
+                           aemp_msg_t *reason);
 /* Sends m to any port ID (local or remote); m is borrowed. */
 int aemp__send(aemp_node_t *n, const char *port, const aemp_msg_t *m);
 
-/* A handle of the node finished closing during aemp_node_free. */
+/* One of the node's handles finished closing (n->closing counts them). */
 void aemp__node_handle_closed(aemp_node_t *n);
+/* The node takes a new name (going public); the old one stays ours. */
+int aemp__node_rename(aemp_node_t *n, const char *noderef);
 
 /* monitor.c */
 /* Kills a live local port: unlinks it, queues its death notice. */
 void aemp__port_kill(aemp_node_t *n, aemp__port_t *p, aemp_msg_t *reason);
+/* A remote port stub died (kil0 or link loss): fire its monitors. */
+void aemp__stub_kill(aemp_node_t *n, aemp__port_t *stub, aemp_msg_t *reason);
+/* Kills any port ID, local or remote, with reason (borrowed). */
+int aemp__kill_id(aemp_node_t *n, const char *port, const aemp_msg_t *reason);
+/* Sets up a monitor on our port `name` for peer `peer`. */
+int aemp__watch_local(aemp_node_t *n, const char *peer, const char *name,
+                      struct aemp_mon **out);
+void aemp__mon_free(struct aemp_mon *m);
+void aemp__mon_unlink(struct aemp_mon *m);
+void aemp__process_node_event(aemp_node_t *n, aemp__item_t *it);
+void aemp__nodes_drop(aemp_node_t *n);
+void aemp__mon_link(aemp__port_t *p, struct aemp_mon *m);
 void aemp__kill_die(aemp_node_t *n, aemp__port_t *p, const char *text);
 void aemp__process_died(aemp_node_t *n, aemp__item_t *it);
 void aemp__process_fire(aemp_node_t *n, aemp__item_t *it);
@@ -166,6 +202,7 @@ void aemp__log(aemp_node_t *n, int level, const char *fmt, ...)
     AEMP_PRINTF(3, 4);
 
 /* nodeport.c */
-void aemp__nodeport_dispatch(aemp_node_t *n, const aemp_msg_t *m);
+void aemp__nodeport_dispatch(aemp_node_t *n, const aemp_msg_t *m,
+                             const char *from);
 
 #endif

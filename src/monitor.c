@@ -1,6 +1,6 @@
 /* Killing ports and the monitors that notice it.  Deaths are queued and
  * monitors fire from the loop, so no user code runs inside aemp_kil. */
-#include "kernel.h"
+#include "net.h"
 
 #include <string.h>
 
@@ -43,15 +43,33 @@ void aemp__kill_die(aemp_node_t *n, aemp__port_t *p, const char *text)
     aemp__port_kill(n, p, reason);
 }
 
-/* Kills any port ID with reason (borrowed). */
-static int kill_id(aemp_node_t *n, const char *port, const aemp_msg_t *reason)
+/* ["", "kil", name, reason...] to the port's node. */
+static int kill_remote(aemp_node_t *n, const char *port,
+                       const aemp_msg_t *reason)
+{
+    aemp__peer_t *peer;
+    const char *name;
+    aemp_msg_t *head, *req;
+    int rc = aemp__net_route(n, port, &peer, &name);
+    if (rc < 0 || (rc = aemp_msg_new(&head, "ss", "kil", name)) < 0)
+        return rc;
+    rc = aemp__msg_concat(&req, head, reason);
+    aemp_msg_unref(head);
+    if (rc == 0) {
+        rc = aemp__peer_send(peer, "", 0, req);
+        aemp_msg_unref(req);
+    }
+    return rc;
+}
+
+int aemp__kill_id(aemp_node_t *n, const char *port, const aemp_msg_t *reason)
 {
     uint64_t counter;
     int rc = aemp__port_locate(n, port, &counter);
     if (rc < 0)
         return rc;
     if (rc == 0)
-        return AEMP_ENOROUTE; /* remote kil arrives with networking */
+        return kill_remote(n, port, reason);
     if (counter == 0)
         return AEMP_EPERM;
     aemp__port_t *p = aemp__port_get(n, counter);
@@ -60,7 +78,7 @@ static int kill_id(aemp_node_t *n, const char *port, const aemp_msg_t *reason)
 
 static int kil_msg(aemp_node_t *n, const char *port, aemp_msg_t *reason)
 {
-    int rc = kill_id(n, port, reason);
+    int rc = aemp__kill_id(n, port, reason);
     aemp_msg_unref(reason);
     return rc;
 }
@@ -86,18 +104,21 @@ int aemp_kilv(aemp_node_t *n, const char *port, aemp_val_t **reason)
 
 /* ---- monitor records ---------------------------------------------------- */
 
-static void mon_free(struct aemp_mon *m)
+void aemp__mon_free(struct aemp_mon *m)
 {
     if (m->kind == AEMP__MON_KILL) {
         aemp__free(m->u.kill.other);
     } else if (m->kind == AEMP__MON_MSG) {
         aemp__free(m->u.msg.rcvport);
         aemp_msg_unref(m->u.msg.head);
+    } else if (m->kind == AEMP__MON_WATCH) {
+        aemp__free(m->u.watch.peer);
+        aemp__free(m->u.watch.name);
     }
     aemp__free(m);
 }
 
-static void mon_link(aemp__port_t *p, struct aemp_mon *m)
+void aemp__mon_link(aemp__port_t *p, struct aemp_mon *m)
 {
     /* head->prev is the tail, so appending keeps set-up order in O(1) */
     m->port = p;
@@ -112,7 +133,7 @@ static void mon_link(aemp__port_t *p, struct aemp_mon *m)
     }
 }
 
-static void mon_unlink(struct aemp_mon *m)
+void aemp__mon_unlink(struct aemp_mon *m)
 {
     aemp__port_t *p = m->port;
     if (m->next)
@@ -124,6 +145,26 @@ static void mon_unlink(struct aemp_mon *m)
     else
         m->prev->next = m->next;
     m->port = NULL;
+}
+
+/* Our port that a peer monitors died: ["", "kil0", name, reason...]. */
+static void watch_fire(aemp_node_t *n, struct aemp_mon *m,
+                       const aemp_msg_t *reason)
+{
+    aemp__peer_t *peer = aemp__peer_get(n, m->u.watch.peer,
+                                        strlen(m->u.watch.peer), false);
+    if (!peer)
+        return;
+    aemp__strmap_del(&peer->watchers, m->u.watch.name,
+                     strlen(m->u.watch.name));
+    aemp_msg_t *head, *req;
+    if (aemp_msg_new(&head, "ss", "kil0", m->u.watch.name) < 0)
+        return;
+    if (aemp__msg_concat(&req, head, reason) == 0) {
+        aemp__peer_send(peer, "", 0, req);
+        aemp_msg_unref(req);
+    }
+    aemp_msg_unref(head);
 }
 
 /* Runs a monitor's action.  Nothing touches m after a user callback when
@@ -139,7 +180,7 @@ static void mon_fire(aemp_node_t *n, struct aemp_mon *m, const char *port,
         break;
     case AEMP__MON_KILL:
         if (aemp_msg_len(reason))
-            kill_id(n, m->u.kill.other, reason);
+            aemp__kill_id(n, m->u.kill.other, reason);
         break;
     case AEMP__MON_MSG: {
         aemp_msg_t *msg;
@@ -155,9 +196,14 @@ static void mon_fire(aemp_node_t *n, struct aemp_mon *m, const char *port,
     case AEMP__MON_GUARD:
         m->u.guard.release(m->u.guard.resource);
         break;
+    case AEMP__MON_WATCH:
+        watch_fire(n, m, reason);
+        break;
+    case AEMP__MON_NODES:
+        break;
     }
     if (!held)
-        mon_free(m);
+        aemp__mon_free(m);
 }
 
 void aemp__process_died(aemp_node_t *n, aemp__item_t *it)
@@ -165,7 +211,7 @@ void aemp__process_died(aemp_node_t *n, aemp__item_t *it)
     aemp__port_t *p = it->u.port;
     struct aemp_mon *m;
     while ((m = p->mons)) {
-        mon_unlink(m);
+        aemp__mon_unlink(m);
         mon_fire(n, m, p->id, it->msg);
     }
     aemp_msg_unref(it->msg);
@@ -176,7 +222,7 @@ void aemp__process_fire(aemp_node_t *n, aemp__item_t *it)
 {
     struct aemp_mon *m = it->u.mon;
     if (m->state == AEMP__MON_CANCELLED)
-        mon_free(m);
+        aemp__mon_free(m);
     else
         mon_fire(n, m, it->id, it->msg);
     aemp_msg_unref(it->msg);
@@ -188,7 +234,7 @@ void aemp__process_fire(aemp_node_t *n, aemp__item_t *it)
 static void mon_drop(struct aemp_mon *m)
 {
     if (m->state == AEMP__MON_CANCELLED) {
-        mon_free(m);
+        aemp__mon_free(m);
         return;
     }
     if (m->kind == AEMP__MON_GUARD)
@@ -197,7 +243,7 @@ static void mon_drop(struct aemp_mon *m)
         m->state = AEMP__MON_ORPHAN;
         m->node = NULL;
     } else {
-        mon_free(m);
+        aemp__mon_free(m);
     }
 }
 
@@ -205,7 +251,7 @@ void aemp__port_drop_mons(aemp_node_t *n, aemp__port_t *p)
 {
     struct aemp_mon *m;
     while ((m = p->mons)) {
-        mon_unlink(m);
+        aemp__mon_unlink(m);
         mon_drop(m);
     }
 }
@@ -215,13 +261,23 @@ void aemp__drop_fire(aemp_node_t *n, aemp__item_t *it)
     mon_drop(it->u.mon);
 }
 
+static void nodes_unlink(struct aemp_mon *m);
+
 void aemp_mon_cancel(aemp_mon_t *m)
 {
     if (!m)
         return;
+    if (m->kind == AEMP__MON_NODES && m->state == AEMP__MON_ARMED) {
+        nodes_unlink(m);
+        aemp__mon_free(m);
+        return;
+    }
+    aemp__port_t *p = m->port;
     switch (m->state) {
     case AEMP__MON_ARMED:
-        mon_unlink(m);
+        aemp__mon_unlink(m);
+        if (p->remote && !p->mons && !p->dead)
+            aemp__peer_stub_idle(m->node, p); /* last monitor: mon0 */
         /* fall through */
     case AEMP__MON_QUEUED:
         if (m->kind == AEMP__MON_GUARD)
@@ -237,7 +293,7 @@ void aemp_mon_cancel(aemp_mon_t *m)
     default:
         break;
     }
-    mon_free(m);
+    aemp__mon_free(m);
 }
 
 /* ---- setting monitors up ------------------------------------------------ */
@@ -267,24 +323,30 @@ static int mon_setup(aemp_node_t *n, const char *port, struct aemp_mon *m,
                      aemp_mon_t **guard)
 {
     uint64_t counter;
+    aemp__peer_t *peer;
+    const char *name;
     int rc = aemp__port_locate(n, port, &counter);
-    if (rc == 0)
-        rc = AEMP_ENOROUTE; /* remote monitors arrive with networking */
     if (rc < 0)
         goto fail;
     m->node = n;
     m->held = guard != NULL;
     m->state = AEMP__MON_ARMED;
-    aemp__port_t *p = counter ? aemp__port_get(n, counter) : n->node_port;
-    if (p)
-        mon_link(p, m);
-    else if ((rc = fire_soon(n, m, port)) < 0)
-        goto fail;
+    if (rc == 0) {
+        if ((rc = aemp__net_route(n, port, &peer, &name)) < 0 ||
+            (rc = aemp__peer_monitor(peer, name, m)) < 0)
+            goto fail;
+    } else {
+        aemp__port_t *p = counter ? aemp__port_get(n, counter) : n->node_port;
+        if (p)
+            aemp__mon_link(p, m);
+        else if ((rc = fire_soon(n, m, port)) < 0)
+            goto fail;
+    }
     if (guard)
         *guard = m;
     return 0;
 fail:
-    mon_free(m);
+    aemp__mon_free(m);
     return rc;
 }
 
@@ -321,7 +383,7 @@ int aemp_mon_kill(aemp_node_t *n, const char *port, const char *other,
         return AEMP_ENOMEM;
     m->u.kill.other = aemp__strdup(other ? other : n->cur->port->id);
     if (!m->u.kill.other) {
-        mon_free(m);
+        aemp__mon_free(m);
         return AEMP_ENOMEM;
     }
     return mon_setup(n, port, m, guard);
@@ -342,7 +404,7 @@ int aemp_mon_msg(aemp_node_t *n, const char *port, const char *rcvport,
     if (rc == 0 && !(m->u.msg.rcvport = aemp__strdup(rcvport)))
         rc = AEMP_ENOMEM;
     if (rc < 0) {
-        mon_free(m);
+        aemp__mon_free(m);
         return rc;
     }
     return mon_setup(n, port, m, guard);
@@ -360,4 +422,119 @@ int aemp_mon_guard(aemp_node_t *n, const char *port,
     m->u.guard.release = release;
     m->u.guard.resource = resource;
     return mon_setup(n, port, m, guard);
+}
+
+/* ---- remote ports --------------------------------------------------------- */
+
+void aemp__stub_kill(aemp_node_t *n, aemp__port_t *stub, aemp_msg_t *reason)
+{
+    aemp__item_t *it = aemp__item_new(n, AEMP__DIED);
+    if (!it) {
+        /* cannot defer: fire nothing, but never leak the stub */
+        aemp__port_drop_mons(n, stub);
+        aemp__free(stub);
+        aemp_msg_unref(reason);
+        return;
+    }
+    stub->dead = 1;
+    it->u.port = stub;
+    it->msg = reason;
+    aemp__enqueue(n, it);
+}
+
+int aemp__watch_local(aemp_node_t *n, const char *peer, const char *name,
+                      struct aemp_mon **out)
+{
+    struct aemp_mon *m = mon_new(AEMP__MON_WATCH);
+    if (!m)
+        return AEMP_ENOMEM;
+    m->u.watch.peer = aemp__strdup(peer);
+    m->u.watch.name = aemp__strdup(name);
+    char *id = aemp__asprintf("%s#%s", n->noderef, name);
+    int rc = m->u.watch.peer && m->u.watch.name && id ? 0 : AEMP_ENOMEM;
+    if (rc < 0)
+        aemp__mon_free(m);
+    else if ((rc = mon_setup(n, *name ? id : n->noderef, m, NULL)) == 0)
+        *out = m;
+    aemp__free(id);
+    return rc;
+}
+
+/* ---- node events ------------------------------------------------------------ */
+
+static void nodes_unlink(struct aemp_mon *m)
+{
+    aemp__net_t *net = m->node->net;
+    if (m->prev)
+        m->prev->next = m->next;
+    else
+        net->node_mons = m->next;
+    if (m->next)
+        m->next->prev = m->prev;
+}
+
+int aemp_mon_nodes(aemp_node_t *n, aemp_node_fn fn, void *user,
+                   aemp_mon_t **guard)
+{
+    aemp__net_t *net;
+    if (!n || !fn)
+        return AEMP_EINVAL;
+    int rc = aemp__net_get(n, &net);
+    if (rc < 0)
+        return rc;
+    struct aemp_mon *m = mon_new(AEMP__MON_NODES);
+    if (!m)
+        return AEMP_ENOMEM;
+    m->node = n;
+    m->state = AEMP__MON_ARMED;
+    m->held = guard != NULL;
+    m->u.nodes.fn = fn;
+    m->u.nodes.user = user;
+    m->next = net->node_mons;
+    if (m->next)
+        m->next->prev = m;
+    net->node_mons = m;
+    if (guard)
+        *guard = m;
+    return 0;
+}
+
+void aemp__process_node_event(aemp_node_t *n, aemp__item_t *it)
+{
+    /* a subscriber may cancel any subscriber from its callback: walk a
+     * snapshot of the list */
+    aemp__net_t *net = n->net;
+    size_t count = 0;
+    for (struct aemp_mon *m = net ? net->node_mons : NULL; m; m = m->next)
+        count++;
+    struct aemp_mon **snap = count ? aemp__calloc(count, sizeof *snap) : NULL;
+    size_t k = 0;
+    for (struct aemp_mon *m = snap ? net->node_mons : NULL; m; m = m->next)
+        snap[k++] = m;
+    for (size_t i = 0; i < k; i++) {
+        struct aemp_mon *m;
+        for (m = net->node_mons; m && m != snap[i]; m = m->next)
+            ; /* still subscribed? */
+        if (m)
+            m->u.nodes.fn(n, it->id, (int)it->counter, it->msg,
+                          m->u.nodes.user);
+    }
+    aemp__free(snap);
+    aemp_msg_unref(it->msg);
+    aemp__free(it->id);
+}
+
+void aemp__nodes_drop(aemp_node_t *n)
+{
+    struct aemp_mon *m;
+    while (n->net && (m = n->net->node_mons)) {
+        nodes_unlink(m);
+        m->prev = m->next = NULL;
+        if (m->held) {
+            m->state = AEMP__MON_ORPHAN;
+            m->node = NULL;
+        } else {
+            aemp__mon_free(m);
+        }
+    }
 }

@@ -1,6 +1,6 @@
 /* Node lifecycle and the dispatch queue: every delivery and death notice
  * runs from the loop, in FIFO order, never re-entrantly from snd/kil. */
-#include "kernel.h"
+#include "net.h"
 
 #include <string.h>
 
@@ -87,6 +87,7 @@ aemp__item_t *aemp__item_new(aemp_node_t *n, uint8_t kind)
     it->kind = kind;
     it->msg = NULL;
     it->id = NULL;
+    it->skip = 0;
     return it;
 }
 
@@ -145,10 +146,11 @@ static const struct aemp__tag *tag_lookup(const aemp__port_t *p,
     return NULL;
 }
 
-static void dispatch_msg(aemp_node_t *n, uint64_t counter, const aemp_msg_t *m)
+static void dispatch_msg(aemp_node_t *n, uint64_t counter, const aemp_msg_t *m,
+                         const char *from)
 {
     if (counter == 0) {
-        aemp__nodeport_dispatch(n, m);
+        aemp__nodeport_dispatch(n, m, from);
         return;
     }
     aemp__port_t *p = aemp__port_get(n, counter);
@@ -170,14 +172,24 @@ static void process(aemp_node_t *n, aemp__item_t *it)
 {
     switch (it->kind) {
     case AEMP__DELIVER:
-        dispatch_msg(n, it->counter, it->msg);
+        if (it->skip) {
+            aemp_msg_t view;
+            aemp__msg_view_tail(it->msg, &view);
+            dispatch_msg(n, it->counter, &view, it->id);
+        } else {
+            dispatch_msg(n, it->counter, it->msg, it->id);
+        }
         aemp__msg_release(&n->blocks, it->msg);
+        aemp__free(it->id);
         break;
     case AEMP__DIED:
         aemp__process_died(n, it);
         break;
     case AEMP__FIRE:
         aemp__process_fire(n, it);
+        break;
+    case AEMP__NODE_EVENT:
+        aemp__process_node_event(n, it);
         break;
     }
     item_free(n, it);
@@ -194,13 +206,40 @@ static void on_idle(uv_idle_t *h)
         uv_idle_stop(h);
 }
 
-int aemp__deliver(aemp_node_t *n, uint64_t counter, const aemp_msg_t *m)
+int aemp__deliver_packet(aemp_node_t *n, const char *from, const aemp_msg_t *m)
 {
+    const char *name;
+    if (aemp_val_str(aemp_msg_at(m, 0), &name, NULL) < 0)
+        return AEMP_EPROTO;
+    uint64_t counter = *name ? aemp__port_counter(n, name) : 0;
+    if (counter == UINT64_MAX)
+        return 0; /* no such port (any more): dropped */
     aemp__item_t *it = aemp__item_new(n, AEMP__DELIVER);
     if (!it)
         return AEMP_ENOMEM;
+    if (!counter && !(it->id = aemp__strdup(from))) {
+        item_free(n, it);
+        return AEMP_ENOMEM;
+    }
     it->counter = counter;
+    it->skip = 1;
     it->msg = aemp__msg_ref(m);
+    aemp__enqueue(n, it);
+    return 0;
+}
+
+int aemp__queue_node_event(aemp_node_t *n, const char *id, bool up,
+                           aemp_msg_t *reason)
+{
+    aemp__item_t *it = aemp__item_new(n, AEMP__NODE_EVENT);
+    if (!it || !(it->id = aemp__strdup(id))) {
+        if (it)
+            item_free(n, it);
+        aemp_msg_unref(reason);
+        return AEMP_ENOMEM;
+    }
+    it->counter = up;
+    it->msg = reason;
     aemp__enqueue(n, it);
     return 0;
 }
@@ -244,7 +283,7 @@ static void free_node_memory(aemp_node_t *n)
 
 void aemp__node_handle_closed(aemp_node_t *n)
 {
-    if (--n->closing == 0 && !n->owns_loop)
+    if (--n->closing == 0 && n->freeing && !n->owns_loop)
         free_node_memory(n);
 }
 
@@ -276,14 +315,16 @@ void aemp_node_free(aemp_node_t *n)
     if (!n)
         return;
     n->freeing = true;
+    n->closing++; /* the idle handle */
+    aemp__net_free(n); /* closes links and listeners */
     drain_queue(n);
     aemp__ports_free(n);
     drain_queue(n); /* nothing new should appear, but stay safe */
-    n->closing = 1;
     aemp__timers_close(n);
     uv_close((uv_handle_t *)&n->idle, on_idle_closed);
     if (n->owns_loop) {
-        uv_run(&n->own_loop, UV_RUN_DEFAULT);
+        while (n->closing)
+            uv_run(&n->own_loop, UV_RUN_ONCE);
         uv_loop_close(&n->own_loop);
         free_node_memory(n);
     }

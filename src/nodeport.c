@@ -1,8 +1,7 @@
 /* The node port (PROTOCOL.md §7): requests ["<request>", args...] sent to
- * the bare noderef.  The requests that need a peer (mon1/mon0/kil0/iam,
- * spawn) arrive with networking; here are the ones a local sender can
- * use. */
-#include "kernel.h"
+ * the bare noderef, by local code or by peers (`from` names the sending
+ * node; NULL for local senders). */
+#include "net.h"
 
 #include <string.h>
 #include <time.h>
@@ -101,7 +100,63 @@ static double wall_time(void)
     return (double)ts.tv_sec + ts.tv_nsec / 1e9;
 }
 
-void aemp__nodeport_dispatch(aemp_node_t *n, const aemp_msg_t *m)
+/* A message of the node IDs we know (up_only: with a link). */
+static aemp_msg_t *node_list(aemp_node_t *n, bool up_only)
+{
+    aemp_msg_t *m = NULL;
+    /* we know ourselves, but are not "up" to ourselves */
+    aemp_val_t *arr = up_only ? aemp_arr_new() : aemp_arr(aemp_str(n->noderef));
+    size_t i = 0;
+    aemp__peer_t *p;
+    while (arr && n->net && (p = aemp__strmap_next(&n->net->peers, &i)))
+        if (!up_only || p->up)
+            arr = aemp_arr_push(arr, aemp_strn(p->id, p->idlen));
+    aemp_msg_from_val(&m, &arr);
+    aemp_val_free(arr);
+    return m;
+}
+
+int aemp_known_nodes(aemp_node_t *n, aemp_msg_t **out)
+{
+    if (!n || !out)
+        return AEMP_EINVAL;
+    return (*out = node_list(n, false)) ? 0 : AEMP_ENOMEM;
+}
+
+int aemp_up_nodes(aemp_node_t *n, aemp_msg_t **out)
+{
+    if (!n || !out)
+        return AEMP_EINVAL;
+    return (*out = node_list(n, true)) ? 0 : AEMP_ENOMEM;
+}
+
+/* Requests only a peer can make: they are about the link to it. */
+static bool peer_request(aemp_node_t *n, const char *req, const aemp_msg_t *m,
+                         const char *from)
+{
+    aemp__peer_t *peer =
+        from ? aemp__peer_get(n, from, strlen(from), false) : NULL;
+    const char *name;
+    if (strcmp(req, "mon1") && strcmp(req, "mon0") && strcmp(req, "kil0") &&
+        strcmp(req, "iam"))
+        return false;
+    if (!peer || aemp_val_str(aemp_msg_at(m, 1), &name, NULL) < 0) {
+        aemp__log(n, AEMP_LOG_WARN, "node port: malformed %s from %s", req,
+                  from ? from : "a local port");
+        return true;
+    }
+    if (!strcmp(req, "mon1"))
+        aemp__peer_watch(peer, name);
+    else if (!strcmp(req, "mon0"))
+        aemp__peer_unwatch(peer, name);
+    else if (!strcmp(req, "kil0"))
+        aemp__peer_kil0(peer, m);
+    /* iam: slave renames arrive with slave nodes; accepted and ignored */
+    return true;
+}
+
+void aemp__nodeport_dispatch(aemp_node_t *n, const aemp_msg_t *m,
+                             const char *from)
 {
     const char *req;
     if (aemp_val_str(aemp_msg_at(m, 0), &req, NULL) < 0) {
@@ -120,8 +175,12 @@ void aemp__nodeport_dispatch(aemp_node_t *n, const aemp_msg_t *m)
         reply(n, m, 1, result_of("s", n->noderef));
     else if (!strcmp(req, "time"))
         reply(n, m, 1, result_of("d", wall_time()));
-    else if (!strcmp(req, "known_nodes") || !strcmp(req, "up_nodes"))
-        reply(n, m, 1, result_of("[]")); /* private: no other nodes yet */
+    else if (!strcmp(req, "known_nodes"))
+        reply(n, m, 1, node_list(n, false));
+    else if (!strcmp(req, "up_nodes"))
+        reply(n, m, 1, node_list(n, true));
+    else if (peer_request(n, req, m, from))
+        ;
     else
         aemp__log(n, AEMP_LOG_INFO, "node port: unknown request \"%s\"", req);
 }

@@ -1,6 +1,6 @@
 /* Local ports: the table keyed by counter, IDs, receive callbacks, and
  * working out where a port ID points. */
-#include "kernel.h"
+#include "net.h"
 
 #include <string.h>
 
@@ -105,6 +105,17 @@ static aemp__port_t *port_alloc(aemp_node_t *n, uint64_t counter)
     return p;
 }
 
+aemp__port_t *aemp__stub_new(const char *id, size_t len)
+{
+    aemp__port_t *p = aemp__calloc(1, sizeof *p + len + 1);
+    if (p) {
+        p->remote = 1;
+        p->idlen = (uint32_t)len;
+        memcpy(p->id, id, len);
+    }
+    return p;
+}
+
 int aemp__ports_init(aemp_node_t *n)
 {
     n->node_port = port_alloc(n, 0);
@@ -161,9 +172,9 @@ int aemp_port(aemp_node_t *n, aemp_rcv_fn cb, void *user, const char **id)
 
 /* Parses "<cookie>.<digits>" of our own instance; anything else names no
  * port of ours (a port of an earlier instance, or garbage). */
-static uint64_t parse_local_name(const aemp_node_t *n, const char *name)
+uint64_t aemp__port_counter(const aemp_node_t *n, const char *name)
 {
-    if (memcmp(name, n->cookie, AEMP__COOKIE_LEN) != 0 ||
+    if (strncmp(name, n->cookie, AEMP__COOKIE_LEN) != 0 ||
         name[AEMP__COOKIE_LEN] != '.')
         return UINT64_MAX;
     const char *d = name + AEMP__COOKIE_LEN + 1;
@@ -178,20 +189,37 @@ static uint64_t parse_local_name(const aemp_node_t *n, const char *name)
     return *d ? UINT64_MAX : c;
 }
 
+/* Length of our node name that id starts with (the current one or one we
+ * had before going public), 0 if none. */
+static size_t own_prefix(const aemp_node_t *n, const char *id)
+{
+    if (!strncmp(id, n->noderef, n->noderef_len) &&
+        (id[n->noderef_len] == 0 || id[n->noderef_len] == '#'))
+        return n->noderef_len;
+    for (size_t i = 0; n->net && i < n->net->nold; i++) {
+        size_t len = strlen(n->net->old_names[i]);
+        if (!strncmp(id, n->net->old_names[i], len) &&
+            (id[len] == 0 || id[len] == '#'))
+            return len;
+    }
+    return 0;
+}
+
 int aemp__port_locate(aemp_node_t *n, const char *id, uint64_t *counter)
 {
     if (!id || !*id || *id == '#')
         return AEMP_EINVAL;
-    if (strncmp(id, n->noderef, n->noderef_len) != 0)
+    size_t plen = own_prefix(n, id);
+    if (!plen)
         return 0;
-    const char *rest = id + n->noderef_len;
+    const char *rest = id + plen;
     if (*rest == 0) {
         *counter = 0;
         return 1;
     }
     if (*rest != '#')
         return 0; /* another node whose name starts like ours */
-    *counter = parse_local_name(n, rest + 1);
+    *counter = aemp__port_counter(n, rest + 1);
     return 1;
 }
 
@@ -314,4 +342,32 @@ int aemp_die(aemp_ctx_t *ctx, const char *fmt, ...)
         ctx->die = text;
     }
     return AEMP_EDIE;
+}
+
+int aemp__node_rename(aemp_node_t *n, const char *noderef)
+{
+    aemp__net_t *net = n->net;
+    char *name = aemp__strdup(noderef);
+    char **old = aemp__reallocarray(net->old_names, net->nold + 1, sizeof *old);
+    if (old)
+        net->old_names = old;
+    char *prev = n->noderef;
+    n->noderef = name;
+    n->noderef_len = name ? strlen(name) : 0;
+    aemp__port_t *np = name && old ? port_alloc(n, 0) : NULL;
+    if (!np) {
+        n->noderef = prev;
+        n->noderef_len = strlen(prev);
+        aemp__free(name);
+        return AEMP_ENOMEM;
+    }
+    /* the node port's monitors (of peers, on link loss) move along */
+    np->mons = n->node_port->mons;
+    for (struct aemp_mon *m = np->mons; m; m = m->next)
+        m->port = np;
+    aemp__free(n->node_port);
+    n->node_port = np;
+    net->old_names[net->nold++] = prev;
+    net->hs.node_id = n->noderef;
+    return 0;
 }

@@ -1,5 +1,7 @@
 /* snd: turning a port ID and a message into a delivery. */
-#include "kernel.h"
+#include "net.h"
+
+#include <string.h>
 
 /* Takes m (one reference). */
 static int send_take(aemp_node_t *n, const char *port, aemp_msg_t *m)
@@ -21,8 +23,12 @@ static int send_take(aemp_node_t *n, const char *port, aemp_msg_t *m)
         aemp__enqueue(n, it);
         return 0;
     }
+    aemp__peer_t *peer;
+    const char *name;
+    if (rc == 0 && (rc = aemp__net_route(n, port, &peer, &name)) == 0)
+        rc = aemp__peer_send(peer, name, strlen(name), m);
     aemp_msg_unref(m);
-    return rc < 0 ? rc : AEMP_ENOROUTE; /* remote: comes with networking */
+    return rc;
 }
 
 int aemp__send(aemp_node_t *n, const char *port, const aemp_msg_t *m)

@@ -31,12 +31,12 @@ static void on_timer_closed(uv_handle_t *h)
     aemp__free(t->dst);
     aemp_msg_unref(t->msg);
     aemp__free(t);
-    if (n)
-        aemp__node_handle_closed(n);
+    aemp__node_handle_closed(n);
 }
 
 static void timer_close(struct aemp__timer *t)
 {
+    t->node->closing++;
     uv_close((uv_handle_t *)&t->h, on_timer_closed);
 }
 
@@ -45,7 +45,6 @@ static void on_timer(uv_timer_t *h)
     struct aemp__timer *t = h->data;
     aemp_node_t *n = t->node;
     timer_unlink(n, t);
-    t->node = NULL; /* closed outside aemp_node_free: nothing to report */
     if (t->msg) {
         int rc = aemp__send(n, t->dst, t->msg);
         if (rc < 0)
@@ -139,7 +138,6 @@ void aemp__timers_close(aemp_node_t *n)
     struct aemp__timer *t;
     while ((t = n->timers)) {
         timer_unlink(n, t);
-        n->closing++;
         timer_close(t);
     }
 }

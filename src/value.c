@@ -98,15 +98,22 @@ void aemp_val_free(aemp_val_t *v)
 }
 
 /* Heap containers grow their node array in powers of two: the capacity is
- * implied by the count, so no field is spent on it. */
+ * implied by the count, so no field is spent on it.  Whatever allocates an
+ * owned node array (copies too) must allocate items_cap() of them. */
+static size_t items_cap(size_t used)
+{
+    size_t cap = used ? 4 : 0;
+    while (cap < used)
+        cap <<= 1;
+    return cap;
+}
+
 static int items_reserve(aemp_val_t *c, size_t used, size_t add)
 {
     size_t want = used + add;
     if (want > AEMP__MAX_LEN)
         return AEMP_ELIMIT;
-    size_t cap = used ? 4 : 0;
-    while (cap < used)
-        cap <<= 1;
+    size_t cap = items_cap(used);
     if (want <= cap)
         return 0;
     size_t ncap = cap ? cap : 4;
@@ -193,7 +200,7 @@ static int copy_into(aemp_val_t *dst, const aemp_val_t *src)
     size_t n = src->type == AEMP_T_MAP ? 2 * (size_t)src->len : src->len;
     dst->len = 0;
     dst->u.items = NULL;
-    if (n && !(dst->u.items = aemp__calloc(n, sizeof(aemp_val_t))))
+    if (n && !(dst->u.items = aemp__calloc(items_cap(n), sizeof(aemp_val_t))))
         return AEMP_ENOMEM;
     for (size_t i = 0; i < n; i++) {
         int rc = copy_into(&dst->u.items[i], &src->u.items[i]);

@@ -1,0 +1,489 @@
+/* One TCP connection to another node: handshake lines (bounded), then
+ * packets in the negotiated framings, written in batches — everything sent
+ * during one loop iteration goes out in one write. */
+#include "net.h"
+
+#include <stdio.h>
+#include <string.h>
+
+#define READ_CHUNK 65536
+#define TICK_MS 1000
+
+static void on_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf);
+static void on_alloc(uv_handle_t *h, size_t suggested, uv_buf_t *buf);
+static void link_flush(aemp__link_t *l);
+
+static aemp__net_t *net_of(aemp__link_t *l) { return l->node->net; }
+
+static void on_link_closed(uv_handle_t *h)
+{
+    aemp__link_t *l = h->data;
+    aemp_node_t *n = l->node;
+    if (--l->handles == 0) {
+        aemp__hs_free(&l->hs);
+        aemp_reader_free(l->reader);
+        aemp__buf_free(&l->out);
+        aemp__buf_free(&l->inflight);
+        aemp__free(l->line);
+        aemp__free(l->readbuf);
+        aemp__free(l);
+    }
+    aemp__node_handle_closed(n);
+}
+
+static aemp__link_t *link_new(aemp_node_t *n)
+{
+    aemp__link_t *l = aemp__calloc(1, sizeof *l);
+    if (!l)
+        return NULL;
+    l->node = n;
+    l->state = AEMP__LINK_CONNECTING;
+    uv_tcp_init(n->loop, &l->tcp);
+    uv_timer_init(n->loop, &l->timer);
+    l->tcp.data = l->timer.data = l;
+    l->handles = 2;
+    aemp__net_t *net = n->net;
+    l->next = net->links;
+    if (l->next)
+        l->next->prev = l;
+    net->links = l;
+    return l;
+}
+
+static void links_unlink(aemp__link_t *l)
+{
+    aemp__net_t *net = net_of(l);
+    if (l->prev)
+        l->prev->next = l->next;
+    else
+        net->links = l->next;
+    if (l->next)
+        l->next->prev = l->prev;
+    if (l->dirty) {
+        aemp__link_t **pp = &net->dirty;
+        while (*pp != l)
+            pp = &(*pp)->dirty_next;
+        *pp = l->dirty_next;
+        l->dirty = false;
+    }
+}
+
+/* Who has to hear about this link going away. */
+static void link_detach(aemp__link_t *l, int prev_state, const char *why)
+{
+    aemp__peer_t *p = l->peer;
+    if (!p || !why)
+        return;
+    if (prev_state == AEMP__LINK_UP && p->link == l) {
+        aemp__peer_lost(p, why);
+    } else if (p->dialing == l) {
+        p->dialing = NULL;
+        aemp__peer_dial_failed(p, why);
+    } else if (l->named) {
+        p->handshaking--;
+        aemp__log(l->node, AEMP_LOG_INFO, "handshake with %s failed: %s",
+                  p->id, why);
+        if (p->qhead || p->stubs.n)
+            aemp__peer_need(p);
+    }
+}
+
+void aemp__link_close(aemp__link_t *l, const char *why)
+{
+    if (l->state == AEMP__LINK_CLOSED)
+        return;
+    int prev = l->state;
+    l->state = AEMP__LINK_CLOSED;
+    links_unlink(l);
+    aemp_node_t *n = l->node;
+    if (why && !l->peer)
+        aemp__log(n, AEMP_LOG_WARN, "connection from %s refused: %s",
+                  l->peeraddr, why);
+    n->closing += 2;
+    uv_close((uv_handle_t *)&l->tcp, on_link_closed);
+    uv_close((uv_handle_t *)&l->timer, on_link_closed);
+    link_detach(l, prev, why);
+}
+
+/* ---- output ------------------------------------------------------------ */
+
+static void mark_dirty(aemp__link_t *l)
+{
+    if (l->dirty)
+        return;
+    aemp__net_t *net = net_of(l);
+    l->dirty = true;
+    l->dirty_next = net->dirty;
+    net->dirty = l;
+    aemp__net_wake(l->node);
+}
+
+static void on_write(uv_write_t *req, int status)
+{
+    aemp__link_t *l = req->data;
+    size_t bytes = l->inflight.len;
+    l->writing = false;
+    l->inflight.len = 0;
+    if (l->state == AEMP__LINK_CLOSED)
+        return;
+    if (status < 0) {
+        aemp__link_close(l, uv_strerror(status));
+        return;
+    }
+    if (l->state == AEMP__LINK_UP && l->peer && l->peer->link == l)
+        aemp__peer_written(l->peer, bytes);
+    if (l->out.len)
+        link_flush(l);
+}
+
+static void link_flush(aemp__link_t *l)
+{
+    if (l->writing || !l->out.len || l->state == AEMP__LINK_CONNECTING)
+        return;
+    aemp__buf_t t = l->inflight;
+    l->inflight = l->out;
+    l->out = t;
+    l->out.len = 0;
+    uv_buf_t b = uv_buf_init(l->inflight.data, (unsigned)l->inflight.len);
+    l->wreq.data = l;
+    int err = uv_write(&l->wreq, (uv_stream_t *)&l->tcp, &b, 1, on_write);
+    if (err) {
+        aemp__link_close(l, uv_strerror(err));
+        return;
+    }
+    l->writing = true;
+    l->last_write = uv_now(l->node->loop);
+}
+
+void aemp__links_flush(aemp_node_t *n)
+{
+    aemp__net_t *net = n->net;
+    aemp__link_t *l;
+    while ((l = net->dirty)) {
+        net->dirty = l->dirty_next;
+        l->dirty = false;
+        link_flush(l);
+    }
+}
+
+static int write_raw(aemp__link_t *l, const char *text, size_t len)
+{
+    int rc = aemp__buf_append(&l->out, text, len);
+    if (rc == 0)
+        mark_dirty(l);
+    return rc;
+}
+
+int aemp__link_write(aemp__link_t *l, const char *name, size_t namelen,
+                     const aemp_msg_t *m)
+{
+    if (l->out.len + l->inflight.len > net_of(l)->conf.max_backlog)
+        return AEMP_ELIMIT;
+    size_t before = l->out.len;
+    int rc = l->hs.send_framing == AEMP_CBOR
+                 ? aemp__cbor_encode(&l->out, name, namelen, m)
+                 : aemp__json_encode(&l->out, name, namelen, m);
+    if (rc < 0)
+        return rc;
+    l->peer->accepted += l->out.len - before;
+    mark_dirty(l);
+    return 0;
+}
+
+/* ---- handshake ------------------------------------------------------------- */
+
+/* The greeting named the peer: decide whether this link may proceed
+ * (PROTOCOL.md §8).  Racing dials are settled by the node IDs alone, so
+ * both sides reach the same answer before either sends data. */
+static const char *on_greeting(aemp__link_t *l)
+{
+    aemp_node_t *n = l->node;
+    const char *id = l->hs.peer.node_id;
+    aemp__peer_t *p = aemp__peer_get(n, id, strlen(id), !l->outgoing);
+    if (l->outgoing)
+        return p == l->peer ? NULL : "reached a different node than dialled";
+    if (!p)
+        return "out of memory";
+    if (p->link)
+        return "already connected";
+    if (p->handshaking)
+        return "already handshaking";
+    if (p->dialing) {
+        if (strcmp(n->noderef, id) < 0)
+            return "simultaneous connect, keeping ours";
+        aemp__link_t *ours = p->dialing;
+        p->dialing = NULL;
+        ours->peer = NULL; /* abandoned, not failed */
+        aemp__link_close(ours, "simultaneous connect, taking theirs");
+    }
+    l->peer = p;
+    l->named = true;
+    p->handshaking++;
+    return NULL;
+}
+
+static void on_tick(uv_timer_t *h);
+
+static void link_established(aemp__link_t *l)
+{
+    aemp__peer_t *p = l->peer;
+    aemp__net_t *net = net_of(l);
+    if (l->named)
+        p->handshaking--;
+    if (p->dialing == l)
+        p->dialing = NULL;
+    l->named = false;
+    if (aemp_reader_new(&l->reader, l->hs.recv_framing, &net->conf.limits) < 0) {
+        aemp__link_close(l, "out of memory");
+        return;
+    }
+    l->state = AEMP__LINK_UP;
+    l->peer_timeout = l->hs.peer.timeout;
+    aemp__free(l->line);
+    l->line = NULL;
+    uv_tcp_nodelay(&l->tcp, 1);
+    /* peers that promise no keepalive (Perl 1.x) are watched by TCP */
+    uv_tcp_keepalive(&l->tcp, 1,
+                     (unsigned)(net->conf.monitor_timeout / 3 + 1));
+    l->last_read = l->last_write = uv_now(l->node->loop);
+    uv_timer_start(&l->timer, on_tick, TICK_MS, TICK_MS);
+    aemp__log(l->node, AEMP_LOG_INFO, "link to %s up (%s, sending %s)", p->id,
+              l->hs.method, l->hs.send_framing == AEMP_CBOR ? "cbor" : "json");
+    aemp__peer_link_up(p, l);
+}
+
+/* One complete line during the handshake. */
+static int hs_line(aemp__link_t *l, const char *line, size_t len)
+{
+    char *out = NULL;
+    size_t outlen;
+    int before = l->hs.state;
+    int rc = aemp__hs_line(&l->hs, line, len, &out, &outlen);
+    if (rc < 0) {
+        aemp__link_close(l, l->hs.error[0] ? l->hs.error : aemp_strerror(rc));
+        return rc;
+    }
+    if (before == AEMP__HS_GREETING) {
+        const char *refusal = on_greeting(l);
+        if (refusal) {
+            aemp__link_close(l, refusal);
+            return AEMP_EPROTO;
+        }
+    }
+    if (rc == 1) {
+        rc = write_raw(l, out, outlen);
+        aemp__free(out);
+        return rc;
+    }
+    if (rc == 2)
+        link_established(l);
+    return 0;
+}
+
+static void packets(aemp__link_t *l, const char *data, size_t len);
+
+/* Splits handshake bytes into lines; what follows the last handshake line
+ * belongs to the data phase. */
+static void hs_bytes(aemp__link_t *l, const char *data, size_t len)
+{
+    while (len && l->state == AEMP__LINK_HANDSHAKE) {
+        const char *lf = memchr(data, '\n', len);
+        size_t take = lf ? (size_t)(lf - data) : len;
+        if (l->linelen + take + (lf ? 1 : 0) > AEMP__MAX_LINE) {
+            aemp__link_close(l, "handshake line too long");
+            return;
+        }
+        memcpy(l->line + l->linelen, data, take);
+        l->linelen += take;
+        if (!lf)
+            return;
+        data += take + 1;
+        len -= take + 1;
+        size_t linelen = l->linelen;
+        l->linelen = 0;
+        if (hs_line(l, l->line, linelen) < 0)
+            return;
+    }
+    if (len && l->state == AEMP__LINK_UP)
+        packets(l, data, len);
+}
+
+static void start_handshake(aemp__link_t *l)
+{
+    struct sockaddr_storage ss;
+    int sslen = sizeof ss;
+    char ip[48] = "?";
+    int port = 0;
+    if (uv_tcp_getpeername(&l->tcp, (struct sockaddr *)&ss, &sslen) == 0) {
+        if (ss.ss_family == AF_INET6) {
+            uv_ip6_name((struct sockaddr_in6 *)&ss, ip, sizeof ip);
+            port = ntohs(((struct sockaddr_in6 *)&ss)->sin6_port);
+        } else {
+            uv_ip4_name((struct sockaddr_in *)&ss, ip, sizeof ip);
+            port = ntohs(((struct sockaddr_in *)&ss)->sin_port);
+        }
+    }
+    snprintf(l->peeraddr, sizeof l->peeraddr,
+             ss.ss_family == AF_INET6 ? "[%s]:%d" : "%s:%d", ip, port);
+    char *out;
+    size_t outlen;
+    l->state = AEMP__LINK_HANDSHAKE;
+    l->line = aemp__malloc(AEMP__MAX_LINE);
+    l->readbuf = aemp__malloc(READ_CHUNK);
+    int rc = l->line && l->readbuf ? aemp__hs_start(&l->hs, &net_of(l)->hs,
+                                                    l->peeraddr, &out, &outlen)
+                                   : AEMP_ENOMEM;
+    if (rc == 0) {
+        rc = write_raw(l, out, outlen);
+        aemp__free(out);
+    }
+    if (rc == 0 && uv_read_start((uv_stream_t *)&l->tcp, on_alloc, on_read) != 0)
+        rc = AEMP_ESYS;
+    if (rc < 0) {
+        aemp__link_close(l, aemp_strerror(rc));
+        return;
+    }
+    link_flush(l);
+}
+
+/* ---- data phase -------------------------------------------------------------- */
+
+static void packets(aemp__link_t *l, const char *data, size_t len)
+{
+    aemp_node_t *n = l->node;
+    if (aemp_reader_feed(l->reader, data, len) < 0) {
+        aemp__link_close(l, "packet too large");
+        return;
+    }
+    aemp_msg_t *m;
+    int rc;
+    while ((rc = aemp_reader_next(l->reader, &m)) == 1) {
+        if (aemp_msg_len(m) == 0) {
+            aemp_msg_unref(m); /* [] keepalive */
+            continue;
+        }
+        rc = aemp__deliver_packet(n, l->peer->id, m);
+        aemp_msg_unref(m);
+        if (rc == AEMP_EPROTO) {
+            aemp__link_close(l, "malformed packet: no destination port name");
+            return;
+        }
+    }
+    if (rc < 0) {
+        char why[200];
+        snprintf(why, sizeof why, "malformed packet: %s",
+                 aemp_reader_error(l->reader));
+        aemp__link_close(l, why);
+    }
+}
+
+static void on_alloc(uv_handle_t *h, size_t suggested, uv_buf_t *buf)
+{
+    aemp__link_t *l = h->data;
+    *buf = uv_buf_init(l->readbuf, READ_CHUNK);
+}
+
+static void on_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf)
+{
+    aemp__link_t *l = s->data;
+    if (nread == 0 || l->state == AEMP__LINK_CLOSED)
+        return;
+    if (nread < 0) {
+        aemp__link_close(l, nread == UV_EOF ? "Unexpected end-of-file"
+                                            : uv_strerror((int)nread));
+        return;
+    }
+    l->last_read = uv_now(l->node->loop);
+    if (l->state == AEMP__LINK_HANDSHAKE)
+        hs_bytes(l, buf->base, (size_t)nread);
+    else
+        packets(l, buf->base, (size_t)nread);
+}
+
+/* Keepalive: write [] before our promise runs out; give up on a peer that
+ * promised to write and has been silent for its whole timeout. */
+static void on_tick(uv_timer_t *h)
+{
+    aemp__link_t *l = h->data;
+    uint64_t now = uv_now(l->node->loop);
+    unsigned ours = net_of(l)->conf.keepalive;
+    uint64_t margin = ours > 4 ? ours / 4 : 1;
+    if (ours && now - l->last_write >= (ours - margin) * 1000 && !l->writing &&
+        !l->out.len) {
+        aemp_msg_t *ka;
+        if (aemp_msg_new(&ka, "") == 0) {
+            l->hs.send_framing == AEMP_CBOR
+                ? aemp__buf_append(&l->out, "\x80", 1)
+                : aemp__buf_append(&l->out, "[]", 2);
+            aemp_msg_unref(ka);
+            link_flush(l);
+        }
+    }
+    if (ours && l->peer_timeout &&
+        now - l->last_read >= (uint64_t)l->peer_timeout * 1000)
+        aemp__link_close(l, "keepalive timeout");
+}
+
+static void on_deadline(uv_timer_t *h)
+{
+    aemp__link_close(h->data, "handshake timeout");
+}
+
+/* ---- dialling and accepting -------------------------------------------------- */
+
+static void on_connect(uv_connect_t *req, int status)
+{
+    aemp__link_t *l = req->data;
+    if (l->state == AEMP__LINK_CLOSED)
+        return;
+    if (status < 0) {
+        aemp__link_close(l, uv_strerror(status));
+        return;
+    }
+    start_handshake(l);
+}
+
+static void arm_deadline(aemp__link_t *l)
+{
+    uv_timer_start(&l->timer, on_deadline,
+                   (uint64_t)(net_of(l)->conf.monitor_timeout * 1000.0), 0);
+}
+
+int aemp__link_dial(aemp_node_t *n, aemp__peer_t *p, const char *endpoint)
+{
+    struct sockaddr_storage addr;
+    if (aemp__endpoint_parse(endpoint, strlen(endpoint), &addr) < 0)
+        return AEMP_EINVAL;
+    aemp__link_t *l = link_new(n);
+    if (!l)
+        return AEMP_ENOMEM;
+    l->outgoing = true;
+    l->peer = p;
+    p->dialing = l;
+    snprintf(l->peeraddr, sizeof l->peeraddr, "%s", endpoint);
+    l->creq.data = l;
+    arm_deadline(l);
+    int err = uv_tcp_connect(&l->creq, &l->tcp, (struct sockaddr *)&addr,
+                             on_connect);
+    if (err) {
+        p->dialing = NULL;
+        l->peer = NULL;
+        aemp__link_close(l, uv_strerror(err));
+        return AEMP_ESYS;
+    }
+    return 0;
+}
+
+int aemp__link_accept(aemp_node_t *n, uv_stream_t *server)
+{
+    aemp__link_t *l = link_new(n);
+    if (!l)
+        return AEMP_ENOMEM;
+    if (uv_accept(server, (uv_stream_t *)&l->tcp) != 0) {
+        aemp__link_close(l, NULL);
+        return AEMP_ESYS;
+    }
+    arm_deadline(l);
+    start_handshake(l);
+    return 0;
+}

@@ -1,0 +1,313 @@
+/* Network set-up: configuration, listening, routing port IDs to peers,
+ * and teardown with the node. */
+#include "net.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+static void on_flush_prep(uv_prepare_t *h);
+
+static int copy_str(char **dst, const char *src, const char *def)
+{
+    *dst = aemp__strdup(src && *src ? src : def);
+    return *dst ? 0 : AEMP_ENOMEM;
+}
+
+static void net_strings_free(aemp__net_t *net)
+{
+    aemp__free(net->secret);
+    aemp__free(net->framings);
+    aemp__free(net->auth_accept);
+    aemp__free(net->auth_offer);
+}
+
+static int net_apply(aemp__net_t *net, const aemp_netconf_t *c)
+{
+    aemp__net_t t = *net;
+    int rc = 0;
+    t.secret = NULL;
+    if (c->secret && !(t.secret = aemp__strdup(c->secret)))
+        rc = AEMP_ENOMEM;
+    if (rc || (rc = copy_str(&t.framings, c->framings, "cbor,json")) ||
+        (rc = copy_str(&t.auth_accept, c->auth_accept, "hmac_sha3_512")) ||
+        (rc = copy_str(&t.auth_offer, c->auth_offer, "hmac_sha3_512"))) {
+        net_strings_free(&t);
+        return rc;
+    }
+    net_strings_free(net);
+    *net = t;
+    net->conf = *c;
+    net->conf.monitor_timeout = c->monitor_timeout > 0 ? c->monitor_timeout : 30;
+    net->conf.connect_interval =
+        c->connect_interval > 0 ? c->connect_interval : 2;
+    net->conf.keepalive = c->keepalive ? c->keepalive : 30;
+    net->conf.max_backlog = c->max_backlog ? c->max_backlog : 64u << 20;
+    aemp__limits_resolve(&net->conf.limits);
+    net->hs.secret = net->secret;
+    net->hs.framings = net->framings;
+    net->hs.auth_accept = net->auth_accept;
+    net->hs.auth_offer = net->auth_offer;
+    net->hs.timeout = net->conf.keepalive;
+    return 0;
+}
+
+int aemp_node_configure(aemp_node_t *n, const aemp_netconf_t *conf)
+{
+    if (!n || !conf || n->freeing)
+        return AEMP_EINVAL;
+    if (n->net && n->net->active)
+        return AEMP_EBUSY;
+    aemp__net_t *net = n->net;
+    bool fresh = !net;
+    if (fresh && !(net = aemp__calloc(1, sizeof *net)))
+        return AEMP_ENOMEM;
+    int rc = net_apply(net, conf);
+    if (rc < 0) {
+        if (fresh)
+            aemp__free(net);
+        return rc;
+    }
+    if (fresh) {
+        uv_prepare_init(n->loop, &net->flush_prep);
+        net->flush_prep.data = n;
+        n->net = net;
+    }
+    net->hs.node_id = n->noderef;
+    return 0;
+}
+
+int aemp__net_get(aemp_node_t *n, aemp__net_t **out)
+{
+    if (!n->net)
+        return AEMP_ENOROUTE;
+    *out = n->net;
+    return 0;
+}
+
+int aemp__net_route(aemp_node_t *n, const char *port, aemp__peer_t **peer,
+                    const char **name)
+{
+    aemp__net_t *net;
+    int rc = aemp__net_get(n, &net);
+    if (rc < 0)
+        return rc;
+    const char *hash = strchr(port, '#');
+    size_t idlen = hash ? (size_t)(hash - port) : strlen(port);
+    if (!idlen || memchr(port, ';', idlen))
+        return AEMP_EINVAL;
+    if (!(*peer = aemp__peer_get(n, port, idlen, true)))
+        return AEMP_ENOMEM;
+    *name = hash ? hash + 1 : "";
+    net->active = true;
+    return 0;
+}
+
+/* ---- flushing: once per loop iteration, after all callbacks ---------- */
+
+void aemp__net_wake(aemp_node_t *n)
+{
+    if (!uv_is_active((uv_handle_t *)&n->net->flush_prep))
+        uv_prepare_start(&n->net->flush_prep, on_flush_prep);
+}
+
+static void on_flush_prep(uv_prepare_t *h)
+{
+    aemp_node_t *n = h->data;
+    aemp__links_flush(n);
+    aemp__peers_check_flushers(n);
+    if (!n->net->dirty && !n->net->flush_checks)
+        uv_prepare_stop(h);
+}
+
+/* ---- listening -------------------------------------------------------- */
+
+int aemp__endpoint_parse(const char *ep, size_t len,
+                         struct sockaddr_storage *addr)
+{
+    char host[64];
+    const char *colon = NULL;
+    for (size_t i = len; i-- > 0;)
+        if (ep[i] == ':') {
+            colon = ep + i;
+            break;
+        }
+    if (!colon || (size_t)(colon - ep) >= sizeof host || colon + 1 == ep + len)
+        return AEMP_EINVAL;
+    size_t hlen = (size_t)(colon - ep);
+    memcpy(host, ep, hlen);
+    host[hlen] = 0;
+    char portstr[8];
+    size_t plen = (size_t)(ep + len - colon - 1);
+    if (plen >= sizeof portstr)
+        return AEMP_EINVAL;
+    memcpy(portstr, colon + 1, plen);
+    portstr[plen] = 0;
+    char *end;
+    long port = strtol(portstr, &end, 10);
+    if (*end || port <= 0 || port > 65535)
+        return AEMP_EINVAL;
+    memset(addr, 0, sizeof *addr);
+    if (hlen > 2 && host[0] == '[' && host[hlen - 1] == ']') {
+        host[hlen - 1] = 0;
+        if (uv_ip6_addr(host + 1, (int)port, (struct sockaddr_in6 *)addr))
+            return AEMP_EINVAL;
+    } else if (uv_ip4_addr(host, (int)port, (struct sockaddr_in *)addr)) {
+        return AEMP_EINVAL;
+    }
+    return 0;
+}
+
+static void on_connection(uv_stream_t *server, int status)
+{
+    aemp_node_t *n = server->data;
+    if (status < 0) {
+        aemp__log(n, AEMP_LOG_WARN, "accept: %s", uv_strerror(status));
+        return;
+    }
+    int rc = aemp__link_accept(n, server);
+    if (rc < 0)
+        aemp__log(n, AEMP_LOG_WARN, "accept: %s", aemp_strerror(rc));
+}
+
+static void on_listener_closed(uv_handle_t *h)
+{
+    aemp_node_t *n = h->data;
+    aemp__free(h);
+    aemp__node_handle_closed(n);
+}
+
+static void listeners_close(aemp_node_t *n, aemp__net_t *net)
+{
+    for (size_t i = 0; i < net->nlisteners; i++) {
+        n->closing++;
+        uv_close((uv_handle_t *)net->listeners[i], on_listener_closed);
+    }
+    aemp__free(net->listeners);
+    net->listeners = NULL;
+    net->nlisteners = 0;
+}
+
+/* Binds one endpoint into the next listener slot. */
+static int listen_one(aemp_node_t *n, aemp__net_t *net, const char *ep,
+                      size_t len)
+{
+    struct sockaddr_storage addr;
+    if (aemp__endpoint_parse(ep, len, &addr) < 0) {
+        aemp__log(n, AEMP_LOG_ERROR, "listen: \"%.*s\" is not a resolved "
+                  "endpoint (ip:port or [ipv6]:port)", (int)len, ep);
+        return AEMP_EINVAL;
+    }
+    uv_tcp_t *t = aemp__malloc(sizeof *t);
+    if (!t)
+        return AEMP_ENOMEM;
+    uv_tcp_init(n->loop, t);
+    t->data = n;
+    net->listeners[net->nlisteners++] = t;
+    int err = uv_tcp_bind(t, (struct sockaddr *)&addr, 0);
+    if (!err)
+        err = uv_listen((uv_stream_t *)t, 128, on_connection);
+    if (err) {
+        aemp__log(n, AEMP_LOG_ERROR, "listen on %.*s: %s", (int)len, ep,
+                  uv_strerror(err));
+        return AEMP_ESYS;
+    }
+    return 0;
+}
+
+int aemp_node_listen(aemp_node_t *n, const char *noderef)
+{
+    aemp__net_t *net;
+    if (!n || !noderef || !*noderef || strchr(noderef, '#') ||
+        strchr(noderef, ';'))
+        return AEMP_EINVAL;
+    int rc = aemp__net_get(n, &net);
+    if (rc < 0)
+        return rc;
+    if (net->public_)
+        return AEMP_EBUSY;
+    size_t count = 1;
+    for (const char *p = noderef; *p; p++)
+        count += *p == ',';
+    if (!(net->listeners = aemp__calloc(count, sizeof *net->listeners)))
+        return AEMP_ENOMEM;
+    for (const char *p = noderef; rc == 0;) {
+        const char *e = strchr(p, ',');
+        size_t len = e ? (size_t)(e - p) : strlen(p);
+        rc = listen_one(n, net, p, len);
+        if (!e)
+            break;
+        p = e + 1;
+    }
+    if (rc == 0)
+        rc = aemp__node_rename(n, noderef);
+    if (rc < 0) {
+        listeners_close(n, net);
+        return rc;
+    }
+    net->public_ = net->active = true;
+    return 0;
+}
+
+int aemp_node_seed(aemp_node_t *n, const char *noderef)
+{
+    aemp__peer_t *peer;
+    const char *name;
+    if (!n || !noderef || strchr(noderef, '#'))
+        return AEMP_EINVAL;
+    int rc = aemp__net_route(n, noderef, &peer, &name);
+    if (rc < 0)
+        return rc;
+    peer->seed = true;
+    aemp__peer_need(peer);
+    return 0;
+}
+
+int aemp_node_is_up(aemp_node_t *n, const char *node_id)
+{
+    aemp__peer_t *p = n && n->net && node_id
+                          ? aemp__peer_get(n, node_id, strlen(node_id), false)
+                          : NULL;
+    return p && p->up;
+}
+
+int aemp_node_is_known(aemp_node_t *n, const char *node_id)
+{
+    if (!n || !node_id)
+        return 0;
+    if (!strcmp(node_id, n->noderef))
+        return 1;
+    return n->net && aemp__peer_get(n, node_id, strlen(node_id), false);
+}
+
+/* ---- teardown --------------------------------------------------------- */
+
+static void on_prep_closed(uv_handle_t *h)
+{
+    aemp__node_handle_closed(h->data);
+}
+
+void aemp__net_free(aemp_node_t *n)
+{
+    aemp__net_t *net = n->net;
+    if (!net)
+        return;
+    listeners_close(n, net);
+    while (net->links)
+        aemp__link_close(net->links, NULL);
+    size_t i = 0;
+    aemp__peer_t *p;
+    while ((i = 0, p = aemp__strmap_next(&net->peers, &i))) {
+        aemp__strmap_del(&net->peers, p->id, p->idlen);
+        aemp__peer_free(p);
+    }
+    aemp__strmap_free(&net->peers);
+    aemp__nodes_drop(n);
+    n->closing++;
+    uv_close((uv_handle_t *)&net->flush_prep, on_prep_closed);
+    net_strings_free(net);
+    for (size_t k = 0; k < net->nold; k++)
+        aemp__free(net->old_names[k]);
+    aemp__free(net->old_names);
+    aemp__free(net);
+    n->net = NULL;
+}

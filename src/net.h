@@ -1,0 +1,140 @@
+/* Links between nodes: the node table (peers), links (TCP + handshake +
+ * framing), and the glue to the kernel.  Loop thread only. */
+#ifndef AEMP_NET_H
+#define AEMP_NET_H
+
+#include "codec.h"
+#include "handshake.h"
+#include "kernel.h"
+#include "strmap.h"
+
+typedef struct aemp__link aemp__link_t;
+typedef struct aemp__peer aemp__peer_t;
+
+/* A packet waiting for a link. */
+typedef struct aemp__qpkt {
+    struct aemp__qpkt *next;
+    aemp_msg_t *msg;
+    size_t namelen;
+    char name[]; /* destination port name (after the '#') */
+} aemp__qpkt_t;
+
+typedef struct aemp__flushw {
+    struct aemp__flushw *next;
+    uint64_t upto; /* done when the peer's written bytes reach this */
+    aemp_flush_fn fn;
+    void *user;
+} aemp__flushw_t;
+
+/* A node we know of. */
+struct aemp__peer {
+    char *id;
+    size_t idlen;
+    aemp_node_t *node;
+    aemp__link_t *link;    /* the established link, or NULL */
+    aemp__link_t *dialing; /* our outgoing attempt, or NULL */
+    int handshaking;       /* links in handshake that named this peer */
+    bool up, seed, connectable, free_pending;
+    aemp__qpkt_t *qhead, **qtail;
+    size_t qbytes;
+    uint64_t accepted; /* bytes encoded for this peer, ever */
+    uint64_t written;  /* bytes of those written to a socket */
+    aemp__flushw_t *flushers;
+    uv_timer_t timer;     /* reconnect wait and monitor-timeout check */
+    uint64_t wait_since;  /* loop time when waiting for a link began; 0 */
+    uint64_t next_dial;   /* loop time of the next connect attempt */
+    unsigned next_ep;     /* endpoint to try next */
+    aemp__strmap_t stubs;    /* port name -> remote port stub we monitor */
+    aemp__strmap_t watchers; /* port name -> monitor this peer set on us */
+};
+
+enum aemp__link_state { AEMP__LINK_CONNECTING, AEMP__LINK_HANDSHAKE,
+                        AEMP__LINK_UP, AEMP__LINK_CLOSED };
+
+struct aemp__link {
+    uv_tcp_t tcp;
+    uv_timer_t timer; /* handshake deadline, then keepalive / read timeout */
+    uv_connect_t creq;
+    uv_write_t wreq;
+    aemp_node_t *node;
+    aemp__peer_t *peer; /* dialed peer, or the greeting's node */
+    aemp__link_t *next, *prev;  /* all links of the node */
+    aemp__link_t *dirty_next;   /* links with output to flush */
+    int state, handles;
+    bool outgoing, writing, dirty, named;
+    aemp__hs_t hs;
+    char *line;
+    size_t linelen;
+    aemp_reader_t *reader;
+    aemp__buf_t out, inflight;
+    uint64_t last_read, last_write;
+    unsigned peer_timeout;
+    char peeraddr[64];
+    char *readbuf;
+};
+
+typedef struct aemp__net {
+    aemp_netconf_t conf; /* strings owned below */
+    char *secret, *framings, *auth_accept, *auth_offer;
+    aemp__hs_conf_t hs;
+    aemp__strmap_t peers;
+    aemp__link_t *links;
+    aemp__link_t *dirty;
+    uv_prepare_t flush_prep;
+    uv_tcp_t **listeners; /* each freed by its close callback */
+    size_t nlisteners;
+    int flush_checks;      /* peers with flush waiters to check */
+    struct aemp_mon *node_mons; /* mon_nodes subscribers */
+    char **old_names;           /* names the node had before listen */
+    size_t nold;
+    bool public_, active;
+} aemp__net_t;
+
+/* net.c */
+int aemp__net_get(aemp_node_t *n, aemp__net_t **out); /* AEMP_ENOROUTE */
+void aemp__net_free(aemp_node_t *n);
+/* Splits a port ID into the peer (created if new) and port name. */
+int aemp__net_route(aemp_node_t *n, const char *port, aemp__peer_t **peer,
+                    const char **name);
+/* Makes sure the flush step runs at the end of this loop iteration. */
+void aemp__net_wake(aemp_node_t *n);
+
+/* peer.c */
+aemp__peer_t *aemp__peer_get(aemp_node_t *n, const char *id, size_t len,
+                             bool create);
+int aemp__peer_send(aemp__peer_t *p, const char *name, size_t namelen,
+                    const aemp_msg_t *m);
+/* A node-port request ["<req>", pic...] to p. */
+int aemp__peer_request(aemp__peer_t *p, const char *pic, ...);
+void aemp__peer_need(aemp__peer_t *p); /* start connecting if idle */
+void aemp__peer_link_up(aemp__peer_t *p, aemp__link_t *l);
+/* The established link failed: the no-holes teardown. */
+void aemp__peer_lost(aemp__peer_t *p, const char *why);
+/* A dial failed or a handshake did not complete. */
+void aemp__peer_dial_failed(aemp__peer_t *p, const char *why);
+void aemp__peer_written(aemp__peer_t *p, size_t bytes);
+void aemp__peer_free(aemp__peer_t *p);
+void aemp__peers_check_flushers(aemp_node_t *n);
+int aemp__peer_monitor(aemp__peer_t *p, const char *name,
+                       struct aemp_mon *m);
+void aemp__peer_stub_idle(aemp_node_t *n, aemp__port_t *stub);
+void aemp__peer_watch(aemp__peer_t *p, const char *name);
+void aemp__peer_unwatch(aemp__peer_t *p, const char *name);
+void aemp__peer_kil0(aemp__peer_t *p, const aemp_msg_t *req);
+void aemp__peer_node_event(aemp_node_t *n, aemp__peer_t *p, bool up,
+                           const char *why);
+
+/* link.c */
+int aemp__link_dial(aemp_node_t *n, aemp__peer_t *p, const char *endpoint);
+int aemp__link_accept(aemp_node_t *n, uv_stream_t *server);
+/* Appends one packet to the link's output. */
+int aemp__link_write(aemp__link_t *l, const char *name, size_t namelen,
+                     const aemp_msg_t *m);
+void aemp__link_close(aemp__link_t *l, const char *why);
+void aemp__links_flush(aemp_node_t *n);
+
+/* Parses "a.b.c.d:port" or "[v6]:port" into addr. */
+int aemp__endpoint_parse(const char *ep, size_t len,
+                         struct sockaddr_storage *addr);
+
+#endif

@@ -1,0 +1,467 @@
+/* The node table: one record per node we know, with its queue while no
+ * link exists, background connecting, the remote ports we monitor there,
+ * and the teardown that keeps the no-holes promise when a link is lost. */
+#include "net.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+static void on_peer_timer(uv_timer_t *h);
+
+/* Public noderefs are endpoint lists; anon/ and slave/ nodes cannot be
+ * dialled — they come to us. */
+static bool id_connectable(const char *id, size_t len)
+{
+    return !(len >= 5 && (!memcmp(id, "anon/", 5) || !memcmp(id, "slave/", 6)));
+}
+
+aemp__peer_t *aemp__peer_get(aemp_node_t *n, const char *id, size_t len,
+                             bool create)
+{
+    aemp__net_t *net = n->net;
+    aemp__peer_t *p = aemp__strmap_get(&net->peers, id, len);
+    if (p || !create)
+        return p;
+    if (!(p = aemp__calloc(1, sizeof *p)) || !(p->id = aemp__strndup(id, len)))
+        goto fail;
+    p->idlen = len;
+    p->node = n;
+    p->qtail = &p->qhead;
+    p->connectable = id_connectable(id, len);
+    if (aemp__strmap_put(&net->peers, p->id, len, p) < 0)
+        goto fail;
+    uv_timer_init(n->loop, &p->timer);
+    p->timer.data = p;
+    return p;
+fail:
+    if (p)
+        aemp__free(p->id);
+    aemp__free(p);
+    return NULL;
+}
+
+static double jitter(double seconds)
+{
+    /* +-25%, so that nodes that lost each other do not redial in step */
+    return seconds * (0.75 + 0.5 * (double)(rand() % 1000) / 1000.0);
+}
+
+static bool peer_needed(const aemp__peer_t *p)
+{
+    return p->seed || p->qhead || p->stubs.n || p->flushers;
+}
+
+static void timer_at(aemp__peer_t *p, uint64_t when)
+{
+    uint64_t now = uv_now(p->node->loop);
+    uv_timer_start(&p->timer, on_peer_timer, when > now ? when - now : 0, 0);
+}
+
+static uint64_t deadline(const aemp__peer_t *p)
+{
+    return p->wait_since +
+           (uint64_t)(p->node->net->conf.monitor_timeout * 1000.0);
+}
+
+static void dial(aemp__peer_t *p)
+{
+    /* endpoints are tried in turn, one per attempt */
+    size_t count = 1;
+    for (size_t i = 0; i < p->idlen; i++)
+        count += p->id[i] == ',';
+    size_t k = p->next_ep++ % count;
+    const char *ep = p->id;
+    while (k--)
+        ep = strchr(ep, ',') + 1;
+    const char *end = strchr(ep, ',');
+    char *one = aemp__strndup(ep, end ? (size_t)(end - ep) : strlen(ep));
+    int rc = one ? aemp__link_dial(p->node, p, one) : AEMP_ENOMEM;
+    aemp__free(one);
+    if (rc < 0)
+        aemp__peer_dial_failed(p, aemp_strerror(rc));
+}
+
+void aemp__peer_need(aemp__peer_t *p)
+{
+    if (p->link || p->dialing || p->node->freeing)
+        return;
+    uint64_t now = uv_now(p->node->loop);
+    if (!p->wait_since)
+        p->wait_since = now ? now : 1;
+    if (p->connectable && !p->handshaking && now >= p->next_dial) {
+        dial(p);
+        if (p->dialing || p->link)
+            return;
+    }
+    uint64_t when = deadline(p);
+    if (p->connectable && p->next_dial < when)
+        when = p->next_dial;
+    timer_at(p, when);
+}
+
+/* ---- failure ----------------------------------------------------------- */
+
+static aemp_msg_t *transport_error(aemp__peer_t *p, const char *why)
+{
+    aemp_msg_t *m = NULL;
+    aemp_msg_new(&m, "sSs", "transport_error", p->id, p->idlen,
+                 why ? why : "link lost");
+    return m;
+}
+
+static void drop_queue(aemp__peer_t *p)
+{
+    aemp__qpkt_t *q;
+    while ((q = p->qhead)) {
+        p->qhead = q->next;
+        aemp_msg_unref(q->msg);
+        aemp__free(q);
+    }
+    p->qtail = &p->qhead;
+    p->qbytes = 0;
+}
+
+static void fail_flushers(aemp__peer_t *p, int status)
+{
+    aemp__flushw_t *w;
+    while ((w = p->flushers)) {
+        p->flushers = w->next;
+        w->fn(p->node, status, w->user);
+        aemp__free(w);
+    }
+}
+
+/* Every monitor of that node's ports fires, the queue is dropped, and the
+ * peer's monitors of our ports are forgotten — all before any user code
+ * runs, so nothing sent after the loss can overtake the notices. */
+static void peer_fail(aemp__peer_t *p, const char *why)
+{
+    aemp_node_t *n = p->node;
+    drop_queue(p);
+    size_t i = 0;
+    aemp__port_t *stub;
+    while ((i = 0, stub = aemp__strmap_next(&p->stubs, &i))) {
+        aemp__strmap_del(&p->stubs, stub->id + p->idlen + 1,
+                         stub->idlen - p->idlen - 1);
+        aemp_msg_t *reason = transport_error(p, why);
+        if (reason)
+            aemp__stub_kill(n, stub, reason);
+        else
+            aemp__stub_kill(n, stub, NULL);
+    }
+    struct aemp_mon *m;
+    while ((i = 0, m = aemp__strmap_next(&p->watchers, &i))) {
+        aemp__strmap_del(&p->watchers, m->u.watch.name,
+                         strlen(m->u.watch.name));
+        aemp_mon_cancel(m);
+    }
+    fail_flushers(p, AEMP_ENOROUTE);
+}
+
+void aemp__peer_lost(aemp__peer_t *p, const char *why)
+{
+    aemp_node_t *n = p->node;
+    aemp__log(n, AEMP_LOG_INFO, "link to %s lost: %s", p->id, why);
+    p->link = NULL;
+    p->up = false;
+    peer_fail(p, why);
+    aemp__peer_node_event(n, p, false, why);
+    p->wait_since = 0;
+    p->next_dial = uv_now(n->loop) +
+                   (uint64_t)(jitter(n->net->conf.connect_interval) * 1000.0);
+    if (p->seed)
+        aemp__peer_need(p);
+}
+
+void aemp__peer_dial_failed(aemp__peer_t *p, const char *why)
+{
+    aemp_node_t *n = p->node;
+    aemp__log(n, AEMP_LOG_INFO, "cannot connect to %s: %s", p->id, why);
+    uint64_t now = uv_now(n->loop);
+    p->next_dial =
+        now + (uint64_t)(jitter(n->net->conf.connect_interval) * 1000.0);
+    if (p->wait_since && now >= deadline(p)) {
+        peer_fail(p, why);
+        p->wait_since = 0;
+    }
+    if (peer_needed(p))
+        aemp__peer_need(p);
+}
+
+static void on_peer_timer(uv_timer_t *h)
+{
+    aemp__peer_t *p = h->data;
+    if (p->link)
+        return;
+    uint64_t now = uv_now(p->node->loop);
+    if (p->wait_since && now >= deadline(p) && !p->dialing) {
+        peer_fail(p, p->connectable ? "unable to connect"
+                                    : "no link came up in time");
+        p->wait_since = 0;
+    }
+    if (peer_needed(p))
+        aemp__peer_need(p);
+    else
+        p->wait_since = 0;
+}
+
+/* ---- sending ------------------------------------------------------------- */
+
+static size_t size_estimate(const aemp_msg_t *m, size_t namelen)
+{
+    size_t nodes = 0, text = 0;
+    aemp__val_measure(aemp_msg_val(m), &nodes, &text);
+    return namelen + 9 * nodes + text + 16;
+}
+
+static int queue_packet(aemp__peer_t *p, const char *name, size_t namelen,
+                        const aemp_msg_t *m)
+{
+    size_t size = size_estimate(m, namelen);
+    if (p->qbytes + size > p->node->net->conf.max_backlog) {
+        peer_fail(p, "send queue overflow");
+        p->wait_since = 0;
+    }
+    aemp__qpkt_t *q = aemp__malloc(sizeof *q + namelen + 1);
+    if (!q)
+        return AEMP_ENOMEM;
+    q->next = NULL;
+    q->msg = aemp__msg_ref(m);
+    q->namelen = namelen;
+    memcpy(q->name, name, namelen);
+    q->name[namelen] = 0;
+    *p->qtail = q;
+    p->qtail = &q->next;
+    p->qbytes += size;
+    aemp__peer_need(p);
+    return 0;
+}
+
+int aemp__peer_send(aemp__peer_t *p, const char *name, size_t namelen,
+                    const aemp_msg_t *m)
+{
+    if (!p->link)
+        return queue_packet(p, name, namelen, m);
+    int rc = aemp__link_write(p->link, name, namelen, m);
+    if (rc == AEMP_ELIMIT) {
+        /* the peer does not keep up: a transport error, not a hole */
+        aemp__link_close(p->link, "send queue overflow");
+        return 0;
+    }
+    return rc;
+}
+
+int aemp__peer_request(aemp__peer_t *p, const char *pic, ...)
+{
+    aemp_msg_t *m;
+    va_list ap;
+    va_start(ap, pic);
+    int rc = aemp__msg_vnew(&m, pic, ap);
+    va_end(ap);
+    if (rc == 0) {
+        rc = aemp__peer_send(p, "", 0, m);
+        aemp_msg_unref(m);
+    }
+    return rc;
+}
+
+void aemp__peer_link_up(aemp__peer_t *p, aemp__link_t *l)
+{
+    p->link = l;
+    p->up = true;
+    p->wait_since = 0;
+    uv_timer_stop(&p->timer);
+    aemp__peer_node_event(p->node, p, true, NULL);
+    aemp__qpkt_t *q;
+    while ((q = p->qhead) && p->link) {
+        p->qhead = q->next;
+        aemp__peer_send(p, q->name, q->namelen, q->msg);
+        aemp_msg_unref(q->msg);
+        aemp__free(q);
+    }
+    if (!p->qhead)
+        p->qtail = &p->qhead;
+    p->qbytes = 0;
+    for (aemp__flushw_t *w = p->flushers; w; w = w->next)
+        if (w->upto == UINT64_MAX)
+            w->upto = p->accepted;
+}
+
+/* ---- flushing ------------------------------------------------------------ */
+
+void aemp__peer_written(aemp__peer_t *p, size_t bytes)
+{
+    p->written += bytes;
+    if (p->flushers) {
+        p->node->net->flush_checks++;
+        aemp__net_wake(p->node);
+    }
+}
+
+void aemp__peers_check_flushers(aemp_node_t *n)
+{
+    if (!n->net->flush_checks)
+        return;
+    n->net->flush_checks = 0;
+    size_t i = 0;
+    aemp__peer_t *p;
+    while ((p = aemp__strmap_next(&n->net->peers, &i))) {
+        aemp__flushw_t **wp = &p->flushers, *w;
+        while ((w = *wp)) {
+            if (w->upto > p->written) {
+                wp = &w->next;
+                continue;
+            }
+            *wp = w->next;
+            w->fn(n, 0, w->user);
+            aemp__free(w);
+        }
+    }
+}
+
+int aemp_flush(aemp_node_t *n, const char *node_id, aemp_flush_fn fn,
+               void *user)
+{
+    aemp__peer_t *p;
+    const char *name;
+    if (!n || !node_id || !fn || strchr(node_id, '#'))
+        return AEMP_EINVAL;
+    int rc = aemp__net_route(n, node_id, &p, &name);
+    if (rc < 0)
+        return rc;
+    aemp__flushw_t *w = aemp__malloc(sizeof *w);
+    if (!w)
+        return AEMP_ENOMEM;
+    /* with a link, everything sent so far is encoded; without one the
+     * target is fixed when the queue moves onto the link */
+    w->upto = p->link ? p->accepted : UINT64_MAX;
+    w->fn = fn;
+    w->user = user;
+    w->next = p->flushers;
+    p->flushers = w;
+    n->net->flush_checks++;
+    aemp__net_wake(n);
+    aemp__peer_need(p);
+    return 0;
+}
+
+/* ---- remote monitors ---------------------------------------------------------- */
+
+int aemp__peer_monitor(aemp__peer_t *p, const char *name, struct aemp_mon *m)
+{
+    size_t namelen = strlen(name);
+    aemp__port_t *stub = aemp__strmap_get(&p->stubs, name, namelen);
+    if (!stub) {
+        char *id = aemp__asprintf("%s#%s", p->id, name);
+        stub = id ? aemp__stub_new(id, strlen(id)) : NULL;
+        aemp__free(id);
+        if (!stub)
+            return AEMP_ENOMEM;
+        int rc = aemp__strmap_put(&p->stubs, stub->id + p->idlen + 1, namelen,
+                                  stub);
+        if (rc == 0 && (rc = aemp__peer_request(p, "ss", "mon1", name)) < 0)
+            aemp__strmap_del(&p->stubs, name, namelen);
+        if (rc < 0) {
+            aemp__free(stub);
+            return rc;
+        }
+    }
+    aemp__mon_link(stub, m);
+    return 0;
+}
+
+void aemp__peer_stub_idle(aemp_node_t *n, aemp__port_t *stub)
+{
+    const char *hash = strchr(stub->id, '#');
+    aemp__peer_t *p = aemp__peer_get(n, stub->id, (size_t)(hash - stub->id),
+                                     false);
+    if (p) {
+        aemp__strmap_del(&p->stubs, hash + 1, strlen(hash + 1));
+        aemp__peer_request(p, "ss", "mon0", hash + 1);
+    }
+    aemp__free(stub);
+}
+
+void aemp__peer_watch(aemp__peer_t *p, const char *name)
+{
+    struct aemp_mon *m;
+    if (aemp__strmap_get(&p->watchers, name, strlen(name)))
+        return; /* already watched for that peer */
+    if (aemp__watch_local(p->node, p->id, name, &m) < 0)
+        return;
+    if (aemp__strmap_put(&p->watchers, m->u.watch.name, strlen(name), m) < 0)
+        aemp_mon_cancel(m);
+}
+
+void aemp__peer_unwatch(aemp__peer_t *p, const char *name)
+{
+    struct aemp_mon *m = aemp__strmap_del(&p->watchers, name, strlen(name));
+    if (m)
+        aemp_mon_cancel(m);
+}
+
+void aemp__peer_kil0(aemp__peer_t *p, const aemp_msg_t *req)
+{
+    const char *name;
+    aemp_msg_t *reason;
+    if (aemp_val_str(aemp_msg_at(req, 1), &name, NULL) < 0)
+        return;
+    aemp__port_t *stub = aemp__strmap_del(&p->stubs, name, strlen(name));
+    if (!stub)
+        return;
+    if (aemp__msg_slice(&reason, req, 2) < 0)
+        reason = NULL;
+    aemp__stub_kill(p->node, stub, reason);
+}
+
+void aemp__peer_node_event(aemp_node_t *n, aemp__peer_t *p, bool up,
+                           const char *why)
+{
+    aemp_msg_t *reason = NULL;
+    if (up)
+        aemp_msg_new(&reason, "");
+    else
+        reason = transport_error(p, why);
+    if (reason)
+        aemp__queue_node_event(n, p->id, up, reason);
+}
+
+/* ---- teardown (node free): nothing fires ---------------------------------- */
+
+static void on_peer_closed(uv_handle_t *h)
+{
+    aemp__peer_t *p = h->data;
+    aemp_node_t *n = p->node;
+    aemp__free(p->id);
+    aemp__free(p);
+    aemp__node_handle_closed(n);
+}
+
+void aemp__peer_free(aemp__peer_t *p)
+{
+    aemp_node_t *n = p->node;
+    drop_queue(p);
+    size_t i = 0;
+    aemp__port_t *stub;
+    while ((i = 0, stub = aemp__strmap_next(&p->stubs, &i))) {
+        aemp__strmap_del(&p->stubs, stub->id + p->idlen + 1,
+                         stub->idlen - p->idlen - 1);
+        aemp__port_drop_mons(n, stub);
+        aemp__free(stub);
+    }
+    aemp__strmap_free(&p->stubs);
+    struct aemp_mon *m;
+    while ((i = 0, m = aemp__strmap_next(&p->watchers, &i))) {
+        aemp__strmap_del(&p->watchers, m->u.watch.name,
+                         strlen(m->u.watch.name));
+        aemp_mon_cancel(m);
+    }
+    aemp__strmap_free(&p->watchers);
+    aemp__flushw_t *w;
+    while ((w = p->flushers)) {
+        p->flushers = w->next;
+        aemp__free(w);
+    }
+    n->closing++;
+    uv_close((uv_handle_t *)&p->timer, on_peer_closed);
+}
