@@ -68,9 +68,9 @@ static int enc_val(aemp__buf_t *b, const aemp_val_t *v)
     case AEMP_T_BOOL: b->len += cbor_encode_bool(v->u.i, o, HEAD_MAX); return 0;
     case AEMP_T_INT:
         /* negint n stands for -1 - n, which is ~i in two's complement */
-        b->len += v->u.i >= 0 ? cbor_encode_uint((uint64_t)v->u.i, o, HEAD_MAX)
-                              : cbor_encode_negint(~(uint64_t)v->u.i, o,
-                                                   HEAD_MAX);
+        b->len += v->u.i >= 0
+                      ? cbor_encode_uint((uint64_t)v->u.i, o, HEAD_MAX)
+                      : cbor_encode_negint(~(uint64_t)v->u.i, o, HEAD_MAX);
         return 0;
     case AEMP_T_DOUBLE:
         b->len += cbor_encode_double(v->u.d, o, HEAD_MAX);
@@ -81,8 +81,7 @@ static int enc_val(aemp__buf_t *b, const aemp_val_t *v)
     case AEMP_T_MAP:
         b->len += cbor_encode_map_start(v->len, o, HEAD_MAX);
         return enc_items(b, v->u.items, 2 * (size_t)v->len);
-    default:
-        return AEMP_EINVAL;
+    default: return AEMP_EINVAL;
     }
 }
 
@@ -467,8 +466,10 @@ static void dec_error(const dec_t *d, char *errbuf, size_t errlen)
 int aemp__cbor_decode(aemp_msg_t **out, const char *buf, size_t len,
                       const aemp_limits_t *lim, char *errbuf, size_t errlen)
 {
-    dec_t d = {.p = (const uint8_t *)buf, .start = (const uint8_t *)buf,
-               .end = (const uint8_t *)buf + len, .lim = lim,
+    dec_t d = {.p = (const uint8_t *)buf,
+               .start = (const uint8_t *)buf,
+               .end = (const uint8_t *)buf + len,
+               .lim = lim,
                .capindef = INDEF_INLINE};
     d.indef = d.indef_inline;
     size_t nroot = 0;
@@ -584,8 +585,8 @@ static int scan_break(aemp__scan_t *s, const aemp_limits_t *lim,
 }
 
 /* Applies one complete head. */
-static int scan_head(aemp__scan_t *s, const head_t *h,
-                     const aemp_limits_t *lim, const char **why)
+static int scan_head(aemp__scan_t *s, const head_t *h, const aemp_limits_t *lim,
+                     const char **why)
 {
     if (!indef_ok(h))
         return scan_bad(why, AEMP_EPROTO, "reserved additional information");
@@ -604,9 +605,7 @@ static int scan_head(aemp__scan_t *s, const head_t *h,
         s->off += h->hlen;
         s->tagged = true;
         return 0;
-    default:
-        s->off += h->hlen;
-        return scan_item_done(s, lim, why);
+    default: s->off += h->hlen; return scan_item_done(s, lim, why);
     }
 }
 

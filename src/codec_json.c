@@ -39,9 +39,8 @@ static inline bool plain(unsigned char c, bool latin1)
 static char *esc_byte(char *o, unsigned char c, bool latin1)
 {
     static const char hex[] = "0123456789abcdef";
-    static const char short_esc[32] = {['\b'] = 'b', ['\f'] = 'f',
-                                       ['\n'] = 'n', ['\r'] = 'r',
-                                       ['\t'] = 't'};
+    static const char short_esc[32] = {
+        ['\b'] = 'b', ['\f'] = 'f', ['\n'] = 'n', ['\r'] = 'r', ['\t'] = 't'};
     if (c >= 0x80 && latin1) {
         *o++ = (char)(0xc0 | c >> 6);
         *o++ = (char)(0x80 | (c & 0x3f));
@@ -152,8 +151,7 @@ static int json_container(aemp__buf_t *b, const aemp_val_t *v, bool map)
 {
     int rc = putc_(b, map ? '{' : '[');
     if (rc == 0)
-        rc = json_items(b, v->u.items, map ? 2 * (size_t)v->len : v->len,
-                        map);
+        rc = json_items(b, v->u.items, map ? 2 * (size_t)v->len : v->len, map);
     if (rc == 0)
         rc = putc_(b, map ? '}' : ']');
     return rc;
@@ -324,8 +322,7 @@ static int jload_error(const json_error_t *e, char *errbuf, size_t errlen)
     else if (json_error_code(e) == json_error_stack_overflow)
         rc = AEMP_ELIMIT;
     if (errbuf && errlen)
-        snprintf(errbuf, errlen, "JSON: %s (at byte %d)", e->text,
-                 e->position);
+        snprintf(errbuf, errlen, "JSON: %s (at byte %d)", e->text, e->position);
     return rc;
 }
 
@@ -431,8 +428,8 @@ int aemp__json_scan(aemp__scan_t *s, const char *buf, size_t len,
         s->started = true;
     }
     /* never look further than the largest packet allowed */
-    size_t end = len - s->start > lim->max_packet ? s->start + lim->max_packet
-                                                  : len;
+    size_t end =
+        len - s->start > lim->max_packet ? s->start + lim->max_packet : len;
     int rc = json_walk(s, buf, end, lim, why);
     if (rc == 0 && end < len) {
         *why = "packet larger than max_packet";

@@ -70,6 +70,7 @@ int aemp_node_configure(aemp_node_t *n, const aemp_netconf_t *conf)
     if (fresh) {
         uv_prepare_init(n->loop, &net->flush_prep);
         net->flush_prep.data = n;
+        net->node = n;
         n->net = net;
     }
     net->hs.node_id = n->noderef;
@@ -281,9 +282,13 @@ int aemp_node_is_known(aemp_node_t *n, const char *node_id)
 
 /* ---- teardown --------------------------------------------------------- */
 
+/* The net struct holds the prepare handle, so it goes last. */
 static void on_prep_closed(uv_handle_t *h)
 {
-    aemp__node_handle_closed(h->data);
+    aemp__net_t *net = h->data;
+    aemp_node_t *n = net->node;
+    aemp__free(net);
+    aemp__node_handle_closed(n);
 }
 
 void aemp__net_free(aemp_node_t *n)
@@ -302,12 +307,12 @@ void aemp__net_free(aemp_node_t *n)
     }
     aemp__strmap_free(&net->peers);
     aemp__nodes_drop(n);
-    n->closing++;
-    uv_close((uv_handle_t *)&net->flush_prep, on_prep_closed);
     net_strings_free(net);
     for (size_t k = 0; k < net->nold; k++)
         aemp__free(net->old_names[k]);
     aemp__free(net->old_names);
-    aemp__free(net);
     n->net = NULL;
+    n->closing++;
+    net->flush_prep.data = net;
+    uv_close((uv_handle_t *)&net->flush_prep, on_prep_closed);
 }

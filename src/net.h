@@ -74,6 +74,7 @@ struct aemp__link {
 };
 
 typedef struct aemp__net {
+    aemp_node_t *node;
     aemp_netconf_t conf; /* strings owned below */
     char *secret, *framings, *auth_accept, *auth_offer;
     aemp__hs_conf_t hs;

@@ -284,8 +284,8 @@ static int take(aemp_reader_t *r, aemp_msg_t **out)
 {
     aemp_msg_t *m;
     const char *p = r->in.data + r->pos + r->scan.start;
-    int rc = r->fr->decode(&m, p, r->scan.off - r->scan.start, &r->lim,
-                           r->why, sizeof r->why);
+    int rc = r->fr->decode(&m, p, r->scan.off - r->scan.start, &r->lim, r->why,
+                           sizeof r->why);
     if (rc == AEMP_ENOMEM)
         return rc; /* nothing changed: the caller may try again */
     if (rc < 0)
