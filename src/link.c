@@ -81,7 +81,7 @@ static void link_detach(aemp__link_t *l, int prev_state, const char *why)
         aemp__peer_dial_failed(p, why);
     } else if (l->named) {
         p->handshaking--;
-        aemp__log(l->node, AEMP_LOG_INFO, "handshake with %s failed: %s",
+        aemp__log(l->node, AEMP_LOG_WARN, "handshake with %s failed: %s",
                   p->id, why);
         if (p->qhead || p->stubs.n)
             aemp__peer_need(p);
@@ -389,8 +389,14 @@ static void on_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf)
     if (nread == 0 || l->state == AEMP__LINK_CLOSED)
         return;
     if (nread < 0) {
-        aemp__link_close(l, nread == UV_EOF ? "Unexpected end-of-file"
-                                            : uv_strerror((int)nread));
+        const char *why = uv_strerror((int)nread);
+        if (nread == UV_EOF)
+            why = l->state == AEMP__LINK_UP ? "Unexpected end-of-file"
+                  : l->hs.state == AEMP__HS_AUTH
+                      ? "connection closed during authentication "
+                        "(wrong secret, or refused by the peer)"
+                      : "connection closed during the handshake";
+        aemp__link_close(l, why);
         return;
     }
     l->last_read = uv_now(l->node->loop);

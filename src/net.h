@@ -44,6 +44,7 @@ struct aemp__peer {
     uint64_t wait_since;  /* loop time when waiting for a link began; 0 */
     uint64_t next_dial;   /* loop time of the next connect attempt */
     unsigned next_ep;     /* endpoint to try next */
+    char last_error[160]; /* why the last attempt failed */
     aemp__strmap_t stubs;    /* port name -> remote port stub we monitor */
     aemp__strmap_t watchers; /* port name -> monitor this peer set on us */
 };

@@ -3,6 +3,7 @@
  * and the teardown that keeps the no-holes promise when a link is lost. */
 #include "net.h"
 
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -177,6 +178,7 @@ void aemp__peer_dial_failed(aemp__peer_t *p, const char *why)
 {
     aemp_node_t *n = p->node;
     aemp__log(n, AEMP_LOG_INFO, "cannot connect to %s: %s", p->id, why);
+    snprintf(p->last_error, sizeof p->last_error, "%s", why);
     uint64_t now = uv_now(n->loop);
     p->next_dial =
         now + (uint64_t)(jitter(n->net->conf.connect_interval) * 1000.0);
@@ -195,8 +197,14 @@ static void on_peer_timer(uv_timer_t *h)
         return;
     uint64_t now = uv_now(p->node->loop);
     if (p->wait_since && now >= deadline(p) && !p->dialing) {
-        peer_fail(p, p->connectable ? "unable to connect"
-                                    : "no link came up in time");
+        char why[200];
+        if (!p->connectable)
+            snprintf(why, sizeof why, "no link came up in time");
+        else if (p->last_error[0])
+            snprintf(why, sizeof why, "unable to connect: %s", p->last_error);
+        else
+            snprintf(why, sizeof why, "unable to connect");
+        peer_fail(p, why);
         p->wait_since = 0;
     }
     if (peer_needed(p))

@@ -1,0 +1,29 @@
+/* Shared pieces of the aemp command-line tool. */
+#ifndef AEMP_CLI_H
+#define AEMP_CLI_H
+
+#include <aemp.h>
+
+typedef struct cli_opts {
+    const char *secret;
+    const char *framings;
+    double timeout; /* seconds; also the monitor timeout */
+    int verbose;
+} cli_opts_t;
+
+/* Prints "aemp: <fmt>" to standard error; returns 1 (the exit status). */
+int cli_error(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+/* A new node configured from opts (secret required). */
+int cli_node(const cli_opts_t *o, aemp_node_t **out);
+/* An array value of the arguments: JSON values where they parse as JSON,
+ * strings otherwise.  NULL on failure. */
+aemp_val_t *cli_args(int argc, char **argv);
+/* Writes m as a JSON array line to standard output. */
+int cli_print(const aemp_msg_t *m);
+
+int cmd_run(const cli_opts_t *o, int argc, char **argv);
+int cmd_snd(const cli_opts_t *o, int argc, char **argv);
+int cmd_rpc(const cli_opts_t *o, int argc, char **argv);
+int cmd_mon(const cli_opts_t *o, int argc, char **argv);
+
+#endif
