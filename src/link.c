@@ -416,14 +416,12 @@ static void on_tick(uv_timer_t *h)
     uint64_t margin = ours > 4 ? ours / 4 : 1;
     if (ours && now - l->last_write >= (ours - margin) * 1000 && !l->writing &&
         !l->out.len) {
-        aemp_msg_t *ka;
-        if (aemp_msg_new(&ka, "") == 0) {
-            l->hs.send_framing == AEMP_CBOR
-                ? aemp__buf_append(&l->out, "\x80", 1)
-                : aemp__buf_append(&l->out, "[]", 2);
-            aemp_msg_unref(ka);
-            link_flush(l);
-        }
+        /* [] in either framing: CBOR 0x80 is the empty array */
+        if (l->hs.send_framing == AEMP_CBOR)
+            write_raw(l, "\x80", 1);
+        else
+            write_raw(l, "[]", 2);
+        link_flush(l);
     }
     if (ours && l->peer_timeout &&
         now - l->last_read >= (uint64_t)l->peer_timeout * 1000)

@@ -116,7 +116,8 @@ static void on_flush_prep(uv_prepare_t *h)
     aemp_node_t *n = h->data;
     aemp__links_flush(n);
     aemp__peers_check_flushers(n);
-    if (!n->net->dirty && !n->net->flush_checks)
+    aemp__peers_sweep(n);
+    if (!n->net->dirty && !n->net->flush_checks && !n->net->free_pending)
         uv_prepare_stop(h);
 }
 

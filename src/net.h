@@ -86,6 +86,7 @@ typedef struct aemp__net {
     uv_tcp_t **listeners; /* each freed by its close callback */
     size_t nlisteners;
     int flush_checks;      /* peers with flush waiters to check */
+    int free_pending;      /* peers to forget (aemp__peers_sweep) */
     struct aemp_mon *node_mons; /* mon_nodes subscribers */
     char **old_names;           /* names the node had before listen */
     size_t nold;
@@ -117,6 +118,8 @@ void aemp__peer_dial_failed(aemp__peer_t *p, const char *why);
 void aemp__peer_written(aemp__peer_t *p, size_t bytes);
 void aemp__peer_free(aemp__peer_t *p);
 void aemp__peers_check_flushers(aemp_node_t *n);
+/* Frees the peers marked free_pending that are still idle. */
+void aemp__peers_sweep(aemp_node_t *n);
 int aemp__peer_monitor(aemp__peer_t *p, const char *name,
                        struct aemp_mon *m);
 void aemp__peer_stub_idle(aemp_node_t *n, aemp__port_t *stub);

@@ -172,6 +172,35 @@ void aemp__peer_lost(aemp__peer_t *p, const char *why)
                    (uint64_t)(jitter(n->net->conf.connect_interval) * 1000.0);
     if (p->seed)
         aemp__peer_need(p);
+    else if (!p->connectable) {
+        /* nodes that only come to us (every `aemp snd` is one) would pile
+         * up; forget them at the end of this loop iteration, when no
+         * caller up the stack can still hold the pointer */
+        p->free_pending = true;
+        n->net->free_pending++;
+        aemp__net_wake(n);
+    }
+}
+
+void aemp__peers_sweep(aemp_node_t *n)
+{
+    aemp__net_t *net = n->net;
+    if (!net->free_pending)
+        return;
+    net->free_pending = 0;
+    size_t i = 0;
+    aemp__peer_t *p;
+    while ((p = aemp__strmap_next(&net->peers, &i))) {
+        if (!p->free_pending)
+            continue;
+        p->free_pending = false;
+        if (p->link || p->dialing || p->handshaking || peer_needed(p) ||
+            p->watchers.n)
+            continue;
+        aemp__strmap_del(&net->peers, p->id, p->idlen);
+        aemp__peer_free(p);
+        i = 0; /* the deletion may have moved entries */
+    }
 }
 
 void aemp__peer_dial_failed(aemp__peer_t *p, const char *why)

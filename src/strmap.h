@@ -26,8 +26,8 @@ int aemp__strmap_put(aemp__strmap_t *m, const char *key, size_t len,
 void *aemp__strmap_del(aemp__strmap_t *m, const char *key, size_t len);
 void aemp__strmap_free(aemp__strmap_t *m);
 
-/* Iteration that tolerates deleting the current entry: call with *i = 0;
- * returns values until NULL. */
+/* Iteration: call with *i = 0; returns values until NULL.  Deleting an
+ * entry may move later ones back: restart from 0 after a deletion. */
 void *aemp__strmap_next(const aemp__strmap_t *m, size_t *i);
 
 #endif

@@ -214,8 +214,85 @@ void kt_alloc_fail(size_t n, int sticky)
     kt_sticky = sticky;
 }
 
+void kt_alloc_disarm(void) { kt_fail_at = 0; }
+
 size_t kt_alloc_count(void) { return kt_count; }
 size_t kt_alloc_failed(void) { return kt_failed; }
 long kt_alloc_live(void) { return kt_live; }
 
 uint64_t kt_now_ms(void) { return uv_hrtime() / 1000000u; }
+
+/* ---- allocation failure injection ------------------------------------- */
+
+#include <stdlib.h>
+#include <string.h>
+
+/* Every block carries a header so that live blocks can be counted without
+ * relying on the sanitizer (which is not in every build). */
+typedef union helper_hdr {
+    size_t size;
+    max_align_t align;
+} helper_hdr_t;
+
+static long fail_at_n, attempts, live;
+static int failed;
+
+static int should_fail(void)
+{
+    attempts++;
+    if (fail_at_n && attempts == fail_at_n) {
+        failed = 1;
+        return 1;
+    }
+    return 0;
+}
+
+static void *helper_malloc(size_t size)
+{
+    if (should_fail())
+        return NULL;
+    helper_hdr_t *h = malloc(sizeof *h + size);
+    if (!h)
+        return NULL;
+    h->size = size;
+    live++;
+    return h + 1;
+}
+
+static void helper_free(void *p)
+{
+    if (!p)
+        return;
+    live--;
+    free((helper_hdr_t *)p - 1);
+}
+
+static void *helper_realloc(void *p, size_t size)
+{
+    if (!p)
+        return helper_malloc(size);
+    if (should_fail())
+        return NULL;
+    helper_hdr_t *h = realloc((helper_hdr_t *)p - 1, sizeof *h + size);
+    if (!h)
+        return NULL;
+    h->size = size;
+    return h + 1;
+}
+
+void helper_alloc_begin(long fail_at)
+{
+    fail_at_n = fail_at;
+    attempts = live = 0;
+    failed = 0;
+    aemp_set_allocator(helper_malloc, helper_realloc, helper_free);
+}
+
+long helper_alloc_attempts(void) { return attempts; }
+int helper_alloc_failed(void) { return failed; }
+
+long helper_alloc_end(void)
+{
+    aemp_set_allocator(NULL, NULL, NULL);
+    return live;
+}

@@ -70,6 +70,8 @@ int kt_log_has(const kt_rec_t *r, const char *needle);
  * kt_alloc_live(): blocks allocated through the hook and not yet freed. */
 void kt_alloc_install(void);
 void kt_alloc_fail(size_t n, int sticky);
+/* Stops failing; the counts stay readable. */
+void kt_alloc_disarm(void);
 size_t kt_alloc_count(void);
 size_t kt_alloc_failed(void);
 long kt_alloc_live(void);
@@ -78,3 +80,16 @@ long kt_alloc_live(void);
 uint64_t kt_now_ms(void);
 
 #endif
+
+/* ---- allocation failure injection (codec/value tests) ----------------- */
+
+/* Installs (aemp_set_allocator) an allocator that fails the n-th
+ * allocation from now on (malloc or realloc; n = 0: never fails) and counts
+ * live blocks.  helper_alloc_end() restores the C library's allocator and
+ * returns the number of blocks still live (leaks). */
+void helper_alloc_begin(long fail_at);
+/* Allocations attempted since helper_alloc_begin, and whether the planned
+ * failure has happened. */
+long helper_alloc_attempts(void);
+int helper_alloc_failed(void);
+long helper_alloc_end(void);
