@@ -220,7 +220,11 @@ AEMP_API int aemp_msg_new(aemp_msg_t **out, const char *picture, ...);
  * NULL *arr means a constructor failed: AEMP_ENOMEM).  AEMP_ETYPE if it is
  * not an array. */
 AEMP_API int aemp_msg_from_val(aemp_msg_t **out, aemp_val_t **arr);
-AEMP_API aemp_msg_t *aemp_msg_ref(const aemp_msg_t *m); /* never fails */
+/* A new reference to m, to keep it beyond a callback: unref it when done.
+ * Works on every message, including the borrowed one a tag callback gets
+ * (the message without its tag); only for those it allocates, and it
+ * returns NULL when that allocation fails. */
+AEMP_API aemp_msg_t *aemp_msg_ref(const aemp_msg_t *m);
 AEMP_API void aemp_msg_unref(aemp_msg_t *m);            /* NULL is fine */
 /* Number of elements, and the i-th (borrowed; NULL if out of range). */
 AEMP_API size_t aemp_msg_len(const aemp_msg_t *m);
@@ -291,8 +295,12 @@ AEMP_API void aemp_node_free(aemp_node_t *n);
 /* The node's loop (borrowed). */
 AEMP_API struct uv_loop_s *aemp_node_loop(aemp_node_t *n);
 /* Runs the loop until there is nothing left to do or aemp_stop() is called.
- * Returns 0, or AEMP_EBUSY when called from inside a callback. */
+ * Returns 0, or AEMP_EBUSY when called from inside a callback of a loop
+ * that aemp_run is running (libuv loops are not re-entrant; if you run the
+ * loop yourself with uv_run, do not call aemp_run from its callbacks). */
 AEMP_API int aemp_run(aemp_node_t *n);
+/* Makes aemp_run() return soon: the node dispatches nothing more until the
+ * loop runs again. */
 AEMP_API void aemp_stop(aemp_node_t *n);
 
 /* The node's noderef (NODE): borrowed, valid until the node is renamed by
@@ -316,7 +324,8 @@ AEMP_API void aemp_node_set_log(aemp_node_t *n, int level, aemp_log_fn fn,
 /* Receive callback.  ctx names the receiving port (aemp_self) and its node
  * (aemp_ctx_node); msg is borrowed for the duration of the call.  Return 0,
  * or non-zero to fail: the port is then killed with ["die", <text>], the
- * text from aemp_die() or else aemp_strerror() of a negative return. */
+ * text from aemp_die(), else aemp_strerror() of the return value ("unknown
+ * error" for codes that are not AEMP_E*). */
 typedef int (*aemp_rcv_fn)(aemp_ctx_t *ctx, const aemp_msg_t *msg, void *user);
 /* Callback run in a port's context by aemp_call_in / aemp_after_call; same
  * failure rule. */
@@ -342,7 +351,9 @@ AEMP_API int aemp_die(aemp_ctx_t *ctx, const char *fmt, ...) AEMP_PRINTF(2, 3);
 AEMP_API int aemp_port(aemp_node_t *n, aemp_rcv_fn cb, void *user,
                        const char **id);
 /* Sets (cb non-NULL) or removes the default callback of a local port.
- * AEMP_ENOPORT if it does not exist, AEMP_ENOTLOCAL if it is not ours. */
+ * AEMP_ENOPORT if it does not exist, AEMP_ENOTLOCAL if it is not ours,
+ * AEMP_EPERM for the node port (the same for every function below that
+ * takes a local port). */
 AEMP_API int aemp_rcv(aemp_node_t *n, const char *port, aemp_rcv_fn cb,
                       void *user);
 /* Registers (or replaces) the callback for messages whose first element is
@@ -363,7 +374,8 @@ AEMP_API int aemp_port_exists(aemp_node_t *n, const char *port);
  * node has no network configuration (no secret). */
 AEMP_API int aemp_snd(aemp_node_t *n, const char *port, const char *picture,
                       ...);
-/* Sends an array value (taken; a NULL *msg means a constructor failed). */
+/* Sends an array value: taken on success, yours on failure (a NULL *msg
+ * means a constructor failed: AEMP_ENOMEM). */
 AEMP_API int aemp_sndv(aemp_node_t *n, const char *port, aemp_val_t **msg);
 /* Sends an existing message (shared, not copied; the caller keeps its
  * reference). */
@@ -376,7 +388,8 @@ AEMP_API int aemp_snd_msg(aemp_node_t *n, const char *port,
  * (it may have died already).  AEMP_EPERM for the node port. */
 AEMP_API int aemp_kil(aemp_node_t *n, const char *port, const char *picture,
                       ...);
-/* Same with an array value as the reason (taken; empty array = normal). */
+/* Same with an array value as the reason (taken on success, yours on
+ * failure; an empty array is a normal end). */
 AEMP_API int aemp_kilv(aemp_node_t *n, const char *port, aemp_val_t **reason);
 
 /* ------------------------------------------------------------------------
@@ -386,6 +399,9 @@ AEMP_API int aemp_kilv(aemp_node_t *n, const char *port, aemp_val_t **reason);
  * that does not exist fires at once (from the loop) with
  * ["no_such_port", "cannot monitor nonexistent port", <port ID>], as Perl
  * nodes report it.
+ *
+ * Monitoring the node port (a bare noderef) is allowed: it can only fire for
+ * a remote node, on a transport error.
  *
  * Each form takes `aemp_mon_t **guard`: pass NULL if you never cancel.  A
  * guard you asked for is yours: release it with aemp_mon_cancel() exactly
@@ -407,9 +423,11 @@ AEMP_API int aemp_mon_kill(aemp_node_t *n, const char *port, const char *other,
  * followed by the reason's elements. */
 AEMP_API int aemp_mon_msg(aemp_node_t *n, const char *port, const char *rcvport,
                           aemp_mon_t **guard, const char *picture, ...);
-/* mon_guard: release(resource) runs when port dies (from the loop), or at
- * once if the port does not exist.  aemp_mon_cancel() before that unties
- * the resource and releases it then. */
+/* mon_guard: release(resource) runs when port dies, or soon if the port does
+ * not exist — from the loop in both cases.  aemp_mon_cancel() before that
+ * unties the resource and releases it then.  aemp_node_free() releases what
+ * is still tied; a release function must not call into a node being
+ * freed. */
 AEMP_API int aemp_mon_guard(aemp_node_t *n, const char *port,
                             void (*release)(void *resource), void *resource,
                             aemp_mon_t **guard);

@@ -544,7 +544,9 @@ static int scan_string(aemp__scan_t *s, const head_t *h,
     s->off += h->hlen;
     s->skip = h->arg;
     s->tagged = false;
-    return 0;
+    if (s->skip || s->str_major)
+        return 0;
+    return scan_item_done(s, lim, why); /* empty: no bytes to pass */
 }
 
 static int scan_container(aemp__scan_t *s, const head_t *h,

@@ -120,6 +120,7 @@ struct aemp_node {
 
     aemp_ctx_t *cur; /* innermost running port callback */
     int dispatching;  /* inside the queue runner */
+    bool stopping;    /* aemp_stop: the runner yields at once */
     aemp_log_fn log_fn;
     void *log_user;
     int log_level;

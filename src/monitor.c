@@ -73,7 +73,10 @@ int aemp__kill_id(aemp_node_t *n, const char *port, const aemp_msg_t *reason)
     if (counter == 0)
         return AEMP_EPERM;
     aemp__port_t *p = aemp__port_get(n, counter);
-    return p ? port_kill(n, p, aemp__msg_ref(reason)) : 0;
+    if (!p)
+        return 0;
+    aemp_msg_t *r = aemp__msg_ref(reason);
+    return r ? port_kill(n, p, r) : AEMP_ENOMEM;
 }
 
 static int kil_msg(aemp_node_t *n, const char *port, aemp_msg_t *reason)
@@ -98,8 +101,12 @@ int aemp_kil(aemp_node_t *n, const char *port, const char *picture, ...)
 int aemp_kilv(aemp_node_t *n, const char *port, aemp_val_t **reason)
 {
     aemp_msg_t *m;
-    int rc = n ? aemp_msg_from_val(&m, reason) : AEMP_EINVAL;
-    return rc < 0 ? rc : kil_msg(n, port, m);
+    int rc = n && reason ? aemp__msg_of_val(&m, *reason) : AEMP_EINVAL;
+    if (rc == 0 && (rc = kil_msg(n, port, m)) == 0) {
+        aemp_val_free(*reason); /* taken only on success */
+        *reason = NULL;
+    }
+    return rc;
 }
 
 /* ---- monitor records ---------------------------------------------------- */

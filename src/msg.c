@@ -32,7 +32,7 @@ int aemp__msg_alloc_from(aemp__blocks_t *bc, aemp_msg_t **out, size_t nodes,
     aemp_msg_t *m = block_get(bc, MSG_HDR + nodes * nsz + text, &flags);
     if (!m)
         return AEMP_ENOMEM;
-    m->owner = m;
+    m->owner = m->base = m;
     m->refs = 1;
     m->flags = flags;
     m->root.type = AEMP_T_ARR;
@@ -54,15 +54,44 @@ int aemp__msg_alloc(aemp_msg_t **out, size_t nodes, size_t text, size_t nroot,
 
 aemp_msg_t *aemp__msg_ref(const aemp_msg_t *m)
 {
+    if (m->owner) {
+        m->owner->refs++;
+        return m->owner;
+    }
+    aemp_msg_t *s = aemp__malloc(sizeof *s);
+    if (!s)
+        return NULL;
+    *s = *m;
+    s->owner = s;
+    s->refs = 1;
+    s->flags = 0;
+    m->base->refs++;
+    return s;
+}
+
+/* Drops one reference of a block or slice; true if it was the last, with
+ * *block set to the block whose storage is now unused. */
+static bool msg_drop(aemp_msg_t *m, aemp_msg_t **block)
+{
     aemp_msg_t *o = m->owner;
-    o->refs++;
-    return o;
+    if (!o || --o->refs)
+        return false;
+    if (o->base == o) {
+        *block = o;
+        return true;
+    }
+    aemp_msg_t *base = o->base;
+    aemp__free(o); /* a slice */
+    if (--base->refs)
+        return false;
+    *block = base;
+    return true;
 }
 
 void aemp__msg_release(aemp__blocks_t *bc, aemp_msg_t *m)
 {
-    aemp_msg_t *o = m->owner;
-    if (--o->refs)
+    aemp_msg_t *o;
+    if (!msg_drop(m, &o))
         return;
     if ((o->flags & AEMP__MSG_RECYCLE) && bc->n < AEMP__BLOCK_CACHE) {
         *(void **)o = bc->head;
@@ -140,13 +169,10 @@ void aemp__val_flatten(struct aemp_val *dst, const aemp_val_t *v,
         aemp__val_flatten(&dst->u.items[i], &v->u.items[i], f);
 }
 
-int aemp_msg_from_val(aemp_msg_t **out, aemp_val_t **arr)
+int aemp__msg_of_val(aemp_msg_t **out, const aemp_val_t *v)
 {
-    if (!out || !arr)
-        return AEMP_EINVAL;
-    aemp_val_t *v = *arr;
     if (!v)
-        return AEMP_ENOMEM;
+        return AEMP_ENOMEM; /* a constructor failed */
     if (v->type != AEMP_T_ARR)
         return AEMP_ETYPE;
     size_t nodes = 0, text = 0;
@@ -157,25 +183,34 @@ int aemp_msg_from_val(aemp_msg_t **out, aemp_val_t **arr)
         return rc;
     for (size_t i = 0; i < v->len; i++)
         aemp__val_flatten(&m->root.u.items[i], &v->u.items[i], &f);
-    aemp_val_free(v);
-    *arr = NULL;
     *out = m;
     return 0;
 }
 
+int aemp_msg_from_val(aemp_msg_t **out, aemp_val_t **arr)
+{
+    if (!out || !arr)
+        return AEMP_EINVAL;
+    int rc = aemp__msg_of_val(out, *arr);
+    if (rc == 0) {
+        aemp_val_free(*arr);
+        *arr = NULL;
+    }
+    return rc;
+}
+
 aemp_msg_t *aemp_msg_ref(const aemp_msg_t *m)
 {
-    aemp_msg_t *o = aemp__msg_ref(m);
-    o->flags &= ~AEMP__MSG_RECYCLE; /* may now be released anywhere */
+    aemp_msg_t *o = m ? aemp__msg_ref(m) : NULL;
+    if (o)
+        o->base->flags &= ~AEMP__MSG_RECYCLE; /* may be released anywhere */
     return o;
 }
 
 void aemp_msg_unref(aemp_msg_t *m)
 {
-    if (!m)
-        return;
-    aemp_msg_t *o = m->owner;
-    if (--o->refs == 0)
+    aemp_msg_t *o;
+    if (m && msg_drop(m, &o))
         aemp__free(o);
 }
 
@@ -194,7 +229,8 @@ const aemp_val_t *aemp_msg_val(const aemp_msg_t *m)
 void aemp__msg_view_tail(const aemp_msg_t *m, aemp_msg_t *view)
 {
     *view = *m;
-    view->owner = m->owner;
+    view->owner = NULL;
+    view->base = m->base;
     if (view->root.len) {
         view->root.len--;
         view->root.u.items++;

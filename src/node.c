@@ -199,7 +199,8 @@ static void on_idle(uv_idle_t *h)
 {
     aemp_node_t *n = h->data;
     n->dispatching++;
-    for (size_t budget = DISPATCH_BUDGET; budget && n->head; budget--)
+    for (size_t budget = DISPATCH_BUDGET; budget && n->head && !n->stopping;
+         budget--)
         process(n, dequeue(n));
     n->dispatching--;
     if (!n->head)
@@ -223,7 +224,7 @@ int aemp__deliver_packet(aemp_node_t *n, const char *from, const aemp_msg_t *m)
     }
     it->counter = counter;
     it->skip = 1;
-    it->msg = aemp__msg_ref(m);
+    it->msg = aemp__msg_ref(m); /* decoded packets are blocks: never NULL */
     aemp__enqueue(n, it);
     return 0;
 }
@@ -250,16 +251,26 @@ int aemp_run(aemp_node_t *n)
 {
     if (!n)
         return AEMP_EINVAL;
-    if (n->dispatching || n->cur)
+    /* the loop this thread is running through aemp_run: libuv loops are
+     * not re-entrant, and another node on the same loop would not know */
+    static _Thread_local uv_loop_t *running;
+    if (n->dispatching || n->cur || running == n->loop)
         return AEMP_EBUSY;
+    uv_loop_t *outer = running;
+    running = n->loop;
+    n->stopping = false;
     uv_run(n->loop, UV_RUN_DEFAULT);
+    n->stopping = false;
+    running = outer;
     return 0;
 }
 
 void aemp_stop(aemp_node_t *n)
 {
-    if (n)
-        uv_stop(n->loop);
+    if (!n)
+        return;
+    n->stopping = true; /* the dispatcher stops at the next item */
+    uv_stop(n->loop);
 }
 
 uv_loop_t *aemp_node_loop(aemp_node_t *n) { return n ? n->loop : NULL; }

@@ -53,18 +53,11 @@ static void relay(aemp_node_t *n, const aemp_msg_t *req, size_t at)
 static void relay_multiple(aemp_node_t *n, const aemp_msg_t *req)
 {
     for (size_t i = 1; i < aemp_msg_len(req); i++) {
-        const aemp_val_t *v = aemp_msg_at(req, i);
         aemp_msg_t *one;
-        aemp_val_t *copy = aemp_val_copy(v);
-        if (aemp_val_type(v) != AEMP_T_ARR) {
-            aemp_val_free(copy);
-            continue;
-        }
-        if (aemp_msg_from_val(&one, &copy) == 0) {
+        if (aemp__msg_of_val(&one, aemp_msg_at(req, i)) == 0) {
             relay(n, one, 0);
             aemp_msg_unref(one);
         }
-        aemp_val_free(copy);
     }
 }
 
@@ -78,7 +71,7 @@ static void kill_named(aemp_node_t *n, const aemp_msg_t *req)
     char *id = aemp__asprintf("%s#%s", n->noderef, name);
     aemp__port_t *p;
     if (id && aemp__port_find(n, id, &p) == 0)
-        aemp__port_kill(n, p, aemp__msg_ref(reason));
+        aemp__port_kill(n, p, aemp__msg_ref(reason)); /* a block: never NULL */
     aemp__free(id);
     aemp_msg_unref(reason);
 }

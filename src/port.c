@@ -140,12 +140,16 @@ static void port_destroy(aemp_node_t *n, aemp__port_t *p)
 
 void aemp__ports_free(aemp_node_t *n)
 {
-    for (size_t i = 0; i < n->nslots; i++)
-        if (n->slots[i])
-            port_destroy(n, n->slots[i]);
-    aemp__free(n->slots);
+    /* detach the table first: a guard's release function may look ports
+     * up while we go, and must find none rather than freed ones */
+    aemp__port_t **slots = n->slots;
+    size_t nslots = n->nslots;
     n->slots = NULL;
     n->nslots = n->nports = 0;
+    for (size_t i = 0; i < nslots; i++)
+        if (slots[i])
+            port_destroy(n, slots[i]);
+    aemp__free(slots);
     if (n->node_port)
         port_destroy(n, n->node_port);
     n->node_port = NULL;

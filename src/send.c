@@ -33,7 +33,8 @@ static int send_take(aemp_node_t *n, const char *port, aemp_msg_t *m)
 
 int aemp__send(aemp_node_t *n, const char *port, const aemp_msg_t *m)
 {
-    return send_take(n, port, aemp__msg_ref(m));
+    aemp_msg_t *r = aemp__msg_ref(m);
+    return r ? send_take(n, port, r) : AEMP_ENOMEM;
 }
 
 int aemp_snd(aemp_node_t *n, const char *port, const char *picture, ...)
@@ -50,11 +51,15 @@ int aemp_snd(aemp_node_t *n, const char *port, const char *picture, ...)
 
 int aemp_sndv(aemp_node_t *n, const char *port, aemp_val_t **msg)
 {
-    if (!n || !port)
+    if (!n || !port || !msg)
         return AEMP_EINVAL;
     aemp_msg_t *m;
-    int rc = aemp_msg_from_val(&m, msg);
-    return rc < 0 ? rc : send_take(n, port, m);
+    int rc = aemp__msg_of_val(&m, *msg);
+    if (rc == 0 && (rc = send_take(n, port, m)) == 0) {
+        aemp_val_free(*msg); /* taken only on success */
+        *msg = NULL;
+    }
+    return rc;
 }
 
 int aemp_snd_msg(aemp_node_t *n, const char *port, const aemp_msg_t *msg)

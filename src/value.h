@@ -25,11 +25,15 @@ struct aemp_val {
 #define AEMP__MAX_LEN UINT32_MAX
 
 /* A message: one allocation holding this header, the root's child nodes,
- * all nested nodes, then all text.  `owner` points to itself, except for
- * the borrowed views made for tag callbacks (which point to the block they
- * slice, so that aemp_msg_ref works on them too). */
+ * all nested nodes, then all text (a "block": owner == base == itself).
+ * Two other shapes share the header:
+ *  - a view: on the stack, for a tag callback (the message without its
+ *    tag) — owner NULL, base the block it looks into;
+ *  - a slice: a view made durable by aemp_msg_ref — its own small heap
+ *    header (owner itself) holding a reference on base. */
 struct aemp_msg {
-    struct aemp_msg *owner;
+    struct aemp_msg *owner; /* carries the reference count; NULL: a view */
+    struct aemp_msg *base;  /* the block holding the values */
     uint32_t refs;
     uint32_t flags; /* AEMP__MSG_RECYCLE */
     struct aemp_val root; /* AEMP_T_ARR */
@@ -63,7 +67,8 @@ int aemp__msg_alloc(aemp_msg_t **out, size_t nodes, size_t text, size_t nroot,
 /* The same, recycling blocks through bc (NULL: plain allocation). */
 int aemp__msg_alloc_from(aemp__blocks_t *bc, aemp_msg_t **out, size_t nodes,
                          size_t text, size_t nroot, aemp__fill_t *fill);
-/* Internal reference that keeps the block recyclable. */
+/* Internal reference that keeps the block recyclable.  NULL only for a
+ * view when its slice cannot be allocated. */
 aemp_msg_t *aemp__msg_ref(const aemp_msg_t *m);
 /* Drops a reference on the node's thread, recycling the block into bc. */
 void aemp__msg_release(aemp__blocks_t *bc, aemp_msg_t *m);
@@ -88,6 +93,8 @@ int aemp__msg_concat(aemp_msg_t **out, const aemp_msg_t *a,
                      const aemp_msg_t *b);
 /* A copy of m's elements from index `from` on. */
 int aemp__msg_slice(aemp_msg_t **out, const aemp_msg_t *m, size_t from);
+/* A message of v's elements (v must be an array), v left untouched. */
+int aemp__msg_of_val(aemp_msg_t **out, const aemp_val_t *v);
 /* Builds a message from a picture and a va_list (the engine of every
  * picture function). */
 int aemp__msg_vnew(aemp_msg_t **out, const char *picture, va_list ap);

@@ -94,10 +94,22 @@ void kt_val_print(FILE *f, const aemp_val_t *v)
     int b;
     switch (aemp_val_type(v)) {
     case AEMP_T_NULL: fputs("null", f); break;
-    case AEMP_T_BOOL: aemp_val_bool(v, &b); fputs(b ? "true" : "false", f); break;
-    case AEMP_T_INT: aemp_val_int(v, &i); fprintf(f, "%lld", (long long)i); break;
-    case AEMP_T_DOUBLE: aemp_val_double(v, &d); fprintf(f, "%.17g", d); break;
-    case AEMP_T_STR: aemp_val_str(v, &s, NULL); fprintf(f, "\"%s\"", s); break;
+    case AEMP_T_BOOL:
+        aemp_val_bool(v, &b);
+        fputs(b ? "true" : "false", f);
+        break;
+    case AEMP_T_INT:
+        aemp_val_int(v, &i);
+        fprintf(f, "%lld", (long long)i);
+        break;
+    case AEMP_T_DOUBLE:
+        aemp_val_double(v, &d);
+        fprintf(f, "%.17g", d);
+        break;
+    case AEMP_T_STR:
+        aemp_val_str(v, &s, NULL);
+        fprintf(f, "\"%s\"", s);
+        break;
     case AEMP_T_BYTES: fprintf(f, "<%zu bytes>", aemp_val_len(v)); break;
     case AEMP_T_ARR:
         fputc('[', f);
@@ -172,8 +184,8 @@ static long kt_live;
 static int kt_should_fail(void)
 {
     kt_count++;
-    if (kt_fail_at && (kt_count == kt_fail_at ||
-                       (kt_sticky && kt_count > kt_fail_at))) {
+    if (kt_fail_at &&
+        (kt_count == kt_fail_at || (kt_sticky && kt_count > kt_fail_at))) {
         kt_failed++;
         return 1;
     }
@@ -204,7 +216,10 @@ static void kt_free(void *p)
     free(p);
 }
 
-void kt_alloc_install(void) { aemp_set_allocator(kt_malloc, kt_realloc, kt_free); }
+void kt_alloc_install(void)
+{
+    aemp_set_allocator(kt_malloc, kt_realloc, kt_free);
+}
 
 void kt_alloc_fail(size_t n, int sticky)
 {
@@ -214,13 +229,28 @@ void kt_alloc_fail(size_t n, int sticky)
     kt_sticky = sticky;
 }
 
-void kt_alloc_disarm(void) { kt_fail_at = 0; }
+void kt_alloc_disarm(void)
+{
+    kt_fail_at = 0;
+}
 
-size_t kt_alloc_count(void) { return kt_count; }
-size_t kt_alloc_failed(void) { return kt_failed; }
-long kt_alloc_live(void) { return kt_live; }
+size_t kt_alloc_count(void)
+{
+    return kt_count;
+}
+size_t kt_alloc_failed(void)
+{
+    return kt_failed;
+}
+long kt_alloc_live(void)
+{
+    return kt_live;
+}
 
-uint64_t kt_now_ms(void) { return uv_hrtime() / 1000000u; }
+uint64_t kt_now_ms(void)
+{
+    return uv_hrtime() / 1000000u;
+}
 
 /* ---- allocation failure injection ------------------------------------- */
 
@@ -288,11 +318,112 @@ void helper_alloc_begin(long fail_at)
     aemp_set_allocator(helper_malloc, helper_realloc, helper_free);
 }
 
-long helper_alloc_attempts(void) { return attempts; }
-int helper_alloc_failed(void) { return failed; }
+long helper_alloc_attempts(void)
+{
+    return attempts;
+}
+int helper_alloc_failed(void)
+{
+    return failed;
+}
 
 long helper_alloc_end(void)
 {
     aemp_set_allocator(NULL, NULL, NULL);
     return live;
+}
+
+/* ---- network tests (nt_*) --------------------------------------------- */
+
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+static void nt_deadline_cb(uv_timer_t *t) { *(int *)t->data = 1; }
+static void nt_tick_cb(uv_timer_t *t) { (void)t; }
+static void nt_free_handle(uv_handle_t *h) { free(h); }
+
+int nt_run_until_tick(uv_loop_t *loop, nt_cond_fn cond, void *arg,
+                      double seconds, unsigned tick_ms)
+{
+    /* heap handles: they may still be closing when we return */
+    uv_timer_t *deadline = calloc(1, sizeof *deadline);
+    uv_timer_t *tick = tick_ms ? calloc(1, sizeof *tick) : NULL;
+    int expired = 0;
+    assert_non_null(deadline);
+    uv_timer_init(loop, deadline);
+    deadline->data = &expired;
+    uv_timer_start(deadline, nt_deadline_cb, (uint64_t)(seconds * 1000.0), 0);
+    if (tick) {
+        uv_timer_init(loop, tick);
+        uv_timer_start(tick, nt_tick_cb, tick_ms, tick_ms);
+    }
+    while (!cond(arg) && !expired)
+        uv_run(loop, UV_RUN_ONCE);
+    uv_close((uv_handle_t *)deadline, nt_free_handle);
+    if (tick)
+        uv_close((uv_handle_t *)tick, nt_free_handle);
+    return cond(arg);
+}
+
+int nt_run_until(uv_loop_t *loop, nt_cond_fn cond, void *arg, double seconds)
+{
+    return nt_run_until_tick(loop, cond, arg, seconds, 0);
+}
+
+static int nt_flag_set(void *flag) { return *(const int *)flag != 0; }
+
+int nt_run_flag(uv_loop_t *loop, const int *flag, double seconds)
+{
+    return nt_run_until(loop, nt_flag_set, (void *)flag, seconds);
+}
+
+static int nt_never(void *arg)
+{
+    (void)arg;
+    return 0;
+}
+
+void nt_run_for(uv_loop_t *loop, double seconds)
+{
+    nt_run_until(loop, nt_never, NULL, seconds);
+}
+
+int nt_free_port(void)
+{
+    int fd = socket(AF_INET, SOCK_STREAM, 0);
+    assert_true(fd >= 0);
+    struct sockaddr_in sa = {.sin_family = AF_INET};
+    sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    socklen_t len = sizeof sa;
+    assert_int_equal(bind(fd, (struct sockaddr *)&sa, sizeof sa), 0);
+    assert_int_equal(getsockname(fd, (struct sockaddr *)&sa, &len), 0);
+    close(fd);
+    return ntohs(sa.sin_port);
+}
+
+static void nt_close_walk(uv_handle_t *h, void *arg)
+{
+    (void)arg;
+    if (!uv_is_closing(h)) {
+        fprintf(stderr, "nt_loop_finish: handle of type %s still open\n",
+                uv_handle_type_name(uv_handle_get_type(h)));
+        uv_close(h, NULL);
+    }
+}
+
+void nt_loop_finish(uv_loop_t *loop)
+{
+    /* bounded: a handle left active by mistake must fail, not hang */
+    uint64_t end = uv_hrtime() + 5000000000u;
+    while (uv_run(loop, UV_RUN_NOWAIT) && uv_hrtime() < end)
+        ;
+    int rc = uv_loop_close(loop);
+    if (rc != 0) {
+        uv_walk(loop, nt_close_walk, NULL);
+        uv_run(loop, UV_RUN_DEFAULT);
+        uv_loop_close(loop);
+    }
+    assert_int_equal(rc, 0);
 }

@@ -6,10 +6,10 @@
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
+/* cmocka.h needs the headers above first */
 #include <cmocka.h>
 
 #include <aemp.h>
-
 
 /* ---- kernel tests (kt_*): recorders, message checks, allocator -------- */
 #include <stdio.h>
@@ -93,3 +93,27 @@ void helper_alloc_begin(long fail_at);
 long helper_alloc_attempts(void);
 int helper_alloc_failed(void);
 long helper_alloc_end(void);
+
+/* ---- network tests (nt_*): driving a loop until something happens ------ */
+
+/* A condition checked after every loop iteration. */
+typedef int (*nt_cond_fn)(void *arg);
+
+/* Runs loop one iteration at a time until cond(arg) is true or `seconds`
+ * have passed (monotonic).  Returns cond(arg) at the end.  A timer wakes
+ * the loop at the deadline, so a condition changed only by loop callbacks
+ * never needs polling; `tick_ms` > 0 adds a periodic wake-up for conditions
+ * that change outside the loop (another process). */
+int nt_run_until_tick(uv_loop_t *loop, nt_cond_fn cond, void *arg,
+                      double seconds, unsigned tick_ms);
+int nt_run_until(uv_loop_t *loop, nt_cond_fn cond, void *arg, double seconds);
+/* Until *flag is non-zero. */
+int nt_run_flag(uv_loop_t *loop, const int *flag, double seconds);
+/* Runs the loop for `seconds`, whatever happens (for "nothing happens
+ * within" checks only, never as synchronisation). */
+void nt_run_for(uv_loop_t *loop, double seconds);
+/* A TCP port on 127.0.0.1 that was free a moment ago. */
+int nt_free_port(void);
+/* Closes every handle still open on loop (walk), runs it dry and checks
+ * uv_loop_close() returns 0. */
+void nt_loop_finish(uv_loop_t *loop);

@@ -1,0 +1,124 @@
+#!/bin/sh
+# Builds the benchmarks in Release and runs them, printing everything.
+#
+#   bench/run.sh [--build-dir DIR] [--profile] [-- bench_local options]
+#
+# DIR defaults to build-bench/ at the top of the source tree.  --profile
+# also runs the delivery, ping-pong and port-churn paths under
+# `valgrind --tool=callgrind` (instruction counts: repeatable whatever else
+# the machine does) and under `perf record -e cpu-clock` (time; software
+# clock, since hardware counters are not available on every machine), and
+# prints the most expensive functions per message / per port.
+set -eu
+
+root=$(cd "$(dirname "$0")/.." && pwd)
+build=$root/build-bench
+profile=0
+while [ $# -gt 0 ]; do
+    case $1 in
+    --build-dir) build=$2; shift 2 ;;
+    --profile) profile=1; shift ;;
+    --) shift; break ;;
+    *) echo "usage: $0 [--build-dir DIR] [--profile] [-- bench_local options]" >&2
+       exit 2 ;;
+    esac
+done
+
+machine() {
+    echo "== machine"
+    echo "nproc:  $(nproc)"
+    echo "cpu:    $(grep -m1 'model name' /proc/cpuinfo | sed 's/.*: //')" \
+         "(family $(grep -m1 'cpu family' /proc/cpuinfo | sed 's/.*: //')," \
+         "model $(grep -m1 '^model[[:space:]]' /proc/cpuinfo | sed 's/.*: //'))"
+    echo "kernel: $(uname -sr)"
+    echo "cc:     $(cc --version | head -n1)"
+    echo "libc:   $(ldd --version 2>&1 | head -n1)"
+    if command -v erl >/dev/null 2>&1; then
+        echo "erlang: OTP $(erl -noshell -eval \
+            'io:format("~s", [erlang:system_info(otp_release)]), halt().')"
+    else
+        echo "erlang: not on PATH"
+    fi
+}
+
+build() {
+    gen=
+    command -v ninja >/dev/null 2>&1 && gen="-G Ninja"
+    # -g only adds symbols for the profilers; the code is the Release code.
+    # shellcheck disable=SC2086
+    cmake -S "$root" -B "$build" $gen -DCMAKE_BUILD_TYPE=Release \
+        -DCMAKE_C_FLAGS=-g -DAEMP_BUILD_TESTS=OFF -DAEMP_BUILD_EXAMPLES=OFF \
+        >/dev/null
+    # only the benchmarks (and the library they link), nothing else
+    targets=
+    for f in "$root"/bench/bench_*.c; do
+        targets="$targets $(basename "$f" .c)"
+    done
+    # shellcheck disable=SC2086
+    cmake --build "$build" --target $targets
+}
+
+# callgrind_top NAME FUNCTION OPS ARGS...: instructions per op counted
+# inside FUNCTION (on_idle, the dispatch loop: every send and delivery of
+# the kernel benchmarks happens inside it; op_both, one encode+decode), and
+# the top functions by their own (exclusive) cost per op.
+callgrind_top() {
+    name=$1 fn=$2 ops=$3
+    shift 3
+    out=$build/callgrind.$name
+    valgrind --tool=callgrind --toggle-collect="$fn" \
+        --callgrind-out-file="$out" "$build/bench/bench_local" "$@" \
+        >/dev/null 2>&1
+    callgrind_annotate "$out" 2>/dev/null | awk -v ops="$ops" -v name="$name" '
+        /PROGRAM TOTALS/ { gsub(",", "", $1)
+            printf "%s: %.0f instructions per op (%d ops)\n", name, $1 / ops, ops }
+        /file:function/ { top = 1; next }
+        top && NF >= 3 && n < 8 { c = $1; gsub(",", "", c); l = $0; n++
+            sub(/^ *[0-9,]+ +/, "", l)
+            gsub(/\/usr\/lib\/[^\/]*\/|\.\/[a-z]*\/\.\.\/sysdeps\/x86_64\/(multiarch\/)?/, "", l)
+            printf "  %6.1f  %s\n", c / ops, l }'
+}
+
+perf_top() {
+    name=$1
+    shift
+    if ! perf record -q -e cpu-clock -o "$build/perf.$name" \
+            "$build/bench/bench_local" "$@" >/dev/null 2>&1; then
+        echo "perf record not available"
+        return
+    fi
+    echo "$name: share of time (perf, cpu-clock samples):"
+    perf report -i "$build/perf.$name" --stdio --no-children 2>/dev/null |
+        grep -v '^#' | grep -v '^$' | head -n 12
+}
+
+profile() {
+    echo
+    echo "== profile (Release code with symbols)"
+    if command -v valgrind >/dev/null 2>&1; then
+        # scale 0.05: 200,000 flood messages, 100,000 ping-pong messages,
+        # 50,000 ports, 100,000 codec iterations (bench_local's counts
+        # times the scale)
+        a="--runs 1 --scale 0.05"
+        callgrind_top flood on_idle 200000 --only flood $a
+        callgrind_top pingpong on_idle 100000 --only pingpong $a
+        callgrind_top churn on_idle 50000 --only churn $a
+        callgrind_top cbor-enc+dec op_both 100000 --only cbor $a
+        callgrind_top json-enc+dec op_both 100000 --only json $a
+    else
+        echo "valgrind not installed: no instruction counts"
+    fi
+    if command -v perf >/dev/null 2>&1; then
+        perf_top flood --only flood --runs 1
+        perf_top churn --only churn --runs 1
+        perf_top cbor --only cbor --runs 1
+    fi
+}
+
+machine
+build
+echo
+echo "== bench_local"
+"$build/bench/bench_local" "$@"
+[ "$profile" = 1 ] && profile
+exit 0
