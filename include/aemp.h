@@ -392,6 +392,14 @@ AEMP_API int aemp_kil(aemp_node_t *n, const char *port, const char *picture,
  * failure; an empty array is a normal end). */
 AEMP_API int aemp_kilv(aemp_node_t *n, const char *port, aemp_val_t **reason);
 
+/* Registers fn for node-port requests ["<request>", args...] (local or from
+ * peers): fn gets the arguments without the request name, in the node
+ * port's context (aemp_self is the noderef).  A failing fn is logged; the
+ * node port never dies.  fn NULL unregisters.  Built-in requests (info,
+ * snd, mon1, ...) cannot be replaced: AEMP_EPERM.  Names are copied. */
+AEMP_API int aemp_node_handle(aemp_node_t *n, const char *request,
+                              aemp_rcv_fn fn, void *user);
+
 /* ------------------------------------------------------------------------
  * Monitors.  One-shot; they fire from the loop (never inside aemp_kil or
  * aemp_snd), in the order they were set up.  After aemp_mon_* returned, the

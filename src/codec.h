@@ -25,9 +25,11 @@ int aemp__json_encode(aemp__buf_t *b, const char *prefix, size_t prefix_len,
 int aemp__cbor_encode(aemp__buf_t *b, const char *prefix, size_t prefix_len,
                       const aemp_msg_t *m);
 
-/* Decoding of one complete packet of exactly len bytes into a message.
- * err (may be NULL) gets a static or malloc'd-into-errbuf reason text.
- * AEMP_EPROTO / AEMP_ELIMIT / AEMP_ENOMEM. */
+/* Decoding of one complete packet of exactly len bytes into a message
+ * (JSON: whitespace around it allowed).  lim must be resolved (see
+ * aemp__limits_resolve); max_packet is the caller's business.  On failure
+ * errbuf (may be NULL) receives the reason, with the byte position where
+ * known.  AEMP_EPROTO / AEMP_ELIMIT / AEMP_ENOMEM. */
 int aemp__json_decode(aemp_msg_t **out, const char *buf, size_t len,
                       const aemp_limits_t *lim, char *errbuf, size_t errlen);
 int aemp__cbor_decode(aemp_msg_t **out, const char *buf, size_t len,

@@ -126,6 +126,7 @@ struct aemp_node {
     int log_level;
     struct aemp__timer *timers;
     struct aemp__net *net; /* NULL until networking is configured */
+    struct aemp__tags *handlers; /* node-port requests (aemp_node_handle) */
 };
 
 struct aemp_ctx {
@@ -136,6 +137,10 @@ struct aemp_ctx {
 };
 
 /* port.c */
+int aemp__tags_set(struct aemp__tags **tp, const char *tag, aemp_rcv_fn cb,
+                   void *user);
+const struct aemp__tag *aemp__tags_find(const struct aemp__tags *t,
+                                        const char *tag, size_t len);
 int aemp__ports_init(aemp_node_t *n);
 void aemp__ports_free(aemp_node_t *n);
 aemp__port_t *aemp__port_get(aemp_node_t *n, uint64_t counter);

@@ -127,7 +127,10 @@ void aemp__run_in(aemp_node_t *n, aemp__port_t *p, aemp_rcv_fn rcv,
     n->cur = &c;
     int rc = rcv ? rcv(&c, m, user) : task(&c, user);
     n->cur = c.outer;
-    if (rc != 0 && !p->dead)
+    if (rc != 0 && p == n->node_port)
+        aemp__log(n, AEMP_LOG_WARN, "node port handler failed: %s",
+                  c.die ? c.die : aemp_strerror(rc));
+    else if (rc != 0 && !p->dead)
         aemp__kill_die(n, p, c.die ? c.die : aemp_strerror(rc));
     aemp__free(c.die);
 }
@@ -138,12 +141,7 @@ static const struct aemp__tag *tag_lookup(const aemp__port_t *p,
     if (!p->tags || !m->root.len || m->root.u.items[0].type != AEMP_T_STR)
         return NULL;
     const struct aemp_val *t = &m->root.u.items[0];
-    for (size_t i = 0; i < p->tags->n; i++) {
-        const struct aemp__tag *e = &p->tags->t[i];
-        if (e->len == t->len && memcmp(e->tag, t->u.s, t->len) == 0)
-            return e;
-    }
-    return NULL;
+    return aemp__tags_find(p->tags, t->u.s, t->len);
 }
 
 static void dispatch_msg(aemp_node_t *n, uint64_t counter, const aemp_msg_t *m,
@@ -288,6 +286,7 @@ static void free_node_memory(aemp_node_t *n)
         aemp__free(it);
     }
     aemp__blocks_free(&n->blocks);
+    aemp__tags_free(n->handlers);
     aemp__free(n->noderef);
     aemp__free(n);
 }

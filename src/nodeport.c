@@ -148,6 +148,20 @@ static bool peer_request(aemp_node_t *n, const char *req, const aemp_msg_t *m,
     return true;
 }
 
+/* A request the program registered with aemp_node_handle; code sent by a
+ * peer is never evaluated, unknown names are only logged. */
+static void user_request(aemp_node_t *n, const char *req, const aemp_msg_t *m)
+{
+    const struct aemp__tag *h = aemp__tags_find(n->handlers, req, strlen(req));
+    if (!h) {
+        aemp__log(n, AEMP_LOG_INFO, "node port: unknown request \"%s\"", req);
+        return;
+    }
+    aemp_msg_t view;
+    aemp__msg_view_tail(m, &view);
+    aemp__run_in(n, n->node_port, h->cb, NULL, &view, h->user);
+}
+
 void aemp__nodeport_dispatch(aemp_node_t *n, const aemp_msg_t *m,
                              const char *from)
 {
@@ -175,5 +189,20 @@ void aemp__nodeport_dispatch(aemp_node_t *n, const aemp_msg_t *m,
     else if (peer_request(n, req, m, from))
         ;
     else
-        aemp__log(n, AEMP_LOG_INFO, "node port: unknown request \"%s\"", req);
+        user_request(n, req, m);
+}
+
+static const char *const builtin[] = {
+    "", "devnull", "snd", "snd_multiple", "kil", "info", "time", "known_nodes",
+    "up_nodes", "mon1", "mon0", "kil0", "iam", "AnyEvent::MP::_spawn", NULL};
+
+int aemp_node_handle(aemp_node_t *n, const char *request, aemp_rcv_fn fn,
+                     void *user)
+{
+    if (!n || !request)
+        return AEMP_EINVAL;
+    for (size_t i = 0; builtin[i]; i++)
+        if (!strcmp(request, builtin[i]))
+            return AEMP_EPERM;
+    return aemp__tags_set(&n->handlers, request, fn, user);
 }

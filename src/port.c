@@ -270,10 +270,16 @@ static struct aemp__tag *tag_slot(struct aemp__tags *t, const char *tag,
     return NULL;
 }
 
-static int tag_add(aemp__port_t *p, const char *tag, size_t len,
+const struct aemp__tag *aemp__tags_find(const struct aemp__tags *t,
+                                        const char *tag, size_t len)
+{
+    return tag_slot((struct aemp__tags *)t, tag, len);
+}
+
+static int tag_add(struct aemp__tags **tp, const char *tag, size_t len,
                    aemp_rcv_fn cb, void *user)
 {
-    struct aemp__tags *t = p->tags;
+    struct aemp__tags *t = *tp;
     if (!t || t->n == t->cap) {
         size_t cap = t ? t->cap * 2 : 2;
         struct aemp__tags *nt =
@@ -283,12 +289,34 @@ static int tag_add(aemp__port_t *p, const char *tag, size_t len,
         if (!t)
             nt->n = 0;
         nt->cap = cap;
-        p->tags = t = nt;
+        *tp = t = nt;
     }
     char *copy = aemp__strndup(tag, len);
     if (!copy)
         return AEMP_ENOMEM;
     t->t[t->n++] = (struct aemp__tag){copy, len, cb, user};
+    return 0;
+}
+
+/* Registers, replaces (cb) or removes (cb NULL) the entry for tag. */
+int aemp__tags_set(struct aemp__tags **tp, const char *tag, aemp_rcv_fn cb,
+                   void *user)
+{
+    size_t len = strlen(tag);
+    struct aemp__tag *e = tag_slot(*tp, tag, len);
+    if (e && cb) {
+        e->cb = cb;
+        e->user = user;
+    } else if (e) {
+        aemp__free(e->tag);
+        *e = (*tp)->t[--(*tp)->n];
+        if (!(*tp)->n) {
+            aemp__tags_free(*tp);
+            *tp = NULL;
+        }
+    } else if (cb) {
+        return tag_add(tp, tag, len, cb, user);
+    }
     return 0;
 }
 
@@ -299,24 +327,7 @@ int aemp_rcv_tag(aemp_node_t *n, const char *port, const char *tag,
     if (!n || !tag)
         return AEMP_EINVAL;
     int rc = aemp__port_find(n, port, &p);
-    if (rc < 0)
-        return rc;
-    size_t len = strlen(tag);
-    struct aemp__tag *e = tag_slot(p->tags, tag, len);
-    if (e && cb) {
-        e->cb = cb;
-        e->user = user;
-    } else if (e) {
-        aemp__free(e->tag);
-        *e = p->tags->t[--p->tags->n];
-        if (!p->tags->n) {
-            aemp__tags_free(p->tags);
-            p->tags = NULL;
-        }
-    } else if (cb) {
-        return tag_add(p, tag, len, cb, user);
-    }
-    return 0;
+    return rc < 0 ? rc : aemp__tags_set(&p->tags, tag, cb, user);
 }
 
 int aemp_node_of(const char *port, char *buf, size_t size)

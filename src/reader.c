@@ -283,13 +283,14 @@ static void restart_if_empty(aemp_reader_t *r)
 static int take(aemp_reader_t *r, aemp_msg_t **out)
 {
     aemp_msg_t *m;
+    char why[sizeof r->why]; /* r->why may hold a deferred error's text */
     const char *p = r->in.data + r->pos + r->scan.start;
-    int rc = r->fr->decode(&m, p, r->scan.off - r->scan.start, &r->lim, r->why,
-                           sizeof r->why);
+    int rc = r->fr->decode(&m, p, r->scan.off - r->scan.start, &r->lim, why,
+                           sizeof why);
     if (rc == AEMP_ENOMEM)
         return rc; /* nothing changed: the caller may try again */
     if (rc < 0)
-        return fail(r, rc, NULL);
+        return fail(r, rc, why);
     r->pos += r->scan.off;
     scan_reset(&r->scan);
     restart_if_empty(r);
