@@ -76,7 +76,8 @@ AEMP_API const char *aemp_version(void);
     X(ENOROUTE, -11, "no route to node")                                       \
     X(EBUSY, -12, "already in progress or done")                               \
     X(ENOCTX, -13, "not inside a port callback")                               \
-    X(ESYS, -14, "system call failed")
+    X(ESYS, -14, "system call failed")                                         \
+    X(ENOTFOUND, -15, "name does not resolve")
 
 enum aemp_errno {
 #define AEMP_ERR_ENUM_(name, val, text) AEMP_##name = (val),
@@ -468,6 +469,10 @@ typedef struct aemp_netconf {
                                 64 MiB; beyond it the link is dropped as a
                                 transport error ("send queue overflow") */
     aemp_limits_t limits;    /* for decoding packets from peers */
+    const char *nodename;    /* this host's node name for resolving "" and
+                                naked ports; default: uname's nodename */
+    const char *dns_servers; /* "ip[:port],..." for the resolver instead of
+                                the system's (tests use a local server) */
 } aemp_netconf_t;
 
 /* Sets the network configuration (copied); zero fields take defaults.
@@ -499,6 +504,24 @@ AEMP_API int aemp_node_is_known(aemp_node_t *n, const char *node_id);
 /* The known / connected node IDs as a message of strings (yours). */
 AEMP_API int aemp_known_nodes(aemp_node_t *n, aemp_msg_t **out);
 AEMP_API int aemp_up_nodes(aemp_node_t *n, aemp_msg_t **out);
+
+/* resolve_node: turns an unresolved noderef into a resolved one (SPEC §3),
+ * component by component, keeping order and dropping duplicates:
+ *   ""            -> the node name (nodename), port 4040
+ *   "1234"        -> the node name, that port
+ *   "host:port", "[v6]:port" -> A then AAAA records of host, that port
+ *   "host"        -> SRV records of _aemp._tcp.host (priority, then weight
+ *                    order), each target's A and AAAA; without SRV, port 4040
+ *   numeric endpoints pass unchanged.
+ * Asynchronous (c-ares on the node's loop): fn(node, status, resolved,
+ * error, user) runs from the loop with status 0 and the resolved noderef
+ * (borrowed for the call), or AEMP_EINVAL (unparsable component, port out
+ * of range, empty host) / AEMP_ENOTFOUND / AEMP_ENOMEM with error text. */
+typedef void (*aemp_resolve_fn)(aemp_node_t *n, int status,
+                                const char *resolved, const char *error,
+                                void *user);
+AEMP_API int aemp_resolve(aemp_node_t *n, const char *noderef,
+                          aemp_resolve_fn fn, void *user);
 
 /* Calls fn(node, status, user) once everything sent to node_id so far has
  * been written to its socket (status 0), or when that can no longer happen

@@ -5,7 +5,8 @@
 set -eu
 
 PACKAGES="build-essential cmake ninja-build pkg-config libuv1-dev \
-libjansson-dev libcbor-dev libssl-dev libcmocka-dev $*"
+libjansson-dev libcbor-dev libc-ares-dev libssl-dev libcmocka-dev \
+dnsmasq-base iproute2 $*"
 
 missing=""
 for p in $PACKAGES; do

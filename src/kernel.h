@@ -127,6 +127,8 @@ struct aemp_node {
     struct aemp__timer *timers;
     struct aemp__net *net; /* NULL until networking is configured */
     struct aemp__tags *handlers; /* node-port requests (aemp_node_handle) */
+    struct aemp__dns *dns;       /* the resolver, made on first use */
+    char *nodename, *dns_servers; /* from the configuration, or NULL */
 };
 
 struct aemp_ctx {
@@ -206,6 +208,9 @@ void aemp__timers_close(aemp_node_t *n);
 /* log.c */
 void aemp__log(aemp_node_t *n, int level, const char *fmt, ...)
     AEMP_PRINTF(3, 4);
+
+/* resolve.c */
+void aemp__dns_free(aemp_node_t *n);
 
 /* nodeport.c */
 void aemp__nodeport_dispatch(aemp_node_t *n, const aemp_msg_t *m,

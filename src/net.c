@@ -51,6 +51,24 @@ static int net_apply(aemp__net_t *net, const aemp_netconf_t *c)
     return 0;
 }
 
+/* The resolver's settings live on the node: resolving works without a
+ * network configuration too. */
+static int node_names(aemp_node_t *n, const aemp_netconf_t *c)
+{
+    char *name = c->nodename ? aemp__strdup(c->nodename) : NULL;
+    char *dns = c->dns_servers ? aemp__strdup(c->dns_servers) : NULL;
+    if ((c->nodename && !name) || (c->dns_servers && !dns)) {
+        aemp__free(name);
+        aemp__free(dns);
+        return AEMP_ENOMEM;
+    }
+    aemp__free(n->nodename);
+    aemp__free(n->dns_servers);
+    n->nodename = name;
+    n->dns_servers = dns;
+    return 0;
+}
+
 int aemp_node_configure(aemp_node_t *n, const aemp_netconf_t *conf)
 {
     if (!n || !conf || n->freeing)
@@ -74,7 +92,7 @@ int aemp_node_configure(aemp_node_t *n, const aemp_netconf_t *conf)
         n->net = net;
     }
     net->hs.node_id = n->noderef;
-    return 0;
+    return node_names(n, conf);
 }
 
 int aemp__net_get(aemp_node_t *n, aemp__net_t **out)
