@@ -532,6 +532,79 @@ AEMP_API int aemp_flush(aemp_node_t *n, const char *node_id, aemp_flush_fn fn,
                         void *user);
 
 /* ------------------------------------------------------------------------
+ * Configuration (SPEC.md §4): one JSON file.  Top-level keys are defaults;
+ * "profile": {"<name>": {...}} holds per-node overrides; a node's settings
+ * are the defaults merged with its profile.  Keys: noderef, secret, cert,
+ * seeds, services, monitor_timeout, connect_interval, framing, auth_accept,
+ * auth_offer, dns_servers, nodename.
+ * ------------------------------------------------------------------------ */
+
+typedef struct aemp_config aemp_config_t;
+
+/* Opens the configuration at path, or when path is NULL at $AEMP_CONFIG,
+ * else $XDG_CONFIG_HOME/aemp/config.json, else ~/.config/aemp/config.json.
+ * A missing file is an empty configuration.  A file that cannot be read or
+ * parsed gives AEMP_EPROTO (or AEMP_ESYS) and still sets *out, read-only,
+ * so that aemp_config_error() can say where ("line 3, column 7: ...") and
+ * nothing ever overwrites it.  *out is yours: aemp_config_free(). */
+AEMP_API int aemp_config_open(aemp_config_t **out, const char *path);
+AEMP_API void aemp_config_free(aemp_config_t *c);
+/* The file's path / the last error's text (borrowed, "" if none). */
+AEMP_API const char *aemp_config_path(const aemp_config_t *c);
+AEMP_API const char *aemp_config_error(const aemp_config_t *c);
+/* key's effective value for profile (NULL: the defaults only): the
+ * profile's own, else the default.  Borrowed until the next change. */
+AEMP_API const aemp_val_t *aemp_config_get(const aemp_config_t *c,
+                                           const char *profile,
+                                           const char *key);
+/* Sets key in profile (NULL: the defaults) to *val (taken on success; yours
+ * on failure); *val NULL deletes the key.  AEMP_EPERM if read-only. */
+AEMP_API int aemp_config_set(aemp_config_t *c, const char *profile,
+                             const char *key, aemp_val_t **val);
+/* Removes a whole profile (absent: nothing to do, 0). */
+AEMP_API int aemp_config_del_profile(aemp_config_t *c, const char *profile);
+/* The effective settings of profile as a map (yours: aemp_val_free). */
+AEMP_API int aemp_config_effective(const aemp_config_t *c, const char *profile,
+                                   aemp_val_t **out);
+/* Writes the file atomically: a temporary file in the same directory with
+ * mode 0600 (it holds the secret), fsync, the previous file kept as
+ * <path>.bak, rename.  AEMP_EPERM if the file could not be read when
+ * opened, AEMP_ESYS with aemp_config_error() text on I/O errors. */
+AEMP_API int aemp_config_save(aemp_config_t *c);
+
+/* ------------------------------------------------------------------------
+ * initialise_node and services
+ * ------------------------------------------------------------------------ */
+
+/* Registers an init function under a fully qualified name
+ * ("chat::server::init") for services and spawn: it runs in the context of
+ * a new port with the arguments, and typically sets that port's callbacks.
+ * A failure kills the new port.  NULL fn unregisters. */
+AEMP_API int aemp_register(aemp_node_t *n, const char *name, aemp_rcv_fn fn,
+                           void *user);
+
+/* initialise_node: once per node.  The profile (profile, else the node
+ * name) of cfg (NULL: no file) supplies network settings, may override
+ * noderef, adds seeds and services.  Public node: noderef (NULL: the node
+ * name) is resolved, bound on every endpoint, seeds are connected forever.
+ * Slave node (noderef "slave/"): connects to every seed, attaches to the
+ * first that completes the handshake, renames itself
+ * "slave/<id>@<master>" and routes through it; AEMP_ENOROUTE (via fn) when
+ * no master within monitor_timeout.  Then services start.  fn(node, status,
+ * error, user) runs from the loop when done.  AEMP_EBUSY if called twice. */
+typedef void (*aemp_init_fn)(aemp_node_t *n, int status, const char *error,
+                             void *user);
+AEMP_API int aemp_initialise(aemp_node_t *n, const aemp_config_t *cfg,
+                             const char *profile, const char *noderef,
+                             const char *const *seeds, size_t nseeds,
+                             aemp_init_fn fn, void *user);
+/* The same, blocking: runs the loop until initialisation is done.  Not from
+ * inside a callback.  The error text (if any) is logged. */
+AEMP_API int aemp_initialise_wait(aemp_node_t *n, const aemp_config_t *cfg,
+                                  const char *profile, const char *noderef,
+                                  const char *const *seeds, size_t nseeds);
+
+/* ------------------------------------------------------------------------
  * Port context and timers (psub / after)
  * ------------------------------------------------------------------------ */
 

@@ -110,7 +110,7 @@ enum { M_UINT, M_NEGINT, M_BYTES, M_TEXT, M_ARRAY, M_MAP, M_TAG, M_SIMPLE };
 
 /* The head of a data item: initial byte and argument. */
 typedef struct head {
-    uint8_t major, ai, hlen;
+    uint8_t ib, major, ai, hlen; /* ib: the initial byte */
     uint64_t arg;
 } head_t;
 
@@ -120,6 +120,7 @@ static inline int head_read(const uint8_t *p, size_t n, head_t *h)
 {
     if (n == 0)
         return 0;
+    h->ib = p[0];
     h->major = p[0] >> 5;
     h->ai = p[0] & 31;
     h->hlen = 1;
@@ -145,9 +146,12 @@ static inline bool indef_ok(const head_t *h)
     return h->ai != AI_INDEF || (h->major >= M_BYTES && h->major != M_TAG);
 }
 
+/* (Tested on the initial byte: comparing major and ai together would read
+ * two separately stored bytes as one word, which stalls store forwarding
+ * on the decoder's hottest path.) */
 static inline bool is_break(const head_t *h)
 {
-    return h->major == M_SIMPLE && h->ai == AI_INDEF;
+    return h->ib == BREAK_BYTE;
 }
 
 /* ---- decoding, pass 1: validate and measure ---------------------------- */
@@ -224,7 +228,7 @@ static int chk_string(dec_t *d, const head_t *h)
     if (h->ai != AI_INDEF) {
         rc = chk_chunk(d, h, &total);
     } else {
-        head_t c = {0, 0, 0, 0};
+        head_t c = {0, 0, 0, 0, 0};
         while (rc == 0 && !at_break(d)) {
             if (head_read(d->p, left(d), &c) != 1 || c.major != h->major ||
                 c.ai == AI_INDEF)
@@ -395,7 +399,7 @@ static void fill_string(dec_t *d, struct aemp_val *dst, const head_t *h,
         memcpy(f->text, d->p, total);
         d->p += total;
     } else {
-        head_t c = {0, 0, 0, 0};
+        head_t c = {0, 0, 0, 0, 0};
         while (!at_break(d)) {
             head_read(d->p, left(d), &c);
             memcpy(f->text + total, d->p + c.hlen, (size_t)c.arg);
@@ -474,7 +478,7 @@ int aemp__cbor_decode(aemp_msg_t **out, const char *buf, size_t len,
     d.indef = d.indef_inline;
     size_t nroot = 0;
     aemp__fill_t f;
-    aemp_msg_t *m;
+    aemp_msg_t *m = NULL;
     int rc = chk_root(&d, &nroot);
     if (rc == 0 && (rc = aemp__msg_alloc(&m, d.nodes, d.text, nroot, &f)) < 0)
         d.why = "out of memory";

@@ -47,7 +47,7 @@ static char *esc_byte(char *o, unsigned char c, bool latin1)
     } else if (c == '"' || c == '\\') {
         *o++ = '\\';
         *o++ = (char)c;
-    } else if (short_esc[c]) {
+    } else if (c < 0x20 && short_esc[c]) {
         *o++ = '\\';
         *o++ = short_esc[c];
     } else {
@@ -270,7 +270,8 @@ static void jfill_object(struct aemp_val *dst, json_t *j, aemp__fill_t *f)
 {
     dst->type = AEMP_T_MAP;
     dst->len = (uint32_t)json_object_size(j);
-    struct aemp_val *kv = dst->u.items = aemp__fill_nodes(f, 2 * dst->len);
+    struct aemp_val *kv = dst->u.items =
+        aemp__fill_nodes(f, 2 * (size_t)dst->len);
     /* jansson (>= 2.8) iterates objects in insertion order */
     for (void *it = json_object_iter(j); it;
          it = json_object_iter_next(j, it), kv += 2) {
@@ -332,7 +333,7 @@ static int jconvert(aemp_msg_t **out, json_t *root, const aemp_limits_t *lim,
     jdec_t d = {.lim = lim};
     size_t n = json_array_size(root);
     aemp__fill_t f;
-    aemp_msg_t *m;
+    aemp_msg_t *m = NULL;
     int rc = json_is_array(root)
                  ? jmeasure(&d, root, 1)
                  : jbad(&d, AEMP_EPROTO, "top-level value is not an array");

@@ -127,7 +127,10 @@ struct aemp_node {
     struct aemp__timer *timers;
     struct aemp__net *net; /* NULL until networking is configured */
     struct aemp__tags *handlers; /* node-port requests (aemp_node_handle) */
+    struct aemp__tags *inits;    /* init functions (aemp_register) */
+    bool initialised;
     struct aemp__dns *dns;       /* the resolver, made on first use */
+    struct aemp_mon *node_mons;  /* mon_nodes subscribers */
     char *nodename, *dns_servers; /* from the configuration, or NULL */
 };
 
@@ -208,6 +211,10 @@ void aemp__timers_close(aemp_node_t *n);
 /* log.c */
 void aemp__log(aemp_node_t *n, int level, const char *fmt, ...)
     AEMP_PRINTF(3, 4);
+
+/* init.c: a port running init function `name` with args. */
+int aemp__start(aemp_node_t *n, const char *name, const aemp_msg_t *args,
+                const char **id);
 
 /* resolve.c */
 void aemp__dns_free(aemp_node_t *n);

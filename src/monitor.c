@@ -471,11 +471,11 @@ int aemp__watch_local(aemp_node_t *n, const char *peer, const char *name,
 
 static void nodes_unlink(struct aemp_mon *m)
 {
-    aemp__net_t *net = m->node->net;
+    aemp_node_t *n = m->node;
     if (m->prev)
         m->prev->next = m->next;
     else
-        net->node_mons = m->next;
+        n->node_mons = m->next;
     if (m->next)
         m->next->prev = m->prev;
 }
@@ -483,12 +483,8 @@ static void nodes_unlink(struct aemp_mon *m)
 int aemp_mon_nodes(aemp_node_t *n, aemp_node_fn fn, void *user,
                    aemp_mon_t **guard)
 {
-    aemp__net_t *net;
     if (!n || !fn)
         return AEMP_EINVAL;
-    int rc = aemp__net_get(n, &net);
-    if (rc < 0)
-        return rc;
     struct aemp_mon *m = mon_new(AEMP__MON_NODES);
     if (!m)
         return AEMP_ENOMEM;
@@ -497,10 +493,10 @@ int aemp_mon_nodes(aemp_node_t *n, aemp_node_fn fn, void *user,
     m->held = guard != NULL;
     m->u.nodes.fn = fn;
     m->u.nodes.user = user;
-    m->next = net->node_mons;
+    m->next = n->node_mons;
     if (m->next)
         m->next->prev = m;
-    net->node_mons = m;
+    n->node_mons = m;
     if (guard)
         *guard = m;
     return 0;
@@ -510,17 +506,16 @@ void aemp__process_node_event(aemp_node_t *n, aemp__item_t *it)
 {
     /* a subscriber may cancel any subscriber from its callback: walk a
      * snapshot of the list */
-    aemp__net_t *net = n->net;
     size_t count = 0;
-    for (struct aemp_mon *m = net ? net->node_mons : NULL; m; m = m->next)
+    for (struct aemp_mon *m = n->node_mons; m; m = m->next)
         count++;
     struct aemp_mon **snap = count ? aemp__calloc(count, sizeof *snap) : NULL;
     size_t k = 0;
-    for (struct aemp_mon *m = snap ? net->node_mons : NULL; m; m = m->next)
+    for (struct aemp_mon *m = snap ? n->node_mons : NULL; m; m = m->next)
         snap[k++] = m;
     for (size_t i = 0; i < k; i++) {
         struct aemp_mon *m;
-        for (m = net->node_mons; m && m != snap[i]; m = m->next)
+        for (m = n->node_mons; m && m != snap[i]; m = m->next)
             ; /* still subscribed? */
         if (m)
             m->u.nodes.fn(n, it->id, (int)it->counter, it->msg,
@@ -534,7 +529,7 @@ void aemp__process_node_event(aemp_node_t *n, aemp__item_t *it)
 void aemp__nodes_drop(aemp_node_t *n)
 {
     struct aemp_mon *m;
-    while (n->net && (m = n->net->node_mons)) {
+    while ((m = n->node_mons)) {
         nodes_unlink(m);
         m->prev = m->next = NULL;
         if (m->held) {

@@ -325,7 +325,6 @@ void aemp__net_free(aemp_node_t *n)
         aemp__peer_free(p);
     }
     aemp__strmap_free(&net->peers);
-    aemp__nodes_drop(n);
     net_strings_free(net);
     for (size_t k = 0; k < net->nold; k++)
         aemp__free(net->old_names[k]);

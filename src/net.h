@@ -35,6 +35,8 @@ struct aemp__peer {
     aemp__link_t *dialing; /* our outgoing attempt, or NULL */
     int handshaking;       /* links in handshake that named this peer */
     bool up, seed, connectable, free_pending;
+    bool master_candidate; /* a slave's seed, until one becomes master */
+    aemp__peer_t *via;     /* reached through this peer's relay, or NULL */
     aemp__qpkt_t *qhead, **qtail;
     size_t qbytes;
     uint64_t accepted; /* bytes encoded for this peer, ever */
@@ -87,10 +89,11 @@ typedef struct aemp__net {
     size_t nlisteners;
     int flush_checks;      /* peers with flush waiters to check */
     int free_pending;      /* peers to forget (aemp__peers_sweep) */
-    struct aemp_mon *node_mons; /* mon_nodes subscribers */
     char **old_names;           /* names the node had before listen */
     size_t nold;
     bool public_, active;
+    struct init_job *init; /* initialise in progress */
+    aemp__peer_t *master;  /* a slave's master */
 } aemp__net_t;
 
 /* net.c */
@@ -128,6 +131,18 @@ void aemp__peer_unwatch(aemp__peer_t *p, const char *name);
 void aemp__peer_kil0(aemp__peer_t *p, const aemp_msg_t *req);
 void aemp__peer_node_event(aemp_node_t *n, aemp__peer_t *p, bool up,
                            const char *why);
+
+/* slave.c */
+int aemp__slave_candidate(aemp_node_t *n, const char *noderef);
+int aemp__slave_attach(aemp_node_t *n, aemp__peer_t *master);
+/* The peer p's packets are relayed through, if any (slaves, and nodes
+ * named "slave/...@<master>"). */
+aemp__peer_t *aemp__route_via(aemp_node_t *n, aemp__peer_t *p);
+int aemp__relay(aemp__peer_t *p, const char *name, size_t namelen,
+                const aemp_msg_t *m);
+void aemp__peer_iam(aemp__peer_t *p, const char *id);
+/* init.c */
+void aemp__init_link_up(aemp_node_t *n, aemp__peer_t *p);
 
 /* link.c */
 int aemp__link_dial(aemp_node_t *n, aemp__peer_t *p, const char *endpoint);

@@ -287,6 +287,7 @@ static void free_node_memory(aemp_node_t *n)
     }
     aemp__blocks_free(&n->blocks);
     aemp__tags_free(n->handlers);
+    aemp__tags_free(n->inits);
     aemp__free(n->nodename);
     aemp__free(n->dns_servers);
     aemp__free(n->noderef);
@@ -330,6 +331,7 @@ void aemp_node_free(aemp_node_t *n)
     n->closing++; /* the idle handle */
     aemp__net_free(n); /* closes links and listeners */
     aemp__dns_free(n);
+    aemp__nodes_drop(n);
     drain_queue(n);
     aemp__ports_free(n);
     drain_queue(n); /* nothing new should appear, but stay safe */

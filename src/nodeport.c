@@ -144,7 +144,8 @@ static bool peer_request(aemp_node_t *n, const char *req, const aemp_msg_t *m,
         aemp__peer_unwatch(peer, name);
     else if (!strcmp(req, "kil0"))
         aemp__peer_kil0(peer, m);
-    /* iam: slave renames arrive with slave nodes; accepted and ignored */
+    else
+        aemp__peer_iam(peer, name);
     return true;
 }
 

@@ -33,6 +33,7 @@ aemp__peer_t *aemp__peer_get(aemp_node_t *n, const char *id, size_t len,
         goto fail;
     uv_timer_init(n->loop, &p->timer);
     p->timer.data = p;
+    p->via = aemp__route_via(n, p);
     return p;
 fail:
     if (p)
@@ -84,7 +85,7 @@ static void dial(aemp__peer_t *p)
 
 void aemp__peer_need(aemp__peer_t *p)
 {
-    if (p->link || p->dialing || p->node->freeing)
+    if (p->link || p->dialing || p->via || p->node->freeing)
         return;
     uint64_t now = uv_now(p->node->loop);
     if (!p->wait_since)
@@ -277,6 +278,8 @@ static int queue_packet(aemp__peer_t *p, const char *name, size_t namelen,
 int aemp__peer_send(aemp__peer_t *p, const char *name, size_t namelen,
                     const aemp_msg_t *m)
 {
+    if (!p->link && p->via)
+        return aemp__relay(p, name, namelen, m);
     if (!p->link)
         return queue_packet(p, name, namelen, m);
     int rc = aemp__link_write(p->link, name, namelen, m);
@@ -309,6 +312,7 @@ void aemp__peer_link_up(aemp__peer_t *p, aemp__link_t *l)
     p->wait_since = 0;
     uv_timer_stop(&p->timer);
     aemp__peer_node_event(p->node, p, true, NULL);
+    aemp__init_link_up(p->node, p);
     aemp__qpkt_t *q;
     while ((q = p->qhead) && p->link) {
         p->qhead = q->next;
@@ -387,6 +391,9 @@ int aemp_flush(aemp_node_t *n, const char *node_id, aemp_flush_fn fn,
 int aemp__peer_monitor(aemp__peer_t *p, const char *name, struct aemp_mon *m)
 {
     size_t namelen = strlen(name);
+    if (p->via && !p->link)
+        return AEMP_ENOROUTE; /* kil0 cannot find its way back through a
+                                 relay: refuse rather than never fire */
     aemp__port_t *stub = aemp__strmap_get(&p->stubs, name, namelen);
     if (!stub) {
         char *id = aemp__asprintf("%s#%s", p->id, name);

@@ -158,32 +158,58 @@ aemp_val_t *aemp_arr_of(aemp_val_t *const *items, size_t n)
     return arr;
 }
 
-aemp_val_t *aemp_map_set(aemp_val_t *map, const char *key, aemp_val_t *val)
+int aemp__map_put(aemp_val_t *map, const char *key, aemp_val_t *val)
 {
-    if (!map || !key || !val || map->type != AEMP_T_MAP || !map->owned)
-        goto fail;
     size_t klen = strlen(key);
     for (size_t i = 0; i < map->len; i++) {
         aemp_val_t *k = &map->u.items[2 * i];
         if (k->len == klen && memcmp(k->u.s, key, klen) == 0) {
             val_clear(&map->u.items[2 * i + 1]);
             move_into(&map->u.items[2 * i + 1], val);
-            return map;
+            return 0;
         }
     }
     aemp_val_t *k = aemp_strn(key, klen);
     if (!k || items_reserve(map, 2 * (size_t)map->len, 2) < 0) {
         aemp_val_free(k);
-        goto fail;
+        aemp_val_free(val);
+        return AEMP_ENOMEM;
     }
     move_into(&map->u.items[2 * (size_t)map->len], k);
     move_into(&map->u.items[2 * (size_t)map->len + 1], val);
     map->len++;
+    return 0;
+}
+
+aemp_val_t *aemp_map_set(aemp_val_t *map, const char *key, aemp_val_t *val)
+{
+    if (!map || !key || !val || map->type != AEMP_T_MAP || !map->owned) {
+        aemp_val_free(val);
+        aemp_val_free(map);
+        return NULL;
+    }
+    if (aemp__map_put(map, key, val) < 0) {
+        aemp_val_free(map);
+        return NULL;
+    }
     return map;
-fail:
-    aemp_val_free(map);
-    aemp_val_free(val);
-    return NULL;
+}
+
+/* Removes key from an owned map; false if it was not there. */
+bool aemp__map_del(aemp_val_t *map, const char *key)
+{
+    size_t klen = strlen(key);
+    for (size_t i = 0; i < map->len; i++) {
+        aemp_val_t *k = &map->u.items[2 * i];
+        if (k->len != klen || memcmp(k->u.s, key, klen) != 0)
+            continue;
+        val_clear(k);
+        val_clear(k + 1);
+        memmove(k, k + 2, (2 * (size_t)map->len - 2 * i - 2) * sizeof *k);
+        map->len--;
+        return true;
+    }
+    return false;
 }
 
 /* Deep copy of src into the fresh owned node dst. */
@@ -364,7 +390,13 @@ bool aemp__utf8_valid(const char *str, size_t len)
     while (i < len) {
         unsigned c = s[i];
         if (c < 0x80) {
-            i++;
+            /* mostly ASCII: step over 8 bytes at a time while we can */
+            uint64_t w;
+            while (len - i >= 8 && (memcpy(&w, s + i, 8),
+                                    !(w & UINT64_C(0x8080808080808080))))
+                i += 8;
+            if (i < len && s[i] < 0x80)
+                i++;
             continue;
         }
         size_t n;

@@ -101,6 +101,12 @@ int aemp__msg_vnew(aemp_msg_t **out, const char *picture, va_list ap);
 int aemp__msg_vnew_from(aemp__blocks_t *bc, aemp_msg_t **out,
                         const char *picture, va_list ap);
 
+/* Sets key (copied) to val (taken, also on failure) in an owned map; the
+ * map itself is left as it was on failure (AEMP_ENOMEM).  Works on maps
+ * nested inside other owned values. */
+int aemp__map_put(aemp_val_t *map, const char *key, aemp_val_t *val);
+bool aemp__map_del(aemp_val_t *map, const char *key);
+
 /* UTF-8 validity (RFC 3629: no surrogates, no overlongs, <= U+10FFFF). */
 bool aemp__utf8_valid(const char *s, size_t len);
 

@@ -7,8 +7,10 @@
 typedef struct cli_opts {
     const char *secret;
     const char *framings;
-    double timeout; /* seconds; also the monitor timeout */
-    int verbose;
+    const char *config;  /* --config FILE */
+    const char *profile; /* --profile NAME (run) */
+    double timeout;      /* seconds; also the monitor timeout */
+    int verbose, show_secret;
 } cli_opts_t;
 
 /* Prints "aemp: <fmt>" to standard error; returns 1 (the exit status). */
@@ -21,6 +23,16 @@ aemp_val_t *cli_args(int argc, char **argv);
 /* Writes m as a JSON array line to standard output. */
 int cli_print(const aemp_msg_t *m);
 
+/* Opens the configuration (--config, $AEMP_CONFIG or the default); on an
+ * unreadable file prints where and returns 1. */
+int cli_config(const cli_opts_t *o, aemp_config_t **out);
+/* A fresh random secret (malloc'd), or NULL. */
+char *cli_gensecret(void);
+int cli_is_config_command(const char *cmd);
+int cmd_config(const cli_opts_t *o, int argc, char **argv);
+int cmd_trace(const cli_opts_t *o, int argc, char **argv);
+/* The built-in services aemp::echo and aemp::sink. */
+int cli_register_services(aemp_node_t *n);
 int cmd_run(const cli_opts_t *o, int argc, char **argv);
 int cmd_snd(const cli_opts_t *o, int argc, char **argv);
 int cmd_rpc(const cli_opts_t *o, int argc, char **argv);

@@ -11,18 +11,37 @@ static const char usage[] =
     "\n"
     "Erlang-style message passing between programs (libaemp %s).\n"
     "\n"
-    "commands:\n"
-    "  run <noderef> [seed...]   run a public node on a resolved noderef\n"
-    "                            (e.g. 127.0.0.1:4041,[::1]:4041) until SIGINT\n"
-    "                            or SIGTERM; prints the noderef once listening\n"
+    "network commands:\n"
+    "  run [noderef] [seed...]   run a node until SIGINT or SIGTERM, set up\n"
+    "                            from the configuration (profile: --profile,\n"
+    "                            else the host's node name); prints its noderef\n"
+    "                            and service ports once listening.  Without a\n"
+    "                            secret anywhere, generates and saves one.\n"
     "  snd <port> <arg...>       send a message; exits 0 once it is written to\n"
     "                            the peer\n"
     "  rpc <port> <arg...>       send with a reply port appended, print the\n"
     "                            first reply as a JSON array\n"
     "  mon <port>                wait until the port dies, print the reason as\n"
     "                            a JSON array\n"
+    "  trace <noderef>           walk the network from that node and print\n"
+    "                            which nodes each one knows\n"
     "  version                   print the version\n"
     "  help                      show this text\n"
+    "\n"
+    "configuration commands (change the file, see --config):\n"
+    "  gensecret | setsecret S | clrsecret\n"
+    "  setnoderef NODEREF | clrnoderef\n"
+    "  setseeds SEED... | addseed SEED | delseed SEED\n"
+    "  setservices NAME... | addservice NAME | delservice NAME\n"
+    "  setcert FILE|PEM | clrcert      (PEM key and certificate, for TLS)\n"
+    "  profile NAME <command...>       the same, for one node's profile\n"
+    "  delprofile NAME\n"
+    "  showconfig [PROFILE]            effective settings (secret masked\n"
+    "                                  unless --show-secret)\n"
+    "\n"
+    "built-in services (for \"services\"): aemp::echo sends each message\n"
+    "whose last element is a port ID back there without it; aemp::sink\n"
+    "counts messages and answers [\"count\", <port>] with [\"count\", N].\n"
     "\n"
     "A port is a port ID (<noderef>#<name>) or a noderef (its node port, e.g.\n"
     "`aemp rpc 127.0.0.1:4041 info`).  Arguments that parse as JSON are sent\n"
@@ -32,6 +51,11 @@ static const char usage[] =
     "  --secret S        the network's shared secret (default: $AEMP_SECRET)\n"
     "  --timeout SECONDS give up after this long (default 10)\n"
     "  --framing LIST    framings to accept, e.g. json (default cbor,json)\n"
+    "  --config FILE     the configuration file (default: $AEMP_CONFIG, else\n"
+    "                    $XDG_CONFIG_HOME/aemp/config.json or\n"
+    "                    ~/.config/aemp/config.json)\n"
+    "  --profile NAME    the profile for run (default: the node name)\n"
+    "  --show-secret     showconfig prints the secret\n"
     "  -v, --verbose     log link events to standard error\n"
     "\n"
     "Errors go to standard error; the exit status is non-zero on failure.\n";
@@ -55,14 +79,23 @@ static int option(cli_opts_t *o, int *i, int argc, char **argv)
         o->verbose = 1;
         return 0;
     }
+    if (!strcmp(a, "--show-secret")) {
+        o->show_secret = 1;
+        return 0;
+    }
     if (strcmp(a, "--secret") && strcmp(a, "--timeout") &&
-        strcmp(a, "--framing"))
+        strcmp(a, "--framing") && strcmp(a, "--config") &&
+        strcmp(a, "--profile"))
         return cli_error("unknown option %s (try aemp --help)", a);
     if (!val)
         return cli_error("%s needs a value", a);
     ++*i;
     if (!strcmp(a, "--secret")) {
         o->secret = val;
+    } else if (!strcmp(a, "--config")) {
+        o->config = val;
+    } else if (!strcmp(a, "--profile")) {
+        o->profile = val;
     } else if (!strcmp(a, "--framing")) {
         o->framings = val;
     } else {
@@ -124,6 +157,12 @@ int main(int argc, char **argv)
         return cmd_rpc(&o, nargs, args);
     if (!strcmp(cmd, "mon"))
         return cmd_mon(&o, nargs, args);
+    if (!strcmp(cmd, "trace"))
+        return cmd_trace(&o, nargs, args);
+    if (cli_is_config_command(cmd)) {
+        args[-1] = (char *)cmd; /* the command is argv[0] of its arguments */
+        return cmd_config(&o, nargs + 1, args - 1);
+    }
     cli_error("unknown command \"%s\" (try aemp --help)", cmd);
     return 2;
 }

@@ -12,17 +12,35 @@ static void log_stderr(aemp_node_t *n, int level, const char *text, void *u)
     fprintf(stderr, "aemp: %s\n", text);
 }
 
+/* --secret, $AEMP_SECRET, else the configuration's (malloc'd). */
+static char *find_secret(const cli_opts_t *o)
+{
+    aemp_config_t *c;
+    const char *s;
+    char *copy = NULL;
+    if (o->secret && *o->secret)
+        return strdup(o->secret);
+    if (aemp_config_open(&c, o->config) == 0 &&
+        aemp_val_str(aemp_config_get(c, o->profile, "secret"), &s, NULL) == 0)
+        copy = strdup(s);
+    aemp_config_free(c);
+    return copy;
+}
+
 int cli_node(const cli_opts_t *o, aemp_node_t **out)
 {
-    if (!o->secret || !*o->secret)
-        return cli_error("no secret: give --secret S or set AEMP_SECRET");
-    aemp_netconf_t conf = {.secret = o->secret,
+    char *secret = find_secret(o);
+    if (!secret)
+        return cli_error("no secret: give --secret S, set AEMP_SECRET, or "
+                         "configure one (aemp gensecret)");
+    aemp_netconf_t conf = {.secret = secret,
                            .framings = o->framings,
                            .monitor_timeout = o->timeout};
     aemp_node_t *n;
     int rc = aemp_node_new(&n, NULL);
     if (rc == 0 && (rc = aemp_node_configure(n, &conf)) < 0)
         aemp_node_free(n);
+    free(secret);
     if (rc < 0)
         return cli_error("cannot create a node: %s", aemp_strerror(rc));
     aemp_node_set_log(n, o->verbose ? AEMP_LOG_INFO : AEMP_LOG_WARN,
@@ -222,6 +240,73 @@ int cmd_mon(const cli_opts_t *o, int argc, char **argv)
     return job_finish(&j);
 }
 
+/* ---- built-in services ---------------------------------------------- */
+
+/* aemp::echo: a message whose last element is a port ID goes back there,
+ * without that element. */
+static int on_echo(aemp_ctx_t *ctx, const aemp_msg_t *m, void *user)
+{
+    size_t n = aemp_msg_len(m);
+    const char *to;
+    if (!n || aemp_val_str(aemp_msg_at(m, n - 1), &to, NULL) < 0 ||
+        !strchr(to, '#'))
+        return 0; /* nothing to answer: ignored, the service stays */
+    aemp_val_t *reply = aemp_arr_new();
+    for (size_t i = 0; i + 1 < n && reply; i++)
+        reply = aemp_arr_push(reply, aemp_val_copy(aemp_msg_at(m, i)));
+    int rc = aemp_sndv(aemp_ctx_node(ctx), to, &reply);
+    aemp_val_free(reply);
+    return rc == AEMP_EINVAL ? 0 : rc;
+}
+
+struct sink {
+    long long count;
+};
+
+/* aemp::sink: counts; ["count", <port>] reports ["count", N] there. */
+static int on_sink(aemp_ctx_t *ctx, const aemp_msg_t *m, void *user)
+{
+    struct sink *s = user;
+    const char *tag, *to;
+    if (aemp_msg_unpack(m, "ss", &tag, &to) == 0 && !strcmp(tag, "count"))
+        return aemp_snd(aemp_ctx_node(ctx), to, "sI", "count",
+                        (int64_t)s->count);
+    s->count++;
+    return 0;
+}
+
+static void free_sink(void *p) { free(p); }
+
+static int start_echo(aemp_ctx_t *ctx, const aemp_msg_t *args, void *user)
+{
+    aemp_node_t *n = aemp_ctx_node(ctx);
+    printf("service aemp::echo %s\n", aemp_self(ctx));
+    fflush(stdout);
+    return aemp_rcv(n, aemp_self(ctx), on_echo, NULL);
+}
+
+static int start_sink(aemp_ctx_t *ctx, const aemp_msg_t *args, void *user)
+{
+    aemp_node_t *n = aemp_ctx_node(ctx);
+    struct sink *s = calloc(1, sizeof *s);
+    if (!s)
+        return aemp_die(ctx, "out of memory");
+    int rc = aemp_mon_guard(n, aemp_self(ctx), free_sink, s, NULL);
+    if (rc < 0) {
+        free(s);
+        return rc;
+    }
+    printf("service aemp::sink %s\n", aemp_self(ctx));
+    fflush(stdout);
+    return aemp_rcv(n, aemp_self(ctx), on_sink, s);
+}
+
+int cli_register_services(aemp_node_t *n)
+{
+    int rc = aemp_register(n, "aemp::echo", start_echo, NULL);
+    return rc < 0 ? rc : aemp_register(n, "aemp::sink", start_sink, NULL);
+}
+
 /* ---- run --------------------------------------------------------------- */
 
 static void on_signal(uv_signal_t *s, int signum)
@@ -242,25 +327,90 @@ static void on_node_event(aemp_node_t *n, const char *id, int up,
             up ? "" : ": ", why);
 }
 
-int cmd_run(const cli_opts_t *o, int argc, char **argv)
+/* Command-line settings win over the file (in memory only); a missing
+ * secret is generated and saved, so a fresh machine just works. */
+static int run_config(const cli_opts_t *o, aemp_config_t *c)
 {
-    if (argc < 1)
-        return cli_error("usage: aemp run <noderef> [seed...]");
-    aemp_node_t *n;
-    if (cli_node(o, &n))
-        return 1;
-    int rc = aemp_node_listen(n, argv[0]);
-    for (int i = 1; rc == 0 && i < argc; i++)
-        if ((rc = aemp_node_seed(n, argv[i])) < 0)
-            cli_error("seed %s: %s", argv[i], aemp_strerror(rc));
-    if (rc == 0)
-        rc = aemp_mon_nodes(n, on_node_event, NULL, NULL);
-    if (rc < 0) {
-        aemp_node_free(n);
-        return cli_error("cannot run %s: %s", argv[0], aemp_strerror(rc));
+    aemp_val_t *v;
+    if (o->secret) {
+        v = aemp_str(o->secret);
+        aemp_config_set(c, NULL, "secret", &v);
+        aemp_val_free(v);
+    } else if (!aemp_config_get(c, o->profile, "secret")) {
+        char *s = cli_gensecret();
+        v = s ? aemp_str(s) : NULL;
+        free(s);
+        if (!v || aemp_config_set(c, NULL, "secret", &v) < 0 ||
+            aemp_config_save(c) < 0) {
+            aemp_val_free(v);
+            return cli_error("no secret configured, and cannot save a new "
+                             "one: %s", aemp_config_error(c));
+        }
+        fprintf(stderr, "aemp: no secret was configured: generated one and "
+                        "saved it in %s\n", aemp_config_path(c));
+    }
+    if (o->framings) {
+        v = aemp_str(o->framings);
+        aemp_config_set(c, NULL, "framing", &v);
+        aemp_val_free(v);
+    }
+    return 0;
+}
+
+struct run_state {
+    int status;
+    int done;
+};
+
+static void on_initialised(aemp_node_t *n, int status, const char *error,
+                           void *user)
+{
+    struct run_state *r = user;
+    r->done = 1;
+    r->status = status;
+    if (status < 0) {
+        cli_error("cannot start the node: %s", error);
+        aemp_stop(n);
+        return;
     }
     printf("%s\n", aemp_noderef(n));
     fflush(stdout);
+}
+
+int cmd_run(const cli_opts_t *o, int argc, char **argv)
+{
+    aemp_config_t *c;
+    aemp_node_t *n;
+    if (cli_config(o, &c))
+        return 1;
+    int rc = run_config(o, c);
+    if (rc == 0 && (rc = aemp_node_new(&n, NULL)) < 0)
+        rc = cli_error("%s", aemp_strerror(rc));
+    if (rc) {
+        aemp_config_free(c);
+        return 1;
+    }
+    aemp_node_set_log(n, o->verbose ? AEMP_LOG_INFO : AEMP_LOG_WARN,
+                      log_stderr, NULL);
+    struct run_state r = {0, 0};
+    /* a noderef on the command line; else the profile's; else the node
+     * name with port 4040 (the empty component) */
+    const char *noderef = argc > 0 ? argv[0] : NULL;
+    if (!noderef && !aemp_config_get(c, o->profile, "noderef"))
+        noderef = "";
+    rc = cli_register_services(n);
+    if (rc == 0)
+        rc = aemp_mon_nodes(n, on_node_event, NULL, NULL);
+    if (rc == 0)
+        rc = aemp_initialise(n, c, o->profile, noderef,
+                             (const char *const *)argv + (argc > 0),
+                             argc > 0 ? (size_t)argc - 1 : 0, on_initialised,
+                             &r);
+    aemp_config_free(c);
+    if (rc < 0) {
+        aemp_node_free(n);
+        return cli_error("cannot start the node: %s", aemp_strerror(rc));
+    }
     uv_signal_t sigint, sigterm;
     uv_signal_init(aemp_node_loop(n), &sigint);
     uv_signal_init(aemp_node_loop(n), &sigterm);
@@ -271,5 +421,92 @@ int cmd_run(const cli_opts_t *o, int argc, char **argv)
     uv_close((uv_handle_t *)&sigint, NULL);
     uv_close((uv_handle_t *)&sigterm, NULL);
     aemp_node_free(n);
+    return r.status < 0 || !r.done;
+}
+
+/* ---- trace --------------------------------------------------------------- */
+
+#define TRACE_MAX 256
+
+struct trace {
+    aemp_node_t *node;
+    const char *me;
+    char *seen[TRACE_MAX];
+    int nseen, pending;
+    uv_timer_t timer;
+};
+
+static int trace_seen(struct trace *t, const char *id)
+{
+    for (int i = 0; i < t->nseen; i++)
+        if (!strcmp(t->seen[i], id))
+            return 1;
     return 0;
+}
+
+static void trace_visit(struct trace *t, const char *id)
+{
+    if (trace_seen(t, id) || t->nseen == TRACE_MAX || !strncmp(id, "anon/", 5))
+        return;
+    t->seen[t->nseen++] = strdup(id);
+    if (!strncmp(id, "slave/", 6) && strchr(id, '@')) {
+        printf("%s (slave: reached through its master)\n", id);
+        return;
+    }
+    if (aemp_snd(t->node, id, "sss", "known_nodes", t->me, id) == 0)
+        t->pending++;
+}
+
+/* Reply [<node asked>, <known node IDs>...]. */
+static int on_known(aemp_ctx_t *ctx, const aemp_msg_t *m, void *user)
+{
+    struct trace *t = user;
+    const char *from, *id;
+    if (aemp_msg_unpack(m, "s*", &from) < 0)
+        return 0;
+    printf("%s knows:", from);
+    for (size_t i = 1; i < aemp_msg_len(m); i++)
+        if (aemp_val_str(aemp_msg_at(m, i), &id, NULL) == 0)
+            printf(" %s", id);
+    printf("\n");
+    for (size_t i = 1; i < aemp_msg_len(m); i++)
+        if (aemp_val_str(aemp_msg_at(m, i), &id, NULL) == 0)
+            trace_visit(t, id);
+    if (--t->pending == 0)
+        aemp_stop(t->node);
+    return 0;
+}
+
+static void on_trace_timeout(uv_timer_t *h)
+{
+    struct trace *t = h->data;
+    cli_error("%d node(s) did not answer in time", t->pending);
+    aemp_stop(t->node);
+}
+
+int cmd_trace(const cli_opts_t *o, int argc, char **argv)
+{
+    if (argc != 1)
+        return cli_error("usage: aemp trace <noderef>");
+    struct trace t = {.pending = 0};
+    if (cli_node(o, &t.node))
+        return 1;
+    int rc = aemp_port(t.node, on_known, &t, &t.me);
+    if (rc < 0) {
+        aemp_node_free(t.node);
+        return cli_error("%s", aemp_strerror(rc));
+    }
+    uv_timer_init(aemp_node_loop(t.node), &t.timer);
+    t.timer.data = &t;
+    uv_timer_start(&t.timer, on_trace_timeout, (uint64_t)(o->timeout * 1000),
+                   0);
+    trace_visit(&t, argv[0]);
+    if (t.pending)
+        aemp_run(t.node);
+    int status = t.pending != 0;
+    uv_close((uv_handle_t *)&t.timer, NULL);
+    aemp_node_free(t.node);
+    for (int i = 0; i < t.nseen; i++)
+        free(t.seen[i]);
+    return status;
 }
