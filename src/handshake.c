@@ -105,7 +105,10 @@ int aemp__greeting_parse(const char *line, size_t len, aemp__greeting_t *g,
         snprintf(err, errlen, "unparsable greeting");
         return AEMP_EPROTO;
     }
-    next_field(&p, end, &f, &flen);
+    if (!next_field(&p, end, &f, &flen)) {
+        snprintf(err, errlen, "unparsable greeting");
+        return AEMP_EPROTO;
+    }
     char num[12] = "";
     memcpy(num, f, flen < 11 ? flen : 11);
     g->version = atoi(num);
