@@ -31,6 +31,7 @@ machine() {
          "(family $(grep -m1 'cpu family' /proc/cpuinfo | sed 's/.*: //')," \
          "model $(grep -m1 '^model[[:space:]]' /proc/cpuinfo | sed 's/.*: //'))"
     echo "kernel: $(uname -sr)"
+    echo "load:   $(cut -d' ' -f1-3 /proc/loadavg) (1, 5, 15 min averages)"
     echo "cc:     $(cc --version | head -n1)"
     echo "libc:   $(ldd --version 2>&1 | head -n1)"
     if command -v erl >/dev/null 2>&1; then
@@ -75,7 +76,9 @@ callgrind_top() {
         /file:function/ { top = 1; next }
         top && NF >= 3 && n < 8 { c = $1; gsub(",", "", c); l = $0; n++
             sub(/^ *[0-9,]+ +/, "", l)
-            gsub(/\/usr\/lib\/[^\/]*\/|\.\/[a-z]*\/\.\.\/sysdeps\/x86_64\/(multiarch\/)?/, "", l)
+            # keep file:function and the object, without their directories
+            gsub(/\.\/[a-z]*\/\.\.\/sysdeps\/x86_64\/(multiarch\/)?/, "", l)
+            gsub(/\[[^]]*\//, "[", l)
             printf "  %6.1f  %s\n", c / ops, l }'
 }
 
@@ -99,12 +102,13 @@ profile() {
         # scale 0.05: 200,000 flood messages, 100,000 ping-pong messages,
         # 50,000 ports, 100,000 codec iterations (bench_local's counts
         # times the scale)
-        a="--runs 1 --scale 0.05"
-        callgrind_top flood on_idle 200000 --only flood $a
-        callgrind_top pingpong on_idle 100000 --only pingpong $a
-        callgrind_top churn on_idle 50000 --only churn $a
-        callgrind_top cbor-enc+dec op_both 100000 --only cbor $a
-        callgrind_top json-enc+dec op_both 100000 --only json $a
+        cg() { callgrind_top "$@" --runs 1 --scale 0.05; }
+        cg flood on_idle 200000 --only flood
+        cg shared on_idle 200000 --only shared
+        cg pingpong on_idle 100000 --only pingpong
+        cg churn on_idle 50000 --only churn
+        cg cbor-enc+dec op_both 100000 --only cbor
+        cg json-enc+dec op_both 100000 --only json
     else
         echo "valgrind not installed: no instruction counts"
     fi

@@ -505,6 +505,13 @@ AEMP_API int aemp_node_is_known(aemp_node_t *n, const char *node_id);
 AEMP_API int aemp_known_nodes(aemp_node_t *n, aemp_msg_t **out);
 AEMP_API int aemp_up_nodes(aemp_node_t *n, aemp_msg_t **out);
 
+/* Bytes sent to node_id that are not yet written to its socket (queued
+ * while connecting, or buffered behind a slow peer); 0 for unknown nodes.
+ * snd never blocks, so a sender that produces faster than the network
+ * drains paces itself with this: at max_backlog the link is dropped as a
+ * transport error (monitors fire; nothing is lost silently). */
+AEMP_API size_t aemp_backlog(aemp_node_t *n, const char *node_id);
+
 /* resolve_node: turns an unresolved noderef into a resolved one (SPEC §3),
  * component by component, keeping order and dropping duplicates:
  *   ""            -> the node name (nodename), port 4040

@@ -351,10 +351,8 @@ static void start_handshake(aemp__link_t *l)
 static void packets(aemp__link_t *l, const char *data, size_t len)
 {
     aemp_node_t *n = l->node;
-    if (aemp_reader_feed(l->reader, data, len) < 0) {
-        aemp__link_close(l, "packet too large");
-        return;
-    }
+    /* a failed feed still leaves the packets before the bad one to take */
+    int fed = aemp_reader_feed(l->reader, data, len);
     aemp_msg_t *m;
     int rc;
     while ((rc = aemp_reader_next(l->reader, &m)) == 1) {
@@ -369,10 +367,16 @@ static void packets(aemp__link_t *l, const char *data, size_t len)
             return;
         }
     }
+    if (rc == 0 && fed < 0)
+        rc = fed;
     if (rc < 0) {
         char why[200];
-        snprintf(why, sizeof why, "malformed packet: %s",
-                 aemp_reader_error(l->reader));
+        const char *text = aemp_reader_error(l->reader);
+        snprintf(why, sizeof why, "%s: %s",
+                 rc == AEMP_ENOMEM ? "out of memory reading a packet"
+                 : rc == AEMP_ELIMIT ? "packet beyond the limits"
+                                     : "malformed packet",
+                 *text ? text : aemp_strerror(rc));
         aemp__link_close(l, why);
     }
 }

@@ -386,6 +386,19 @@ int aemp_flush(aemp_node_t *n, const char *node_id, aemp_flush_fn fn,
     return 0;
 }
 
+size_t aemp_backlog(aemp_node_t *n, const char *node_id)
+{
+    aemp__peer_t *p = n && n->net && node_id
+                          ? aemp__peer_get(n, node_id, strlen(node_id), false)
+                          : NULL;
+    if (!p)
+        return 0;
+    size_t b = p->qbytes;
+    if (p->link)
+        b += p->link->out.len + p->link->inflight.len;
+    return b;
+}
+
 /* ---- remote monitors ---------------------------------------------------------- */
 
 int aemp__peer_monitor(aemp__peer_t *p, const char *name, struct aemp_mon *m)

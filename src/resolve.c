@@ -19,11 +19,15 @@
 #define MAX_RESULTS 64
 
 /* One socket c-ares asked us to watch. */
+/* Close callbacks run in reverse order of uv_close, so everything closed
+ * with the resolver keeps its own node pointer: the resolver may be gone
+ * by the time they run. */
 typedef struct dns_sock {
     uv_poll_t poll;
     ares_socket_t fd;
     struct dns_sock *next;
     struct aemp__dns *dns;
+    aemp_node_t *node;
 } dns_sock_t;
 
 typedef struct srv {
@@ -35,6 +39,7 @@ typedef struct srv {
 typedef struct job {
     struct job *next;
     struct aemp__dns *dns;
+    aemp_node_t *node;
     uv_timer_t start; /* defers the first step and the answer to the loop */
     aemp_resolve_fn fn;
     void *user;
@@ -101,14 +106,14 @@ static void on_poll(uv_poll_t *h, int status, int events)
 static void on_sock_closed(uv_handle_t *h)
 {
     dns_sock_t *s = h->data;
-    aemp_node_t *n = s->dns->node;
+    aemp_node_t *n = s->node;
     aemp__free(s);
     aemp__node_handle_closed(n);
 }
 
 static void sock_close(dns_sock_t *s)
 {
-    s->dns->node->closing++;
+    s->node->closing++;
     uv_close((uv_handle_t *)&s->poll, on_sock_closed);
 }
 
@@ -132,6 +137,7 @@ static void on_sock_state(void *data, ares_socket_t fd, int readable,
             return; /* the query times out instead */
         s->fd = fd;
         s->dns = d;
+        s->node = d->node;
         if (uv_poll_init_socket(d->node->loop, &s->poll, fd) != 0) {
             aemp__free(s);
             return;
@@ -462,7 +468,7 @@ static void job_step(job_t *j)
 static void on_job_closed(uv_handle_t *h)
 {
     job_t *j = h->data;
-    aemp_node_t *n = j->dns->node;
+    aemp_node_t *n = j->node;
     aemp__free(j);
     aemp__node_handle_closed(n);
 }
@@ -539,6 +545,7 @@ int aemp_resolve(aemp_node_t *n, const char *noderef, aemp_resolve_fn fn,
     }
     j->cursor = j->work;
     j->dns = d;
+    j->node = n;
     j->fn = fn;
     j->user = user;
     j->next = d->jobs;

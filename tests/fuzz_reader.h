@@ -169,8 +169,10 @@ static void fuzz_reencode(const aemp_msg_t *m, aemp_framing_t f)
         aemp__buf_free(&b);
         return;
     }
-    aemp_limits_t lim = fuzz_limits; /* floats may grow: not max_packet */
+    /* floats may grow (not max_packet), and the prefix is one more item */
+    aemp_limits_t lim = fuzz_limits;
     lim.max_packet = 0;
+    lim.max_items++;
     aemp__limits_resolve(&lim);
     aemp_msg_t *d = NULL;
     rc = f == AEMP_JSON ? aemp__json_decode(&d, b.data, b.len, &lim, NULL, 0)

@@ -427,3 +427,270 @@ void nt_loop_finish(uv_loop_t *loop)
     }
     assert_int_equal(rc, 0);
 }
+
+/* ---- child processes (cp_*) -------------------------------------------- */
+
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <signal.h>
+#include <sys/stat.h>
+
+static void cp_on_alloc(uv_handle_t *h, size_t suggested, uv_buf_t *buf)
+{
+    (void)h;
+    (void)suggested;
+    buf->base = malloc(65536);
+    buf->len = buf->base ? 65536 : 0;
+}
+
+static void cp_append(char **dst, size_t *len, const char *src, size_t n)
+{
+    char *p = realloc(*dst, *len + n + 1);
+    assert_non_null(p);
+    *dst = p;
+    memcpy(p + *len, src, n);
+    *len += n;
+    p[*len] = 0;
+}
+
+static void cp_on_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf)
+{
+    cp_child_t *c = s->data;
+    int is_out = s == (uv_stream_t *)&c->out;
+    if (nread > 0)
+        cp_append(is_out ? &c->obuf : &c->ebuf, is_out ? &c->olen : &c->elen,
+                  buf->base, (size_t)nread);
+    else if (nread < 0) {
+        uv_read_stop(s);
+        if (is_out)
+            c->out_eof = 1;
+        else
+            c->err_eof = 1;
+    }
+    free(buf->base);
+}
+
+static void cp_on_exit(uv_process_t *p, int64_t status, int sig)
+{
+    cp_child_t *c = p->data;
+    c->exited = 1;
+    c->status = status;
+    c->signal = sig;
+}
+
+cp_child_t *cp_spawn(uv_loop_t *loop, const char *file,
+                     const char *const *argv)
+{
+    cp_child_t *c = calloc(1, sizeof *c);
+    assert_non_null(c);
+    c->loop = loop;
+    c->obuf = calloc(1, 1);
+    c->ebuf = calloc(1, 1);
+    assert_true(c->obuf && c->ebuf);
+    size_t used = 0;
+    for (size_t i = 0; argv[i] && used + 2 < sizeof c->name; i++)
+        used += (size_t)snprintf(c->name + used, sizeof c->name - used,
+                                 "%s%s", i ? " " : "", argv[i]);
+    uv_pipe_init(loop, &c->out, 0);
+    uv_pipe_init(loop, &c->err, 0);
+    c->out.data = c->err.data = c->proc.data = c;
+    uv_stdio_container_t stdio[3] = {
+        {.flags = UV_IGNORE},
+        {.flags = UV_CREATE_PIPE | UV_WRITABLE_PIPE,
+         .data.stream = (uv_stream_t *)&c->out},
+        {.flags = UV_CREATE_PIPE | UV_WRITABLE_PIPE,
+         .data.stream = (uv_stream_t *)&c->err},
+    };
+    uv_process_options_t o = {.exit_cb = cp_on_exit,
+                              .file = file,
+                              .args = (char **)argv,
+                              .stdio = stdio,
+                              .stdio_count = 3};
+    int rc = uv_spawn(loop, &c->proc, &o);
+    if (rc) {
+        c->closing = 3;
+        fail_msg("cannot start %s: %s", file, uv_strerror(rc));
+    }
+    c->pid = c->proc.pid;
+    uv_read_start((uv_stream_t *)&c->out, cp_on_alloc, cp_on_read);
+    uv_read_start((uv_stream_t *)&c->err, cp_on_alloc, cp_on_read);
+    return c;
+}
+
+int cp_done(void *child)
+{
+    cp_child_t *c = child;
+    return c->exited && c->out_eof && c->err_eof;
+}
+
+int cp_await_exit(cp_child_t *c, double seconds)
+{
+    return nt_run_until(c->loop, cp_done, c, seconds);
+}
+
+int cp_count(const char *hay, const char *needle)
+{
+    int k = 0;
+    size_t step = strlen(needle) ? strlen(needle) : 1;
+    for (const char *p = hay; p && (p = strstr(p, needle)); p += step)
+        k++;
+    return k;
+}
+
+typedef struct cp_text_cond {
+    cp_child_t *c;
+    const char *needle;
+    int count, err;
+} cp_text_cond_t;
+
+static int cp_text_has(void *arg)
+{
+    cp_text_cond_t *t = arg;
+    return cp_count(t->err ? t->c->ebuf : t->c->obuf, t->needle) >= t->count ||
+           cp_done(t->c);
+}
+
+int cp_await_stdout(cp_child_t *c, const char *needle, int count,
+                    double seconds)
+{
+    cp_text_cond_t t = {c, needle, count, 0};
+    nt_run_until(c->loop, cp_text_has, &t, seconds);
+    return cp_count(c->obuf, needle) >= count;
+}
+
+int cp_await_stderr(cp_child_t *c, const char *needle, int count,
+                    double seconds)
+{
+    cp_text_cond_t t = {c, needle, count, 1};
+    nt_run_until(c->loop, cp_text_has, &t, seconds);
+    return cp_count(c->ebuf, needle) >= count;
+}
+
+void cp_dump(const cp_child_t *c)
+{
+    fprintf(stderr,
+            "--- %s (pid %d): exited %d status %lld signal %d\n"
+            "--- stdout:\n%s\n--- stderr:\n%s\n---\n",
+            c->name, c->pid, c->exited, (long long)c->status, c->signal,
+            c->obuf, c->ebuf);
+}
+
+void cp_kill(cp_child_t *c, int signum)
+{
+    if (!c->exited)
+        uv_process_kill(&c->proc, signum);
+}
+
+static void cp_closed(uv_handle_t *h)
+{
+    cp_child_t *c = h->data;
+    if (--c->closing == 0) {
+        free(c->obuf);
+        free(c->ebuf);
+        free(c);
+    }
+}
+
+void cp_free(cp_child_t *c)
+{
+    if (!c)
+        return;
+    if (!c->exited) {
+        uv_process_kill(&c->proc, SIGKILL);
+        nt_run_until(c->loop, cp_done, c, 10);
+    }
+    c->closing = 3;
+    uv_close((uv_handle_t *)&c->proc, cp_closed);
+    uv_close((uv_handle_t *)&c->out, cp_closed);
+    uv_close((uv_handle_t *)&c->err, cp_closed);
+}
+
+cp_result_t cp_run(const char *file, const char *const *argv, double seconds)
+{
+    uv_loop_t loop;
+    cp_result_t r = {0};
+    uv_loop_init(&loop);
+    cp_child_t *c = cp_spawn(&loop, file, argv);
+    if (!cp_await_exit(c, seconds)) {
+        r.timed_out = 1;
+        cp_dump(c);
+    }
+    r.status = (int)c->status;
+    r.signal = c->signal;
+    r.out = strdup(c->obuf);
+    r.err = strdup(c->ebuf);
+    assert_true(r.out && r.err);
+    cp_free(c);
+    nt_loop_finish(&loop);
+    return r;
+}
+
+void cp_result_free(cp_result_t *r)
+{
+    free(r->out);
+    free(r->err);
+    r->out = r->err = NULL;
+}
+
+char *cp_slurp(const char *path, size_t *len)
+{
+    FILE *f = fopen(path, "rb");
+    if (!f)
+        return NULL;
+    char *buf = NULL;
+    size_t n = 0, cap = 0;
+    for (;;) {
+        if (n + 4096 + 1 > cap) {
+            cap = cap ? 2 * cap : 8192;
+            char *p = realloc(buf, cap);
+            assert_non_null(p);
+            buf = p;
+        }
+        size_t got = fread(buf + n, 1, cap - n - 1, f);
+        n += got;
+        if (got == 0)
+            break;
+    }
+    fclose(f);
+    buf[n] = 0;
+    if (len)
+        *len = n;
+    return buf;
+}
+
+void cp_write_file(const char *path, const char *text)
+{
+    FILE *f = fopen(path, "wb");
+    if (!f)
+        fail_msg("cannot write %s: %s", path, strerror(errno));
+    assert_int_equal(fwrite(text, 1, strlen(text), f), strlen(text));
+    assert_int_equal(fclose(f), 0);
+    assert_int_equal(chmod(path, 0644), 0);
+}
+
+void cp_rm_rf(const char *path)
+{
+    struct stat st;
+    if (lstat(path, &st) < 0)
+        return;
+    if (S_ISDIR(st.st_mode)) {
+        DIR *d = opendir(path);
+        struct dirent *e;
+        while (d && (e = readdir(d))) {
+            if (!strcmp(e->d_name, ".") || !strcmp(e->d_name, ".."))
+                continue;
+            size_t len = strlen(path) + strlen(e->d_name) + 2;
+            char *sub = malloc(len);
+            assert_non_null(sub);
+            snprintf(sub, len, "%s/%s", path, e->d_name);
+            cp_rm_rf(sub);
+            free(sub);
+        }
+        if (d)
+            closedir(d);
+        rmdir(path);
+    } else {
+        unlink(path);
+    }
+}

@@ -117,3 +117,65 @@ int nt_free_port(void);
 /* Closes every handle still open on loop (walk), runs it dry and checks
  * uv_loop_close() returns 0. */
 void nt_loop_finish(uv_loop_t *loop);
+
+/* ---- child processes (cp_*): spawn, capture output, wait with deadlines -- */
+#ifndef AEMP_TEST_HELPERS_CP_H
+#define AEMP_TEST_HELPERS_CP_H
+#include <uv.h>
+
+/* A child started with uv_spawn on a loop; stdout and stderr are collected
+ * into NUL-terminated buffers (obuf/ebuf, never NULL) as the loop runs. */
+typedef struct cp_child {
+    uv_process_t proc;
+    uv_pipe_t out, err;
+    uv_loop_t *loop;
+    char *obuf, *ebuf;
+    size_t olen, elen;
+    int exited, out_eof, err_eof, closing;
+    int64_t status;
+    int signal;
+    int pid;
+    char name[160];
+} cp_child_t;
+
+/* Starts file (looked up in PATH) with argv (argv[0] first, NULL-terminated)
+ * on loop; fails the test if it cannot start. */
+cp_child_t *cp_spawn(uv_loop_t *loop, const char *file,
+                     const char *const *argv);
+/* 1 once the child exited and both pipes reached EOF (an nt_cond_fn). */
+int cp_done(void *child);
+/* Runs the loop until the child is done or `seconds` passed; 1 if done. */
+int cp_await_exit(cp_child_t *c, double seconds);
+/* Runs the loop until stdout holds `count` copies of needle (or the child
+ * exited); 1 if it does. */
+int cp_await_stdout(cp_child_t *c, const char *needle, int count,
+                    double seconds);
+int cp_await_stderr(cp_child_t *c, const char *needle, int count,
+                    double seconds);
+/* Occurrences of needle in hay (NULL hay: 0). */
+int cp_count(const char *hay, const char *needle);
+/* Prints the child's name, exit status and output to stderr. */
+void cp_dump(const cp_child_t *c);
+/* Sends a signal (if it still runs). */
+void cp_kill(cp_child_t *c, int signum);
+/* SIGKILLs it if still running, reaps it, closes its handles; the memory
+ * goes when the loop runs the close callbacks (nt_loop_finish does). */
+void cp_free(cp_child_t *c);
+
+/* A finished command: status/signal and its whole output (malloc'd). */
+typedef struct cp_result {
+    int status, signal, timed_out;
+    char *out, *err;
+} cp_result_t;
+/* Runs file argv to completion on a private loop, killing it after
+ * `seconds`.  Free with cp_result_free. */
+cp_result_t cp_run(const char *file, const char *const *argv, double seconds);
+void cp_result_free(cp_result_t *r);
+/* Reads a whole file (malloc'd, NUL-terminated; *len may be NULL), NULL if
+ * it cannot be read. */
+char *cp_slurp(const char *path, size_t *len);
+/* Writes text to path (mode 0644), fails the test on error. */
+void cp_write_file(const char *path, const char *text);
+/* Removes a directory tree (rm -rf); missing is fine. */
+void cp_rm_rf(const char *path);
+#endif

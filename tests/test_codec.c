@@ -75,8 +75,8 @@ static int decode_rc(aemp_framing_t f, const char *buf, size_t len)
     return rc;
 }
 
-#define CBOR_RC(lit) decode_rc(AEMP_CBOR, lit, sizeof lit - 1)
-#define JSON_RC(lit) decode_rc(AEMP_JSON, lit, sizeof lit - 1)
+#define CBOR_RC(lit) decode_rc(AEMP_CBOR, (lit), sizeof(lit) - 1)
+#define JSON_RC(lit) decode_rc(AEMP_JSON, (lit), sizeof(lit) - 1)
 
 static aemp_msg_t *decode_ok(aemp_framing_t f, const char *buf, size_t len)
 {
@@ -179,6 +179,10 @@ static void test_roundtrip_doubles(void **state)
 static void test_roundtrip_scalars_and_text(void **state)
 {
     (void)state;
+    /* multi-byte characters after and between runs of 8 ASCII bytes */
+    assert_roundtrips(msg_of(aemp_arr(aemp_str("0123456789\xc3\xa9"
+                                               "0123456789"),
+                                      aemp_str("01234567\xf0\x9d\x84\x9e"))));
     assert_roundtrips(
         msg_of(aemp_arr(aemp_null(), aemp_bool(1), aemp_bool(0), aemp_str(""),
                         aemp_str("a"), aemp_strn("a\0b", 3),
@@ -353,9 +357,15 @@ static void test_encode_errors(void **state)
         aemp_msg_unref(d);
         aemp_msg_unref(m);
     }
-    const char *invalid[] = {"\xff", "\xc0\x80", "\xed\xa0\x80", "a\xe2\x82",
-                             "\xf4\x90\x80\x80"};
-    for (size_t i = 0; i < 5; i++) {
+    const char *invalid[] = {"\xff",
+                             "\xc0\x80",
+                             "\xed\xa0\x80",
+                             "a\xe2\x82",
+                             "\xf4\x90\x80\x80",
+                             "0123456789abcdef\xff",
+                             "01234567\xc3",
+                             "0123456789\xed\xa0\x80xyz01234567"};
+    for (size_t i = 0; i < sizeof invalid / sizeof *invalid; i++) {
         for (size_t k = 0; k < 2; k++) {
             aemp_msg_t *m = msg_of(aemp_arr(aemp_arr(aemp_str(invalid[i]))));
             assert_int_equal(aemp_msg_encode(m, both[k], &buf, &len),

@@ -2,6 +2,8 @@
  * ownership, and allocation-failure injection over all of it. */
 #include "helpers.h"
 
+#include "value.h" /* aemp__utf8_valid */
+
 #include <limits.h>
 #include <math.h>
 #include <stdio.h>
@@ -353,6 +355,13 @@ static void test_msg_from_val(void **state)
     /* values borrowed from a message read like built ones */
     const aemp_val_t *inner = aemp_msg_at(m, 2);
     assert_int_equal(aemp_val_type(aemp_map_get(inner, "bin")), AEMP_T_BYTES);
+    /* a copy of a borrowed value is an ordinary built one */
+    aemp_val_t *c = aemp_val_copy(aemp_msg_val(m));
+    assert_true(aemp_val_equal(c, aemp_msg_val(m)));
+    c = aemp_arr_push(aemp_arr_push(c, aemp_int(7)), aemp_int(8));
+    assert_non_null(c);
+    assert_int_equal(aemp_val_len(c), 8);
+    aemp_val_free(c);
     aemp_msg_unref(m);
     aemp_val_free(want);
 
@@ -376,6 +385,38 @@ static void test_ref_unref(void **state)
     assert_string_equal(s, "kept");
     aemp_msg_unref(r);
     aemp_msg_unref(NULL);
+}
+
+/* The validator the encoders use; it skips ASCII 8 bytes at a time, so the
+ * cases put multi-byte sequences on and across word boundaries. */
+static void test_utf8_valid(void **state)
+{
+    (void)state;
+    static const struct {
+        const char *s;
+        size_t len;
+        bool ok;
+    } cases[] = {
+        {"", 0, true},
+        {"a\0b", 3, true},
+        {"0123456789abcdef\xc3\xa9", 18, true},
+        {"0123456\xe2\x82\xac", 10, true},
+        {"01234567\xf0\x9d\x84\x9e" "01234567", 20, true},
+        {"\xc3", 1, false},
+        {"01234567\xc3", 9, false},
+        {"01234567\x80"
+         "01234567",
+         17, false},
+        {"\xed\xa0\x80", 3, false},
+        {"\xf4\x90\x80\x80", 4, false},
+        {"\xc0\xaf", 2, false},
+        {"\xe0\x80\xaf", 3, false},
+        {"\xf8\x88\x80\x80\x80", 5, false},
+        {"0123456789abcde\xff", 16, false},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof *cases; i++)
+        if (aemp__utf8_valid(cases[i].s, cases[i].len) != cases[i].ok)
+            fail_msg("case %zu", i);
 }
 
 /* ---- allocation failure injection -------------------------------------- */
@@ -461,6 +502,7 @@ int main(void)
         cmocka_unit_test(test_unpack_rules),
         cmocka_unit_test(test_msg_from_val),
         cmocka_unit_test(test_ref_unref),
+        cmocka_unit_test(test_utf8_valid),
         cmocka_unit_test(test_alloc_failures),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

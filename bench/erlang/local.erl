@@ -9,7 +9,9 @@
 %%      code:load_binary(M,"local.erl",B), local:main([5, 1.0]), halt().'
 %%
 %% Output: one "RESULT <key> <median> runs: <r1> ... <rN>" line per figure
-%% (rates in per second, memory in bytes), which bench_local parses.
+%% (rates in per second, memory in bytes), which bench_local parses.  Every
+%% rate comes twice: per wall-clock second (<key>) and per CPU second of
+%% the VM (<key>.cpu), as bench_local measures its own.
 -module(local).
 -export([main/0, main/1]).
 
@@ -25,15 +27,28 @@ main([Runs, Scale]) ->
     io:format("erlang ~s, schedulers ~p~n",
               [erlang:system_info(otp_release),
                erlang:system_info(schedulers_online)]),
-    report(delivery_per_s, repeat(Runs, fun() -> flood(Flood) end)),
-    report(pingpong_per_s, repeat(Runs, fun() -> pingpong(PingPong) end)),
+    {Cpu0, _} = statistics(runtime),
+    {Wall0, _} = statistics(wall_clock),
+    report_rate(delivery_per_s, repeat(Runs, fun() -> flood(Flood) end)),
+    report_rate(pingpong_per_s,
+                repeat(Runs, fun() -> pingpong(PingPong) end)),
     Ck = repeat(Runs, fun() -> spawn_kill(Churn) end),
-    report(spawn_kill_issued_per_s, [I || {I, _} <- Ck]),
-    report(spawn_kill_total_per_s, [T || {_, T} <- Ck]),
+    report_rate(spawn_kill_issued_per_s, [I || {I, _} <- Ck]),
+    report_rate(spawn_kill_total_per_s, [T || {_, T} <- Ck]),
+    %% As bench_local does: did other processes take the CPU away from us?
+    {Cpu1, _} = statistics(runtime),
+    {Wall1, _} = statistics(wall_clock),
+    io:format("CPU share of the timed sections: ~w%~n",
+              [round(100 * (Cpu1 - Cpu0) / max(1, Wall1 - Wall0))]),
     report(bytes_per_idle_process,
            repeat(Runs, fun() -> idle_memory(Idle) end)).
 
 repeat(Runs, F) -> [F() || _ <- lists:seq(1, Runs)].
+
+%% Runs of {PerWallSecond, PerCpuSecond}.
+report_rate(Key, Runs) ->
+    report(Key, [W || {W, _} <- Runs]),
+    report(list_to_atom(atom_to_list(Key) ++ ".cpu"), [C || {_, C} <- Runs]).
 
 report(Key, Runs) ->
     Sorted = lists:sort(Runs),
@@ -42,9 +57,13 @@ report(Key, Runs) ->
               [Key, float(Median), [io_lib:format(" ~.6g", [float(R)])
                                     || R <- Runs]]).
 
-now_ns() -> erlang:monotonic_time(nanosecond).
+%% A point in time, both ways: wall-clock ns and VM CPU time in ms.
+now_ns() ->
+    {Cpu, _} = statistics(runtime),
+    {erlang:monotonic_time(nanosecond), Cpu}.
 
-rate(N, T0, T1) -> N / ((T1 - T0) / 1.0e9).
+rate(N, {W0, C0}, {W1, C1}) ->
+    {N / ((W1 - W0) / 1.0e9), N / (max(1, C1 - C0) / 1.0e3)}.
 
 %% ---- local delivery: one sender floods one counting receiver ------------
 

@@ -5,11 +5,12 @@
  *   bench_local [--runs N] [--scale X] [--only LIST] [--no-erlang]
  *               [--erlang FILE]
  *
- * LIST is a comma-separated subset of flood,pingpong,churn,memory,codec
- * (or just json or cbor),erlang (default all; ratios are printed for the figures both sides
- * have).  --scale multiplies every iteration count (use a small one
- * under valgrind).  Each figure is the median of --runs runs (default 5);
- * all runs are printed on the figure's line.
+ * LIST is a comma-separated subset of flood, shared, pingpong, churn,
+ * memory, codec (or only json or cbor) and erlang; default all.  Ratios to
+ * Erlang are printed for the figures both sides have.  --scale multiplies
+ * every iteration count (use a small one under valgrind).  Each figure is
+ * the median of --runs runs (default 5); all runs are printed on the
+ * figure's line.
  *
  * Nothing here is tuned for the benchmark: messages are built by aemp_snd
  * from a picture and delivered by the node's loop, exactly as for an
@@ -23,7 +24,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/wait.h>
 #include <time.h>
+#include <unistd.h>
 
 #ifndef AEMP_BENCH_ERLANG
 #define AEMP_BENCH_ERLANG "bench/erlang/local.erl"
@@ -48,11 +51,53 @@ static int failures;
 
 /* ---- helpers ------------------------------------------------------------- */
 
-static double now(void)
+static double clock_s(clockid_t id)
 {
     struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
+    clock_gettime(id, &ts);
     return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+static double now(void) { return clock_s(CLOCK_MONOTONIC); }
+
+/* A timed section, in wall-clock and in CPU time.  The figures are
+ * wall-clock.  The benchmarks neither sleep nor wait for I/O, so on an idle
+ * machine the two agree; when other processes share the CPUs, the rate per
+ * CPU second is the better estimate of what an idle machine would do, and
+ * the CPU share printed at the end tells how busy the machine was. */
+typedef struct span {
+    double wall, cpu;
+} span_t;
+
+/* A rate measured both ways: per wall second and per CPU second. */
+typedef struct rate {
+    double wall, cpu;
+} rate_t;
+
+static double wall_total, cpu_total;
+
+static double cpu_now(void) { return clock_s(CLOCK_PROCESS_CPUTIME_ID); }
+
+static span_t span_start(void) { return (span_t){now(), cpu_now()}; }
+
+/* The time since start, both ways. */
+static span_t span_since(const span_t *start)
+{
+    return (span_t){now() - start->wall, cpu_now() - start->cpu};
+}
+
+/* Same, for a whole timed run: counted into the CPU share. */
+static span_t span_end(const span_t *start)
+{
+    span_t d = span_since(start);
+    wall_total += d.wall;
+    cpu_total += d.cpu;
+    return d;
+}
+
+static rate_t rate_of(double ops, span_t d)
+{
+    return (rate_t){ops / d.wall, ops / d.cpu};
 }
 
 /* Setup calls must not fail; if one does the figures would be meaningless. */
@@ -154,20 +199,42 @@ static void print_target(double med, const struct target *t)
         printf("  [target %s: MISSED by %.0f%%]", t->text, 100 * off);
 }
 
-/* Prints one figure: median, every run, and the target if any.  Rates are
- * shown in millions per second (`unit` "M/s", runs given per second). */
+/* Prints one figure: median, every run, and the target if any. */
 static void report(const char *key, const char *label, const char *unit,
                    const double *runs, const struct target *t)
 {
-    double div = strcmp(unit, "M/s") == 0 ? 1e6 : 1;
     double med = median(runs, opt.runs);
-    printf("%-44s %9.3f %-4s runs:", label, med / div, unit);
+    printf("%-44s %9.3f %-4s runs:", label, med, unit);
     for (int i = 0; i < opt.runs; i++)
-        printf(" %.3f", runs[i] / div);
+        printf(" %.3f", runs[i]);
     if (t)
         print_target(med, t);
     printf("\n");
     fig_put(key, med);
+}
+
+/* A rate figure in millions per second: as report(), plus the median per
+ * CPU second (key "<key>.cpu"). */
+static void report_rate(const char *key, const char *label,
+                        const rate_t *runs, const struct target *t)
+{
+    double wall[MAX_RUNS], cpu[MAX_RUNS];
+    char cpu_key[48];
+    for (int i = 0; i < opt.runs; i++) {
+        wall[i] = runs[i].wall;
+        cpu[i] = runs[i].cpu;
+    }
+    double med = median(wall, opt.runs), cmed = median(cpu, opt.runs);
+    printf("%-44s %9.3f M/s  runs:", label, med / 1e6);
+    for (int i = 0; i < opt.runs; i++)
+        printf(" %.3f", wall[i] / 1e6);
+    printf("  | per CPU-s %.3f", cmed / 1e6);
+    if (t)
+        print_target(med, t);
+    printf("\n");
+    fig_put(key, med);
+    snprintf(cpu_key, sizeof cpu_key, "%s.cpu", key);
+    fig_put(cpu_key, cmed);
 }
 
 /* ---- (a) local delivery: a driver floods a tagged sink ------------------- */
@@ -175,6 +242,7 @@ static void report(const char *key, const char *label, const char *unit,
 struct flood {
     aemp_node_t *node;
     const char *sink;
+    const aemp_msg_t *shared; /* NULL: build each message with aemp_snd */
     uint64_t total, sent, got;
     int last_ok;
 };
@@ -192,6 +260,7 @@ static int msg_ok(const aemp_msg_t *msg)
 static int sink_cb(aemp_ctx_t *ctx, const aemp_msg_t *msg, void *user)
 {
     struct flood *f = user;
+    (void)ctx;
     if (++f->got == f->total)
         f->last_ok = msg_ok(msg);
     return 0;
@@ -203,9 +272,12 @@ static int sink_cb(aemp_ctx_t *ctx, const aemp_msg_t *msg, void *user)
 static int driver_cb(aemp_ctx_t *ctx, const aemp_msg_t *msg, void *user)
 {
     struct flood *f = user;
+    (void)msg;
     uint64_t n = f->total - f->sent < BATCH ? f->total - f->sent : BATCH;
     for (uint64_t i = 0; i < n; i++) {
-        int rc = aemp_snd(f->node, f->sink, "sis", "tag", INT_VAL, TEXT);
+        int rc = f->shared ? aemp_snd_msg(f->node, f->sink, f->shared)
+                           : aemp_snd(f->node, f->sink, "sis", "tag",
+                                      INT_VAL, TEXT);
         if (rc < 0)
             return rc;
     }
@@ -215,22 +287,22 @@ static int driver_cb(aemp_ctx_t *ctx, const aemp_msg_t *msg, void *user)
     return aemp_snd(f->node, aemp_self(ctx), "s", "more");
 }
 
-static double flood_run(uint64_t total)
+static rate_t flood_run(uint64_t total, const aemp_msg_t *shared)
 {
-    struct flood f = {.node = node_new(), .total = total};
+    struct flood f = {.node = node_new(), .total = total, .shared = shared};
     const char *driver;
     /* no default callback: an untagged message would kill the sink */
     CHECK(aemp_port(f.node, NULL, NULL, &f.sink));
     CHECK(aemp_rcv_tag(f.node, f.sink, "tag", sink_cb, &f));
     CHECK(aemp_port(f.node, driver_cb, &f, &driver));
-    double t0 = now();
+    span_t t = span_start();
     CHECK(aemp_snd(f.node, driver, "s", "go"));
     CHECK(aemp_run(f.node));
-    double dt = now() - t0;
+    span_t d = span_end(&t);
     verify(f.got == total, "flood: delivery count");
     verify(f.last_ok, "flood: contents of the last message");
     aemp_node_free(f.node);
-    return (double)total / dt;
+    return rate_of((double)total, d);
 }
 
 /* ---- (a') ping-pong: each delivery sends the next ------------------------ */
@@ -250,6 +322,7 @@ static int pong_cb(aemp_ctx_t *ctx, const aemp_msg_t *msg, void *user)
 {
     struct pp_end *e = user;
     struct pingpong *pp = e->pp;
+    (void)ctx;
     if (++pp->got == pp->total) {
         pp->last_ok = msg_ok(msg);
         return 0;
@@ -257,7 +330,7 @@ static int pong_cb(aemp_ctx_t *ctx, const aemp_msg_t *msg, void *user)
     return aemp_snd(pp->node, e->peer, "sis", "tag", INT_VAL, TEXT);
 }
 
-static double pingpong_run(uint64_t total)
+static rate_t pingpong_run(uint64_t total)
 {
     struct pingpong pp = {.node = node_new(), .total = total};
     const char *a, *b;
@@ -268,14 +341,14 @@ static double pingpong_run(uint64_t total)
     ends[1].peer = a;
     CHECK(aemp_rcv_tag(pp.node, a, "tag", pong_cb, &ends[0]));
     CHECK(aemp_rcv_tag(pp.node, b, "tag", pong_cb, &ends[1]));
-    double t0 = now();
+    span_t t = span_start();
     CHECK(aemp_snd(pp.node, a, "sis", "tag", INT_VAL, TEXT));
     CHECK(aemp_run(pp.node));
-    double dt = now() - t0;
+    span_t d = span_end(&t);
     verify(pp.got == total, "ping-pong: delivery count");
     verify(pp.last_ok, "ping-pong: contents of the last message");
     aemp_node_free(pp.node);
-    return (double)total / dt;
+    return rate_of((double)total, d);
 }
 
 /* ---- (b) port create + kill --------------------------------------------- */
@@ -283,11 +356,12 @@ static double pingpong_run(uint64_t total)
 struct churn {
     aemp_node_t *node;
     uint64_t total, done;
-    double issue_s; /* time inside the aemp_port/aemp_kil loop only */
+    span_t issue; /* time inside the aemp_port/aemp_kil loops only */
 };
 
 static int idle_cb(aemp_ctx_t *ctx, const aemp_msg_t *msg, void *user)
 {
+    (void)ctx, (void)msg, (void)user;
     return 0;
 }
 
@@ -296,36 +370,39 @@ static int idle_cb(aemp_ctx_t *ctx, const aemp_msg_t *msg, void *user)
 static int churn_cb(aemp_ctx_t *ctx, const aemp_msg_t *msg, void *user)
 {
     struct churn *c = user;
+    (void)msg;
     uint64_t n = c->total - c->done < BATCH ? c->total - c->done : BATCH;
-    double t0 = now();
+    span_t t = span_start();
     for (uint64_t i = 0; i < n; i++) {
         const char *id;
         int rc = aemp_port(c->node, idle_cb, NULL, &id);
         if (rc < 0 || (rc = aemp_kil(c->node, id, NULL)) < 0)
             return rc;
     }
-    c->issue_s += now() - t0;
+    span_t d = span_since(&t);
+    c->issue.wall += d.wall;
+    c->issue.cpu += d.cpu;
     c->done += n;
     if (c->done == c->total)
         return 0;
     return aemp_snd(c->node, aemp_self(ctx), "s", "more");
 }
 
-static void churn_run(uint64_t total, double *issued, double *overall)
+static void churn_run(uint64_t total, rate_t *issued, rate_t *overall)
 {
     struct churn c = {.node = node_new(), .total = total};
     const char *driver;
     CHECK(aemp_port(c.node, churn_cb, &c, &driver));
-    double t0 = now();
+    span_t t = span_start();
     CHECK(aemp_snd(c.node, driver, "s", "go"));
     CHECK(aemp_run(c.node));
-    double dt = now() - t0;
+    span_t d = span_end(&t);
     verify(c.done == total, "churn: ports created");
     /* every death notice processed: only the driver is left, queue empty */
     verify(c.node->nports == 1 && !c.node->head, "churn: deaths processed");
     aemp_node_free(c.node);
-    *issued = (double)total / c.issue_s;
-    *overall = (double)total / dt;
+    *issued = rate_of((double)total, c.issue);
+    *overall = rate_of((double)total, d);
 }
 
 /* ---- (c) memory per idle port -------------------------------------------- */
@@ -445,12 +522,12 @@ static int op_pub_both(struct codec_state *s)
     return rc;
 }
 
-static double codec_rate(codec_op op, struct codec_state *s, uint64_t iters)
+static rate_t codec_rate(codec_op op, struct codec_state *s, uint64_t iters)
 {
-    double t0 = now();
+    span_t t = span_start();
     for (uint64_t i = 0; i < iters; i++)
         CHECK(op(s));
-    return (double)iters / (now() - t0);
+    return rate_of((double)iters, span_end(&t));
 }
 
 /* Before timing: both paths must give back the message they were given,
@@ -497,7 +574,7 @@ static void codec_bench(const struct codec *c)
     printf("%s: %zu bytes per message\n", c->name, s.buf.len);
     uint64_t iters = scaled(2e6);
     for (size_t k = 0; k < sizeof codec_ops / sizeof codec_ops[0]; k++) {
-        double runs[MAX_RUNS];
+        rate_t runs[MAX_RUNS];
         char key[48], label[80];
         for (int r = 0; r < opt.runs; r++)
             runs[r] = codec_rate(codec_ops[k].op, &s, iters);
@@ -505,7 +582,7 @@ static void codec_bench(const struct codec *c)
         snprintf(label, sizeof label, "  %s %s", c->name, codec_ops[k].label);
         int targeted = c->framing == AEMP_CBOR &&
                        strcmp(codec_ops[k].key, "encdec") == 0;
-        report(key, label, "M/s", runs, targeted ? &cbor_target : NULL);
+        report_rate(key, label, runs, targeted ? &cbor_target : NULL);
     }
     aemp__buf_free(&s.buf);
     aemp_msg_unref(s.msg);
@@ -513,39 +590,56 @@ static void codec_bench(const struct codec *c)
 
 /* ---- sections -------------------------------------------------------------- */
 
+/* Not the target path: the same flood with one prebuilt message shared by
+ * aemp_snd_msg (a reference count, no building), to tell the kernel's
+ * share of the cost from the picture builder's. */
+static void bench_shared(void)
+{
+    rate_t runs[MAX_RUNS];
+    aemp_msg_t *m;
+    CHECK(aemp_msg_new(&m, "sis", "tag", INT_VAL, TEXT));
+    for (int r = 0; r < opt.runs; r++)
+        runs[r] = flood_run(scaled(4e6), m);
+    aemp_msg_unref(m);
+    report_rate("delivery_shared", "    same, aemp_snd_msg of a prebuilt msg",
+                runs, NULL);
+}
+
 static void bench_delivery(void)
 {
     static const struct target t = {25e6, 0, ">= 25 M/s"};
-    double runs[MAX_RUNS];
+    rate_t runs[MAX_RUNS];
     if (selected("flood")) {
         for (int r = 0; r < opt.runs; r++)
-            runs[r] = flood_run(scaled(4e6));
-        report("delivery", "(a) local snd->callback, batches of 1000", "M/s",
-               runs, &t);
+            runs[r] = flood_run(scaled(4e6), NULL);
+        report_rate("delivery", "(a) local snd->callback, batches of 1000",
+                    runs, &t);
     }
+    if (selected("shared"))
+        bench_shared();
     if (selected("pingpong")) {
         for (int r = 0; r < opt.runs; r++)
             runs[r] = pingpong_run(scaled(2e6));
-        report("pingpong", "(a) ping-pong, one message in flight", "M/s",
-               runs, NULL);
+        report_rate("pingpong", "(a) ping-pong, one message in flight", runs,
+                    NULL);
     }
 }
 
 static void bench_churn(void)
 {
     static const struct target t = {5e6, 0, ">= 5 M/s"};
-    double issued[MAX_RUNS], overall[MAX_RUNS];
+    rate_t issued[MAX_RUNS], overall[MAX_RUNS];
     for (int r = 0; r < opt.runs; r++)
         churn_run(scaled(1e6), &issued[r], &overall[r]);
-    report("churn_issued", "(b) port create+kill, issued", "M/s", issued, &t);
-    report("churn_total", "(b) port create+kill, incl. death processing",
-           "M/s", overall, &t);
+    report_rate("churn_issued", "(b) port create+kill, issued", issued, &t);
+    report_rate("churn_total", "(b) port create+kill, incl. death processing",
+                overall, &t);
 }
 
 static void bench_memory(void)
 {
     static const struct target t = {128, 1, "<= 128 B"};
-    double per[MAX_RUNS], table[MAX_RUNS], block[MAX_RUNS];
+    double per[MAX_RUNS] = {0}, table[MAX_RUNS] = {0}, block[MAX_RUNS] = {0};
     for (int r = 0; r < opt.runs; r++) {
         struct mem m = memory_run();
         per[r] = m.per_port;
@@ -583,21 +677,33 @@ static void erlang_parse(FILE *p)
     }
 }
 
+/* Why the comparison cannot run, or NULL if it can. */
+static const char *erlang_missing(void)
+{
+    if (!opt.erlang)
+        return "--no-erlang";
+    if (system("command -v erl >/dev/null 2>&1") != 0)
+        return "no `erl` on PATH (Debian: apt-get install erlang-nox)";
+    if (access(opt.erl_file, R_OK) != 0)
+        return "cannot read the Erlang program (see --erlang)";
+    return NULL;
+}
+
+/* Runs local.erl in a fresh VM on one scheduler; 1 if it succeeded.  The
+ * module is compiled in memory, so nothing is written next to it, and a
+ * failing VM writes no crash dump. */
 static int erlang_run(void)
 {
-    if (!opt.erlang) {
-        printf("Erlang comparison skipped: --no-erlang\n");
-        return 0;
-    }
-    if (system("command -v erl >/dev/null 2>&1") != 0) {
-        printf("Erlang comparison skipped: no `erl` on PATH "
-               "(Debian: apt-get install erlang-nox)\n");
+    const char *why = erlang_missing();
+    if (why) {
+        printf("\nErlang comparison skipped: %s\n", why);
         return 0;
     }
     char cmd[2048];
     snprintf(cmd, sizeof cmd,
-             "erl +S 1 -noshell -eval '{ok,M,B}=compile:file(\"%s\","
-             "[binary,report]), {module,M}=code:load_binary(M,\"local.erl\",B),"
+             "ERL_CRASH_DUMP_SECONDS=0 erl +S 1 -noshell -eval "
+             "'{ok,M,B}=compile:file(\"%s\",[binary,report]),"
+             " {module,M}=code:load_binary(M,\"local.erl\",B),"
              " M:main([%d, %g]), halt().' 2>&1",
              opt.erl_file, opt.runs, opt.scale);
     printf("\nErlang/OTP, same machine: erl +S 1 -noshell, %s\n",
@@ -610,33 +716,47 @@ static int erlang_run(void)
     erlang_parse(p);
     int rc = pclose(p);
     if (rc != 0)
-        printf("Erlang comparison: erl exited with status %d\n", rc);
+        printf("Erlang comparison failed: erl exited with status %d\n",
+               WIFEXITED(rc) ? WEXITSTATUS(rc) : -1);
     return rc == 0;
 }
 
-static void ratio(const char *label, const char *ours, const char *theirs,
-                  const char *better)
+/* aemp's median over Erlang's for one figure key, NAN if either is missing. */
+static double ratio_of(const char *ours, const char *theirs, const char *sfx)
 {
-    char key[64];
-    snprintf(key, sizeof key, "erl.%s", theirs);
-    double a = fig_get(ours), e = fig_get(key);
-    if (isnan(a) || isnan(e))
+    char a[64], e[64];
+    snprintf(a, sizeof a, "%s%s", ours, sfx);
+    snprintf(e, sizeof e, "erl.%s%s", theirs, sfx);
+    return fig_get(a) / fig_get(e);
+}
+
+/* Rates: the ratio per wall-clock second, and per CPU second (the one to
+ * trust when the machine was busy). */
+static void ratio(const char *label, const char *ours, const char *theirs,
+                  int is_rate)
+{
+    double wall = ratio_of(ours, theirs, "");
+    if (isnan(wall))
         return;
-    printf("%-46s aemp/erlang = %6.2fx  (%s is better)\n", label, a / e,
-           better);
+    printf("%-42s aemp/erlang = %6.2fx", label, wall);
+    if (is_rate)
+        printf("  (per CPU-s %.2fx; higher is better)\n",
+               ratio_of(ours, theirs, ".cpu"));
+    else
+        printf("  (lower is better)\n");
 }
 
 static void ratios(void)
 {
     printf("\nRatios of medians (aemp / Erlang):\n");
-    ratio("local delivery, flood", "delivery", "delivery_per_s", "higher");
-    ratio("ping-pong", "pingpong", "pingpong_per_s", "higher");
-    ratio("create+kill issued / spawn+kill issued", "churn_issued",
-          "spawn_kill_issued_per_s", "higher");
+    ratio("local delivery, flood", "delivery", "delivery_per_s", 1);
+    ratio("ping-pong", "pingpong", "pingpong_per_s", 1);
+    ratio("create+kill / spawn+kill, issued", "churn_issued",
+          "spawn_kill_issued_per_s", 1);
     ratio("create+kill / spawn+kill, until all gone", "churn_total",
-          "spawn_kill_total_per_s", "higher");
+          "spawn_kill_total_per_s", 1);
     ratio("bytes per idle port / per idle process", "bytes_per_port",
-          "bytes_per_idle_process", "lower");
+          "bytes_per_idle_process", 0);
 }
 
 /* ---- main ------------------------------------------------------------------- */
@@ -645,7 +765,8 @@ static void usage(void)
 {
     fprintf(stderr, "usage: bench_local [--runs N] [--scale X] [--only LIST]"
                     " [--no-erlang] [--erlang FILE]\n"
-                    "  LIST: flood,pingpong,churn,memory,codec|json|cbor,erlang\n");
+                    "  LIST: flood,shared,pingpong,churn,memory,codec|json|cbor,"
+                    "erlang\n");
     exit(2);
 }
 
@@ -681,7 +802,14 @@ int main(int argc, char **argv)
     if (selected("memory"))
         bench_memory();
     bench_codecs();
-    if (selected("erlang") && erlang_run())
+    if (wall_total > 0)
+        printf("CPU share of the timed sections: %.0f%%%s\n",
+               100 * cpu_total / wall_total,
+               cpu_total < 0.95 * wall_total
+                   ? " (the machine was busy: figures are pessimistic)" : "");
+    if (!selected("erlang"))
+        printf("\nErlang comparison skipped: not in --only\n");
+    else if (erlang_run())
         ratios();
     if (failures)
         printf("\n%d check(s) FAILED: the figures above are not valid\n",
