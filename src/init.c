@@ -94,10 +94,11 @@ static int apply_config(aemp_node_t *n, const aemp_config_t *c,
 
 static const char *host_name(aemp_node_t *n, char *buf, size_t size)
 {
+    /* a copy: configuring the node replaces n->nodename */
     struct utsname u;
-    if (n->nodename)
-        return n->nodename;
-    snprintf(buf, size, "%s", uname(&u) == 0 ? u.nodename : "localhost");
+    snprintf(buf, size, "%s",
+             n->nodename ? n->nodename
+                         : uname(&u) == 0 ? u.nodename : "localhost");
     return buf;
 }
 

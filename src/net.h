@@ -141,6 +141,9 @@ aemp__peer_t *aemp__route_via(aemp_node_t *n, aemp__peer_t *p);
 int aemp__relay(aemp__peer_t *p, const char *name, size_t namelen,
                 const aemp_msg_t *m);
 void aemp__peer_iam(aemp__peer_t *p, const char *id);
+/* A port ID names "slave/<id>@<us>" before the linked slave "slave/<id>"
+ * told us (iam) it took that name: rename it now.  NULL if no such slave. */
+aemp__peer_t *aemp__slave_early(aemp_node_t *n, const char *id, size_t len);
 /* init.c */
 void aemp__init_link_up(aemp_node_t *n, aemp__peer_t *p);
 

@@ -23,6 +23,8 @@ aemp__peer_t *aemp__peer_get(aemp_node_t *n, const char *id, size_t len,
     aemp__peer_t *p = aemp__strmap_get(&net->peers, id, len);
     if (p || !create)
         return p;
+    if ((p = aemp__slave_early(n, id, len)))
+        return p;
     if (!(p = aemp__calloc(1, sizeof *p)) || !(p->id = aemp__strndup(id, len)))
         goto fail;
     p->idlen = len;

@@ -100,21 +100,12 @@ int aemp__relay(aemp__peer_t *p, const char *name, size_t namelen,
     return rc;
 }
 
-/* A slave that attached to us tells us its new name: it must extend the
- * name it greeted us with, so that no peer can take another's identity. */
-void aemp__peer_iam(aemp__peer_t *p, const char *id)
+static bool rename_peer(aemp__peer_t *p, const char *id, size_t len)
 {
     aemp_node_t *n = p->node;
-    size_t len = strlen(id);
-    if (len <= p->idlen + 1 || memcmp(id, p->id, p->idlen) ||
-        id[p->idlen] != '@' || memcmp(p->id, "slave/", 6) ||
-        aemp__peer_get(n, id, len, false)) {
-        aemp__log(n, AEMP_LOG_WARN, "refusing iam \"%s\" from %s", id, p->id);
-        return;
-    }
-    char *copy = aemp__strdup(id);
+    char *copy = aemp__strndup(id, len);
     if (!copy)
-        return;
+        return false;
     aemp__strmap_del(&n->net->peers, p->id, p->idlen);
     char *old = p->id;
     p->id = copy;
@@ -124,8 +115,49 @@ void aemp__peer_iam(aemp__peer_t *p, const char *id)
         p->idlen = strlen(old);
         aemp__strmap_put(&n->net->peers, p->id, p->idlen, p);
         aemp__free(copy);
+        return false;
+    }
+    aemp__log(n, AEMP_LOG_INFO, "%s is now %s", old, p->id);
+    aemp__free(old);
+    return true;
+}
+
+/* Is id the name the linked slave p takes when it attaches to us? */
+static bool our_slave_name(aemp__peer_t *p, const char *id, size_t len)
+{
+    char *m = NULL;
+    bool ok = p->link && p->idlen > 6 && !memcmp(p->id, "slave/", 6) &&
+              len > p->idlen + 1 && !memcmp(id, p->id, p->idlen) &&
+              id[p->idlen] == '@' && (m = master_of(id, len)) &&
+              !strcmp(m, p->node->noderef);
+    aemp__free(m);
+    return ok;
+}
+
+aemp__peer_t *aemp__slave_early(aemp_node_t *n, const char *id, size_t len)
+{
+    const char *at = memchr(id, '@', len);
+    if (!at || len < 6 || memcmp(id, "slave/", 6))
+        return NULL;
+    aemp__peer_t *p =
+        aemp__strmap_get(&n->net->peers, id, (size_t)(at - id));
+    return p && our_slave_name(p, id, len) && rename_peer(p, id, len) ? p
+                                                                       : NULL;
+}
+
+/* A slave that attached to us tells us its new name: it must extend the
+ * name it greeted us with by "@<our noderef>", so that no peer can take
+ * another's identity.  We may have taken the name already (a message for
+ * the slave's new ID got here first: aemp__slave_early). */
+void aemp__peer_iam(aemp__peer_t *p, const char *id)
+{
+    aemp_node_t *n = p->node;
+    size_t len = strlen(id);
+    if (len == p->idlen && !memcmp(id, p->id, len))
+        return;
+    if (!our_slave_name(p, id, len) || aemp__peer_get(n, id, len, false)) {
+        aemp__log(n, AEMP_LOG_WARN, "refusing iam \"%s\" from %s", id, p->id);
         return;
     }
-    aemp__log(n, AEMP_LOG_INFO, "%s is now %s", old, id);
-    aemp__free(old);
+    rename_peer(p, id, len);
 }

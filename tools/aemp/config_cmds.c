@@ -2,7 +2,9 @@
 #include "cli.h"
 
 #include <openssl/evp.h>
+#include <openssl/pem.h>
 #include <openssl/rand.h>
+#include <openssl/x509.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -113,6 +115,50 @@ static char *read_pem(const char *arg)
     return buf;
 }
 
+/* A fresh P-256 key and a self-signed certificate for it (CN=aemp, ten
+ * years), both PEM, key first: what "cert" holds.  Made with OpenSSL's API
+ * so that no openssl binary is needed.  Returns NULL on failure. */
+static char *gen_cert(void)
+{
+    EVP_PKEY *key = EVP_EC_gen("P-256");
+    X509 *x = X509_new();
+    BIO *bio = BIO_new(BIO_s_mem());
+    X509_NAME *name = x ? X509_get_subject_name(x) : NULL;
+    unsigned char serial[16];
+    char *pem = NULL;
+    BIGNUM *bn = NULL;
+    if (!key || !x || !bio || !name ||
+        RAND_bytes(serial, sizeof serial) != 1)
+        goto out;
+    serial[0] &= 0x7f; /* a positive serial number */
+    bn = BN_bin2bn(serial, sizeof serial, NULL);
+    if (!bn || !BN_to_ASN1_INTEGER(bn, X509_get_serialNumber(x)) ||
+        !X509_set_version(x, 2) ||
+        !X509_gmtime_adj(X509_getm_notBefore(x), 0) ||
+        !X509_gmtime_adj(X509_getm_notAfter(x), 10L * 365 * 86400) ||
+        !X509_NAME_add_entry_by_txt(name, "CN", MBSTRING_ASC,
+                                    (const unsigned char *)"aemp", -1, -1,
+                                    0) ||
+        !X509_set_issuer_name(x, name) || !X509_set_pubkey(x, key) ||
+        !X509_sign(x, key, EVP_sha256()) ||
+        !PEM_write_bio_PrivateKey(bio, key, NULL, NULL, 0, NULL, NULL) ||
+        !PEM_write_bio_X509(bio, x))
+        goto out;
+    char *data;
+    long len = BIO_get_mem_data(bio, &data);
+    pem = len > 0 ? malloc((size_t)len + 1) : NULL;
+    if (pem) {
+        memcpy(pem, data, (size_t)len);
+        pem[len] = 0;
+    }
+out:
+    BN_free(bn);
+    BIO_free(bio);
+    X509_free(x);
+    EVP_PKEY_free(key);
+    return pem;
+}
+
 static int show(aemp_config_t *c, const char *profile, int secret)
 {
     aemp_val_t *eff;
@@ -166,6 +212,13 @@ static int command(aemp_config_t *c, const char *profile, int argc,
         return del(c, profile, "secret");
     if (!strcmp(cmd, "clrnoderef") && !n)
         return del(c, profile, "noderef");
+    if (!strcmp(cmd, "gencert") && !n) {
+        char *pem = gen_cert();
+        int rc = pem ? set(c, profile, "cert", aemp_str(pem))
+                     : cli_error("cannot make a key and certificate");
+        free(pem);
+        return rc;
+    }
     if (!strcmp(cmd, "clrcert") && !n)
         return del(c, profile, "cert");
     if (!strcmp(cmd, "setcert") && n == 1) {
@@ -202,7 +255,7 @@ int cmd_config(const cli_opts_t *o, int argc, char **argv)
 int cli_is_config_command(const char *cmd)
 {
     static const char *const cmds[] = {
-        "gensecret", "setsecret", "clrsecret", "setcert", "clrcert",
+        "gensecret", "setsecret", "clrsecret", "gencert", "setcert", "clrcert",
         "setnoderef", "clrnoderef", "setseeds", "addseed", "delseed",
         "setservices", "addservice", "delservice", "profile", "delprofile",
         "showconfig", NULL};

@@ -33,6 +33,7 @@ static const char usage[] =
     "  setnoderef NODEREF | clrnoderef\n"
     "  setseeds SEED... | addseed SEED | delseed SEED\n"
     "  setservices NAME... | addservice NAME | delservice NAME\n"
+    "  gencert                         a fresh key and self-signed certificate\n"
     "  setcert FILE|PEM | clrcert      (PEM key and certificate, for TLS)\n"
     "  profile NAME <command...>       the same, for one node's profile\n"
     "  delprofile NAME\n"
@@ -69,6 +70,17 @@ int cli_error(const char *fmt, ...)
     fputc('\n', stderr);
     va_end(ap);
     return 1;
+}
+
+static int is_option(const char *a)
+{
+    static const char *const names[] = {
+        "-v", "--verbose", "--show-secret", "--secret", "--timeout",
+        "--framing", "--config", "--profile", NULL};
+    for (int i = 0; names[i]; i++)
+        if (!strcmp(a, names[i]))
+            return 1;
+    return 0;
 }
 
 static int option(cli_opts_t *o, int *i, int argc, char **argv)
@@ -133,8 +145,13 @@ int main(int argc, char **argv)
     int nargs = 0;
     char **args = argv + i;
     for (int k = i; k < argc; k++) {
-        if ((argv[k][0] == '-' && argv[k][1] == '-' && argv[k][2]) ||
-            !strcmp(argv[k], "-v")) {
+        if (!strcmp(argv[k], "--")) { /* the rest are arguments */
+            while (++k < argc)
+                args[nargs++] = argv[k];
+            break;
+        }
+        /* only known names: PEM text ("-----BEGIN...") is an argument */
+        if (is_option(argv[k])) {
             if (option(&o, &k, argc, argv))
                 return 2;
             continue;

@@ -1,0 +1,782 @@
+/* The handshake of PROTOCOL.md §2–5 as pure functions (src/handshake.h):
+ * greeting lines, nonces, the refusals, method and framing choice, and the
+ * HMAC-SHA3-512 tokens checked against an independent computation. */
+#include "helpers.h"
+
+#include "handshake.h"
+
+#include <openssl/evp.h>
+#include <openssl/hmac.h>
+#include <stdlib.h>
+#include <string.h>
+
+/* ---- helpers ------------------------------------------------------------ */
+
+static aemp__hs_conf_t conf_of(const char *id, const char *secret)
+{
+    return (aemp__hs_conf_t){.node_id = id,
+                             .secret = secret,
+                             .auth_accept = "hmac_sha3_512",
+                             .auth_offer = "hmac_sha3_512",
+                             .framings = "cbor,json",
+                             .timeout = 0};
+}
+
+/* One side of a handshake: its state and the lines it produced. */
+typedef struct side {
+    aemp__hs_t hs;
+    char *hello; /* greeting + nonce, as written */
+    size_t hellolen;
+    char l1[AEMP__MAX_LINE], l2[AEMP__MAX_LINE]; /* without LF */
+    char *auth; /* our authentication line, LF-terminated */
+    size_t authlen;
+} side_t;
+
+static void side_start(side_t *s, const aemp__hs_conf_t *c, const char *addr)
+{
+    memset(s, 0, sizeof *s);
+    assert_int_equal(aemp__hs_start(&s->hs, c, addr, &s->hello, &s->hellolen),
+                     0);
+    assert_int_equal(strlen(s->hello), s->hellolen);
+    char *lf1 = strchr(s->hello, '\n');
+    assert_non_null(lf1);
+    char *lf2 = strchr(lf1 + 1, '\n');
+    assert_non_null(lf2);
+    assert_int_equal(lf2[1], 0); /* exactly two lines */
+    memcpy(s->l1, s->hello, (size_t)(lf1 - s->hello));
+    memcpy(s->l2, lf1 + 1, (size_t)(lf2 - lf1 - 1));
+}
+
+static void side_free(side_t *s)
+{
+    aemp__hs_free(&s->hs);
+    aemp_free(s->hello);
+    aemp_free(s->auth);
+    s->hello = s->auth = NULL;
+}
+
+/* Feeds a line (given without its end); returns aemp__hs_line's result. */
+static int feed(side_t *s, const char *line)
+{
+    char *out = NULL;
+    size_t outlen = 0;
+    int rc = aemp__hs_line(&s->hs, line, strlen(line), &out, &outlen);
+    if (rc == 1) {
+        assert_non_null(out);
+        assert_int_equal(strlen(out), outlen);
+        assert_int_equal(out[outlen - 1], '\n');
+        aemp_free(s->auth);
+        s->auth = out;
+        s->authlen = outlen;
+    } else {
+        assert_null(out);
+    }
+    return rc;
+}
+
+/* Feeds the peer's greeting and nonce; returns the result of the nonce. */
+static int feed_hello(side_t *s, const side_t *peer)
+{
+    assert_int_equal(feed(s, peer->l1), 0);
+    return feed(s, peer->l2);
+}
+
+/* The auth line without its LF (and a CR we may have added). */
+static void auth_line(const side_t *s, char *buf, size_t size)
+{
+    assert_non_null(s->auth);
+    assert_true(s->authlen < size);
+    memcpy(buf, s->auth, s->authlen - 1);
+    buf[s->authlen - 1] = 0;
+}
+
+/* HMAC-SHA3-512 of G(a,b,c,d) with OpenSSL's HMAC(), lowercase hex. */
+static void ref_token(const char *secret, const char *a, const char *b,
+                      const char *c, const char *d, char hex[129])
+{
+    size_t len = strlen(a) + strlen(b) + strlen(c) + strlen(d) + 4;
+    char *text = malloc(len + 1);
+    assert_non_null(text);
+    snprintf(text, len + 1, "%s\n%s\n%s\n%s\n", a, b, c, d);
+    unsigned char mac[EVP_MAX_MD_SIZE];
+    unsigned int maclen = 0;
+    assert_non_null(HMAC(EVP_sha3_512(), secret, (int)strlen(secret),
+                         (const unsigned char *)text, len, mac, &maclen));
+    assert_int_equal(maclen, 64);
+    for (unsigned i = 0; i < maclen; i++)
+        snprintf(hex + 2 * i, 3, "%02x", mac[i]);
+    free(text);
+}
+
+/* Splits "<method>;<token>;<framing>" (no LF) into its three fields. */
+static void split_auth(const char *line, char *method, char *token,
+                       char *framing)
+{
+    const char *s1 = strchr(line, ';');
+    assert_non_null(s1);
+    const char *s2 = strchr(s1 + 1, ';');
+    assert_non_null(s2);
+    assert_null(strchr(s2 + 1, ';'));
+    memcpy(method, line, (size_t)(s1 - line));
+    method[s1 - line] = 0;
+    memcpy(token, s1 + 1, (size_t)(s2 - s1 - 1));
+    token[s2 - s1 - 1] = 0;
+    strcpy(framing, s2 + 1);
+}
+
+/* ---- greeting: format and parse ------------------------------------------ */
+
+static void greeting_format(void **state)
+{
+    aemp__hs_conf_t c = conf_of("127.0.0.1:4040", "s3cret");
+    c.timeout = 30;
+    side_t a, b;
+    side_start(&a, &c, "10.0.0.2:5555");
+    side_start(&b, &c, NULL);
+    char want[256];
+    snprintf(want, sizeof want,
+             "aemp;1;127.0.0.1:4040;hmac_sha3_512;cbor,json;provider=aemp-c-%s;"
+             "peeraddr=10.0.0.2:5555;timeout=30",
+             AEMP_VERSION_STRING);
+    assert_string_equal(a.l1, want);
+    snprintf(want, sizeof want,
+             "aemp;1;127.0.0.1:4040;hmac_sha3_512;cbor,json;provider=aemp-c-%s;"
+             "timeout=30",
+             AEMP_VERSION_STRING);
+    assert_string_equal(b.l1, want);
+    /* nonce: 66 random bytes as 88 characters of base64, fresh each time */
+    assert_int_equal(strlen(a.l2), 88);
+    assert_int_equal(strspn(a.l2, "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopq"
+                                  "rstuvwxyz0123456789+/"),
+                     88);
+    unsigned char raw[70];
+    assert_int_equal(EVP_DecodeBlock(raw, (const unsigned char *)a.l2, 88), 66);
+    assert_string_not_equal(a.l2, b.l2);
+    /* without a timeout there is no timeout key */
+    c.timeout = 0;
+    side_t d;
+    side_start(&d, &c, NULL);
+    assert_null(strstr(d.l1, "timeout"));
+    /* our own greeting parses back */
+    aemp__greeting_t g;
+    char err[160];
+    assert_int_equal(
+        aemp__greeting_parse(a.l1, strlen(a.l1), &g, err, sizeof err), 0);
+    assert_int_equal(g.version, 1);
+    assert_string_equal(g.node_id, "127.0.0.1:4040");
+    assert_string_equal(g.auth, "hmac_sha3_512");
+    assert_string_equal(g.framings, "cbor,json");
+    assert_string_equal(g.peeraddr, "10.0.0.2:5555");
+    assert_int_equal(g.timeout, 30);
+    aemp__greeting_free(&g);
+    side_free(&a);
+    side_free(&b);
+    side_free(&d);
+}
+
+static void greeting_parse_fields(void **state)
+{
+    const char *line = "aemp;1;slave/x@10.0.0.1:4040!10.0.0.2:4040;"
+                       "tls_sha3_512,hmac_sha3_512,cleartext;json,cbor;"
+                       "provider=perl-1.30;unknown=zzz;flag;tls=1.0;"
+                       "peeraddr=[::1]:9;timeout=7;;";
+    aemp__greeting_t g;
+    char err[160] = "";
+    assert_int_equal(
+        aemp__greeting_parse(line, strlen(line), &g, err, sizeof err), 0);
+    assert_string_equal(g.node_id, "slave/x@10.0.0.1:4040!10.0.0.2:4040");
+    assert_string_equal(g.auth, "tls_sha3_512,hmac_sha3_512,cleartext");
+    assert_string_equal(g.framings, "json,cbor");
+    assert_string_equal(g.provider, "perl-1.30");
+    assert_string_equal(g.peeraddr, "[::1]:9");
+    assert_int_equal(g.timeout, 7);
+    assert_true(g.tls);
+    aemp__greeting_free(&g);
+    /* the minimal greeting: no key=value pairs at all */
+    line = "aemp;1;10.0.0.1:1;hmac_sha3_512;json";
+    assert_int_equal(
+        aemp__greeting_parse(line, strlen(line), &g, err, sizeof err), 0);
+    assert_null(g.provider);
+    assert_int_equal(g.timeout, 0);
+    assert_false(g.tls);
+    aemp__greeting_free(&g);
+    /* tls=0.9 is not TLS 1.x */
+    line = "aemp;1;10.0.0.1:1;hmac_sha3_512;json;tls=0.9";
+    assert_int_equal(
+        aemp__greeting_parse(line, strlen(line), &g, err, sizeof err), 0);
+    assert_false(g.tls);
+    aemp__greeting_free(&g);
+    /* the line is taken by length, not by NUL */
+    char buf[] = "aemp;1;10.0.0.1:1;hmac_sha3_512;json;provider=xyzGARBAGE";
+    assert_int_equal(
+        aemp__greeting_parse(buf, strlen(buf) - 7, &g, err, sizeof err), 0);
+    assert_string_equal(g.provider, "xyz");
+    aemp__greeting_free(&g);
+}
+
+static void expect_parse_error(const char *line, size_t len, const char *why)
+{
+    aemp__greeting_t g;
+    char err[160] = "";
+    assert_int_equal(aemp__greeting_parse(line, len, &g, err, sizeof err),
+                     AEMP_EPROTO);
+    if (strcmp(err, why) != 0)
+        fprintf(stderr, "greeting \"%.*s\": got \"%s\", want \"%s\"\n",
+                (int)len, line, err, why);
+    assert_string_equal(err, why);
+    /* nothing is left allocated on failure */
+    assert_null(g.node_id);
+    assert_null(g.auth);
+    assert_null(g.framings);
+}
+
+static void greeting_parse_errors(void **state)
+{
+    const char *bad = "unparsable greeting";
+#define BAD(s) expect_parse_error(s, strlen(s), bad)
+    BAD("");
+    BAD("hello world");
+    BAD("AEMP;1;a:1;hmac_sha3_512;json");
+    BAD("aemp1;1;a:1;hmac_sha3_512;json");
+    BAD("aempx;1;a:1;hmac_sha3_512;json");
+    BAD("aemp;1");                   /* no node ID */
+    BAD("aemp;1;");                  /* empty node ID */
+    BAD("aemp;1;a:1");               /* no methods */
+    BAD("aemp;1;a:1;hmac_sha3_512"); /* no framings */
+    BAD("aemp;1;;hmac_sha3_512;json");
+    BAD("aemp;1;a:1#p;hmac_sha3_512;json"); /* '#' in a node ID */
+#undef BAD
+    expect_parse_error("aemp;2;a:1;hmac_sha3_512;json", 29,
+                       "version mismatch (we: 1, they: 2)");
+    expect_parse_error("aemp;0;a:1;hmac_sha3_512;json", 29,
+                       "version mismatch (we: 1, they: 0)");
+    expect_parse_error("aemp;10;a:1;hmac_sha3_512;json", 30,
+                       "version mismatch (we: 1, they: 10)");
+    expect_parse_error("aemp;x;a:1;hmac_sha3_512;json", 29,
+                       "version mismatch (we: 1, they: x)");
+    expect_parse_error("aemp;", 5, "version mismatch (we: 1, they: )");
+    /* an embedded NUL ends nothing: the node ID is what lies between ';' */
+    const char nul[] = "aemp;1;a\0b;hmac_sha3_512;json";
+    aemp__greeting_t g;
+    char err[160];
+    if (aemp__greeting_parse(nul, sizeof nul - 1, &g, err, sizeof err) == 0) {
+        assert_int_equal(g.node_id[0], 'a');
+        aemp__greeting_free(&g);
+    }
+}
+
+/* No version field at all: either refusal is fine, but the text must not
+ * show another field as the version ("they: aemp"). */
+static void greeting_without_version(void **state)
+{
+    aemp__greeting_t g;
+    char err[160] = "";
+    assert_int_equal(aemp__greeting_parse("aemp", 4, &g, err, sizeof err),
+                     AEMP_EPROTO);
+    if (strcmp(err, "unparsable greeting") &&
+        strcmp(err, "version mismatch (we: 1, they: )"))
+        fail_msg("greeting \"aemp\": unexpected reason \"%s\"", err);
+}
+
+/* ---- full handshakes ------------------------------------------------------
+ */
+
+/* Runs the exchange between a and b (started); returns the rc of the last
+ * step of each side through ra/rb. */
+static void exchange(side_t *a, side_t *b, int *ra, int *rb)
+{
+    *ra = feed_hello(a, b);
+    *rb = feed_hello(b, a);
+    if (*ra != 1 || *rb != 1)
+        return;
+    char la[512], lb[512];
+    auth_line(a, la, sizeof la);
+    auth_line(b, lb, sizeof lb);
+    *ra = feed(a, lb);
+    *rb = feed(b, la);
+}
+
+static void handshake_ok(void **state)
+{
+    aemp__hs_conf_t ca = conf_of("127.0.0.1:1001", "shared secret"),
+                    cb = conf_of("anon/Xyz", "shared secret");
+    ca.timeout = 30;
+    side_t a, b;
+    side_start(&a, &ca, "127.0.0.1:55000");
+    side_start(&b, &cb, "127.0.0.1:1001");
+    assert_int_equal(a.hs.state, AEMP__HS_GREETING);
+    assert_int_equal(feed(&a, b.l1), 0);
+    assert_int_equal(a.hs.state, AEMP__HS_NONCE);
+    assert_int_equal(feed(&a, b.l2), 1);
+    assert_int_equal(a.hs.state, AEMP__HS_AUTH);
+    assert_int_equal(feed_hello(&b, &a), 1);
+    assert_string_equal(a.hs.peer.node_id, "anon/Xyz");
+    assert_string_equal(b.hs.peer.node_id, "127.0.0.1:1001");
+    assert_int_equal(b.hs.peer.timeout, 30);
+    assert_int_equal(a.hs.peer.timeout, 0);
+
+    /* each token is HMAC-SHA3-512(secret, G(L1, L2, R1, R2)) */
+    char la[512], lb[512], m[64], tok[256], fr[32], want[129];
+    auth_line(&a, la, sizeof la);
+    split_auth(la, m, tok, fr);
+    assert_string_equal(m, "hmac_sha3_512");
+    assert_string_equal(fr, "cbor");
+    ref_token("shared secret", a.l1, a.l2, b.l1, b.l2, want);
+    assert_string_equal(tok, want);
+    auth_line(&b, lb, sizeof lb);
+    split_auth(lb, m, tok, fr);
+    ref_token("shared secret", b.l1, b.l2, a.l1, a.l2, want);
+    assert_string_equal(tok, want);
+    /* and the exported token function agrees */
+    char hex[129];
+    assert_int_equal(aemp__auth_token("hmac_sha3_512", "shared secret", b.l1,
+                                      b.l2, a.l1, a.l2, hex, sizeof hex),
+                     0);
+    assert_string_equal(hex, want);
+
+    /* both directions verify */
+    assert_int_equal(feed(&a, lb), 2);
+    assert_int_equal(feed(&b, la), 2);
+    assert_int_equal(a.hs.state, AEMP__HS_DONE);
+    assert_int_equal(b.hs.state, AEMP__HS_DONE);
+    assert_string_equal(a.hs.method, "hmac_sha3_512");
+    assert_int_equal(a.hs.send_framing, AEMP_CBOR);
+    assert_int_equal(a.hs.recv_framing, AEMP_CBOR);
+    assert_int_equal(b.hs.send_framing, AEMP_CBOR);
+    assert_int_equal(b.hs.recv_framing, AEMP_CBOR);
+    /* a line after the end is an error, not a crash */
+    assert_true(feed(&a, "more") < 0);
+    side_free(&a);
+    side_free(&b);
+}
+
+/* A known answer, so that a change of G() on both sides at once is caught. */
+static void token_known_answer(void **state)
+{
+    char hex[129], want[129];
+    assert_int_equal(aemp__auth_token("hmac_sha3_512", "key", "a", "b", "c",
+                                      "d", hex, sizeof hex),
+                     0);
+    ref_token("key", "a", "b", "c", "d", want);
+    assert_string_equal(hex, want);
+    /* HMAC-SHA3-512(key="key", "a\nb\nc\nd\n"), computed with
+     * `printf 'a\nb\nc\nd\n' | openssl dgst -sha3-512 -hmac key` */
+    assert_string_equal(hex, "45ed5de4c13e1d8a9413f43dc76b5c5f3dafad5e5b91ec7f"
+                             "fc3c6adc1e33f3f2229a2e3b555157e3264600fcf9274dcd"
+                             "1abc0fd981be40548c1cdd686613992c");
+    /* order matters: G(c,d,a,b) differs */
+    char other[129];
+    assert_int_equal(aemp__auth_token("hmac_sha3_512", "key", "c", "d", "a",
+                                      "b", other, sizeof other),
+                     0);
+    assert_string_not_equal(hex, other);
+    /* errors */
+    assert_int_equal(aemp__auth_token("hmac_md5", "key", "a", "b", "c", "d",
+                                      hex, sizeof hex),
+                     AEMP_EINVAL);
+    assert_int_equal(aemp__auth_token("hmac_sha3_512", NULL, "a", "b", "c", "d",
+                                      hex, sizeof hex),
+                     AEMP_EINVAL);
+    assert_int_equal(
+        aemp__auth_token("hmac_sha3_512", "key", "a", "b", "c", "d", hex, 128),
+        AEMP_EINVAL);
+    assert_int_equal(aemp__auth_token("cleartext", "key", "a", "b", "c", "d",
+                                      hex, sizeof hex),
+                     AEMP_EINVAL);
+}
+
+static void framing_choice(void **state)
+{
+    /* a accepts json only: b sends json; a sends b's first choice */
+    aemp__hs_conf_t ca = conf_of("10.0.0.1:1", "s"),
+                    cb = conf_of("10.0.0.2:1", "s");
+    ca.framings = "json";
+    cb.framings = "json,cbor";
+    side_t a, b;
+    side_start(&a, &ca, NULL);
+    side_start(&b, &cb, NULL);
+    int ra, rb;
+    exchange(&a, &b, &ra, &rb);
+    assert_int_equal(ra, 2);
+    assert_int_equal(rb, 2);
+    assert_int_equal(a.hs.send_framing, AEMP_JSON);
+    assert_int_equal(a.hs.recv_framing, AEMP_JSON);
+    assert_int_equal(b.hs.send_framing, AEMP_JSON);
+    assert_int_equal(b.hs.recv_framing, AEMP_JSON);
+    side_free(&a);
+    side_free(&b);
+    /* unknown framings in the peer's list are skipped */
+    ca.framings = "xml,cbor";
+    cb.framings = "cbor";
+    side_start(&a, &ca, NULL);
+    side_start(&b, &cb, NULL);
+    exchange(&a, &b, &ra, &rb);
+    assert_int_equal(ra, 2);
+    assert_int_equal(rb, 2);
+    assert_int_equal(b.hs.send_framing, AEMP_CBOR);
+    side_free(&a);
+    side_free(&b);
+}
+
+static void echo_attack(void **state)
+{
+    aemp__hs_conf_t c = conf_of("127.0.0.1:4040", "s");
+    side_t a;
+    side_start(&a, &c, "127.0.0.1:999");
+    assert_int_equal(feed(&a, a.l1), 0);
+    assert_int_equal(feed(&a, a.l2), AEMP_EPROTO);
+    assert_string_equal(a.hs.error, "authentication error, echo attack?");
+    assert_int_equal(a.hs.state, AEMP__HS_FAILED);
+    assert_true(feed(&a, "x") < 0);
+    side_free(&a);
+    /* our greeting with another nonce is not an echo, but it is ourselves */
+    side_t b;
+    side_start(&a, &c, NULL);
+    side_start(&b, &c, NULL);
+    assert_int_equal(feed_hello(&a, &b), AEMP_EPROTO);
+    assert_string_equal(a.hs.error, "refusing to talk to myself");
+    side_free(&a);
+    side_free(&b);
+    /* an echoed greeting with a different nonce, from a different ID:
+     * neither check applies, the handshake goes on */
+    aemp__hs_conf_t c2 = conf_of("127.0.0.1:4041", "s");
+    side_start(&a, &c, NULL);
+    side_start(&b, &c2, NULL);
+    assert_int_equal(feed(&a, b.l1), 0);
+    assert_int_equal(feed(&a, a.l2), 1); /* our nonce, their greeting */
+    side_free(&a);
+    side_free(&b);
+}
+
+static void wrong_secret(void **state)
+{
+    aemp__hs_conf_t ca = conf_of("10.0.0.1:1", "alpha"),
+                    cb = conf_of("10.0.0.2:1", "beta");
+    side_t a, b;
+    side_start(&a, &ca, NULL);
+    side_start(&b, &cb, NULL);
+    int ra, rb;
+    exchange(&a, &b, &ra, &rb);
+    assert_int_equal(ra, AEMP_EPROTO);
+    assert_int_equal(rb, AEMP_EPROTO);
+    assert_string_equal(a.hs.error,
+                        "authentication failure/shared secret mismatch");
+    assert_string_equal(b.hs.error,
+                        "authentication failure/shared secret mismatch");
+    side_free(&a);
+    side_free(&b);
+}
+
+/* Tampering with any part of the authentication line is refused. */
+static void tampered_tokens(void **state)
+{
+    aemp__hs_conf_t ca = conf_of("10.0.0.1:1", "s"),
+                    cb = conf_of("10.0.0.2:1", "s");
+    const char *variants[] = {"upper", "flip",    "short",  "long",
+                              "empty", "swapped", "nosemi", "extra"};
+    for (size_t v = 0; v < sizeof variants / sizeof *variants; v++) {
+        side_t a, b;
+        side_start(&a, &ca, NULL);
+        side_start(&b, &cb, NULL);
+        assert_int_equal(feed_hello(&a, &b), 1);
+        assert_int_equal(feed_hello(&b, &a), 1);
+        char lb[512], m[64], tok[256], fr[32], line[600];
+        auth_line(&b, lb, sizeof lb);
+        split_auth(lb, m, tok, fr);
+        switch (v) {
+        case 0: /* hex digits are lowercase */
+            for (char *p = tok; *p; p++)
+                if (*p >= 'a' && *p <= 'f')
+                    *p = (char)(*p - 'a' + 'A');
+            break;
+        case 1: tok[10] = tok[10] == '0' ? '1' : '0'; break;
+        case 2: tok[127] = 0; break;
+        case 3: strcat(tok, "0"); break;
+        case 4: tok[0] = 0; break;
+        case 5: { /* the token of the other direction */
+            char want[129];
+            ref_token("s", a.l1, a.l2, b.l1, b.l2, want);
+            strcpy(tok, want);
+            break;
+        }
+        default: break;
+        }
+        if (v == 6)
+            snprintf(line, sizeof line, "%s%s%s", m, tok, fr);
+        else if (v == 7)
+            snprintf(line, sizeof line, "%s;%s;%s;x", m, tok, fr);
+        else
+            snprintf(line, sizeof line, "%s;%s;%s", m, tok, fr);
+        assert_int_equal(feed(&a, line), AEMP_EPROTO);
+        if (v == 6)
+            assert_string_equal(a.hs.error, "unparsable authentication line");
+        else if (v == 7)
+            assert_non_null(strstr(a.hs.error, "framing")); /* "cbor;x" */
+        else
+            assert_string_equal(
+                a.hs.error, "authentication failure/shared secret mismatch");
+        side_free(&a);
+        side_free(&b);
+    }
+}
+
+/* An auth line naming a method or framing we do not accept. */
+static void refused_choices(void **state)
+{
+    aemp__hs_conf_t ca = conf_of("10.0.0.1:1", "s"),
+                    cb = conf_of("10.0.0.2:1", "s");
+    side_t a, b;
+    side_start(&a, &ca, NULL);
+    side_start(&b, &cb, NULL);
+    assert_int_equal(feed_hello(&a, &b), 1);
+    assert_int_equal(feed_hello(&b, &a), 1);
+    char want[129], line[600];
+    ref_token("s", b.l1, b.l2, a.l1, a.l2, want);
+    /* right token, framing a does not accept */
+    snprintf(line, sizeof line, "hmac_sha3_512;%s;xml", want);
+    assert_int_equal(feed(&a, line), AEMP_EPROTO);
+    assert_non_null(strstr(a.hs.error, "framing"));
+    side_free(&a);
+    /* right token, a method a does not accept */
+    side_start(&a, &ca, NULL);
+    assert_int_equal(feed_hello(&a, &b), 1);
+    ref_token("s", b.l1, b.l2, a.l1, a.l2, want);
+    snprintf(line, sizeof line, "hmac_md6_64_256;%s;cbor", want);
+    assert_int_equal(feed(&a, line), AEMP_EPROTO);
+    assert_string_equal(a.hs.error,
+                        "authentication failure/shared secret mismatch");
+    side_free(&a);
+    side_free(&b);
+}
+
+static void no_common_method_or_framing(void **state)
+{
+    aemp__hs_conf_t ca = conf_of("10.0.0.1:1", "s"),
+                    cb = conf_of("10.0.0.2:1", "s");
+    ca.auth_accept = "tls_sha3_512,hmac_md6_64_256";
+    side_t a, b;
+    side_start(&a, &ca, NULL);
+    side_start(&b, &cb, NULL);
+    assert_int_equal(feed_hello(&b, &a), AEMP_EPROTO);
+    assert_non_null(strstr(b.hs.error, "no common authentication method"));
+    assert_non_null(strstr(b.hs.error, "tls_sha3_512,hmac_md6_64_256"));
+    side_free(&a);
+    side_free(&b);
+
+    ca = conf_of("10.0.0.1:1", "s");
+    ca.framings = "xml,yaml";
+    side_start(&a, &ca, NULL);
+    side_start(&b, &cb, NULL);
+    assert_int_equal(feed_hello(&b, &a), AEMP_EPROTO);
+    assert_non_null(strstr(b.hs.error, "no common framing"));
+    side_free(&a);
+    side_free(&b);
+
+    /* we may not send what we do not offer */
+    ca = conf_of("10.0.0.1:1", "s");
+    cb.auth_offer = "hmac_md6_64_256";
+    side_start(&a, &ca, NULL);
+    side_start(&b, &cb, NULL);
+    assert_int_equal(feed_hello(&b, &a), AEMP_EPROTO);
+    assert_non_null(strstr(b.hs.error, "no common authentication method"));
+    side_free(&a);
+    side_free(&b);
+
+    /* tls_* needs TLS: skipped when the link has none */
+    cb = conf_of("10.0.0.2:1", "s");
+    ca.auth_accept = "tls_sha3_512,tls_anon,hmac_sha3_512";
+    cb.auth_offer = "tls_sha3_512,tls_anon,hmac_sha3_512";
+    side_start(&a, &ca, NULL);
+    side_start(&b, &cb, NULL);
+    assert_int_equal(feed_hello(&b, &a), 1);
+    assert_string_equal(b.hs.method, "hmac_sha3_512");
+    side_free(&a);
+    side_free(&b);
+
+    /* no secret and no TLS */
+    cb = conf_of("10.0.0.2:1", NULL);
+    side_start(&a, &ca, NULL);
+    side_start(&b, &cb, NULL);
+    assert_int_equal(feed_hello(&b, &a), AEMP_EPROTO);
+    assert_string_equal(b.hs.error,
+                        "unable to handshake TLS and no shared secret "
+                        "configured");
+    side_free(&a);
+    side_free(&b);
+}
+
+static void hex_of(const char *s, char *out)
+{
+    for (; *s; s++, out += 2)
+        snprintf(out, 3, "%02x", (unsigned char)*s);
+    *out = 0;
+}
+
+static void cleartext(void **state)
+{
+    aemp__hs_conf_t ca = conf_of("10.0.0.1:1", "Se;cret"),
+                    cb = conf_of("10.0.0.2:1", "Se;cret");
+    /* b would love to send cleartext, a accepts it: still never sent */
+    ca.auth_accept = "cleartext,hmac_sha3_512";
+    cb.auth_offer = "cleartext,hmac_sha3_512";
+    cb.auth_accept = "cleartext,hmac_sha3_512";
+    side_t a, b;
+    side_start(&a, &ca, NULL);
+    side_start(&b, &cb, NULL);
+    int ra, rb;
+    exchange(&a, &b, &ra, &rb);
+    assert_int_equal(ra, 2);
+    assert_int_equal(rb, 2);
+    assert_string_equal(b.hs.method, "hmac_sha3_512");
+    assert_null(strstr(b.auth, "cleartext"));
+    side_free(&a);
+    side_free(&b);
+    /* only cleartext in common: nothing can be sent */
+    ca.auth_accept = "cleartext";
+    side_start(&a, &ca, NULL);
+    side_start(&b, &cb, NULL);
+    assert_int_equal(feed_hello(&b, &a), AEMP_EPROTO);
+    assert_non_null(strstr(b.hs.error, "no common authentication method"));
+    side_free(&a);
+    side_free(&b);
+
+    /* a peer (say, a Perl node) that sends cleartext: accepted only when
+     * auth_accept lists it, and only with the right secret */
+    char hex[64], line[200];
+    hex_of("Se;cret", hex);
+    const struct {
+        const char *accept, *token;
+        int rc;
+    } cases[] = {
+        {"hmac_sha3_512,cleartext", hex, 2},
+        {"hmac_sha3_512", hex, AEMP_EPROTO},
+        {"hmac_sha3_512,cleartext", "5365", AEMP_EPROTO},
+        {"hmac_sha3_512,cleartext", "", AEMP_EPROTO},
+        {"hmac_sha3_512,cleartext", "53653b63726574", 2},
+        {"hmac_sha3_512,cleartext", "53653B63726574", AEMP_EPROTO},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof *cases; i++) {
+        ca.auth_accept = cases[i].accept;
+        side_start(&a, &ca, NULL);
+        side_start(&b, &cb, NULL);
+        assert_int_equal(feed_hello(&a, &b), 1);
+        snprintf(line, sizeof line, "cleartext;%s;json", cases[i].token);
+        assert_int_equal(feed(&a, line), cases[i].rc);
+        if (cases[i].rc < 0)
+            assert_string_equal(
+                a.hs.error, "authentication failure/shared secret mismatch");
+        else
+            assert_int_equal(a.hs.recv_framing, AEMP_JSON);
+        side_free(&a);
+        side_free(&b);
+    }
+}
+
+/* Lines may end in CR LF: the CR is not part of the line (nor the token). */
+static void crlf(void **state)
+{
+    aemp__hs_conf_t ca = conf_of("10.0.0.1:1", "s"),
+                    cb = conf_of("10.0.0.2:1", "s");
+    side_t a, b;
+    side_start(&a, &ca, NULL);
+    side_start(&b, &cb, NULL);
+    char l1[AEMP__MAX_LINE + 2], l2[AEMP__MAX_LINE + 2];
+    snprintf(l1, sizeof l1, "%s\r", b.l1);
+    snprintf(l2, sizeof l2, "%s\r", b.l2);
+    assert_int_equal(feed(&a, l1), 0);
+    assert_int_equal(feed(&a, l2), 1);
+    assert_int_equal(feed_hello(&b, &a), 1);
+    char la[512], lb[512], lbr[520];
+    auth_line(&a, la, sizeof la);
+    auth_line(&b, lb, sizeof lb);
+    snprintf(lbr, sizeof lbr, "%s\r", lb);
+    assert_int_equal(feed(&a, lbr), 2);
+    assert_int_equal(feed(&b, la), 2);
+    /* a's token was computed over b's lines without the CR */
+    char m[64], tok[256], fr[32], want[129];
+    split_auth(la, m, tok, fr);
+    ref_token("s", a.l1, a.l2, b.l1, b.l2, want);
+    assert_string_equal(tok, want);
+    side_free(&a);
+    side_free(&b);
+}
+
+/* A nonce line may be anything without CR/LF (PROTOCOL.md §3). */
+static void odd_nonce(void **state)
+{
+    aemp__hs_conf_t ca = conf_of("10.0.0.1:1", "s");
+    side_t a;
+    side_start(&a, &ca, NULL);
+    assert_int_equal(feed(&a, "aemp;1;10.0.0.9:1;hmac_sha3_512;json"), 0);
+    assert_int_equal(feed(&a, ""), 1);
+    char la[512], m[64], tok[256], fr[32], want[129];
+    auth_line(&a, la, sizeof la);
+    split_auth(la, m, tok, fr);
+    assert_string_equal(fr, "json");
+    ref_token("s", a.l1, a.l2, "aemp;1;10.0.0.9:1;hmac_sha3_512;json", "",
+              want);
+    assert_string_equal(tok, want);
+    side_free(&a);
+}
+
+static void bad_greeting_in_session(void **state)
+{
+    aemp__hs_conf_t ca = conf_of("10.0.0.1:1", "s");
+    side_t a;
+    side_start(&a, &ca, NULL);
+    assert_int_equal(feed(&a, "aemp;2;10.0.0.9:1;hmac_sha3_512;json"),
+                     AEMP_EPROTO);
+    assert_string_equal(a.hs.error, "version mismatch (we: 1, they: 2)");
+    assert_int_equal(a.hs.state, AEMP__HS_FAILED);
+    side_free(&a);
+    side_start(&a, &ca, NULL);
+    assert_int_equal(feed(&a, "GET / HTTP/1.1"), AEMP_EPROTO);
+    assert_string_equal(a.hs.error, "unparsable greeting");
+    side_free(&a);
+    /* an auth line that is not one */
+    side_t b;
+    side_start(&a, &ca, NULL);
+    aemp__hs_conf_t cb = conf_of("10.0.0.2:1", "s");
+    side_start(&b, &cb, NULL);
+    assert_int_equal(feed_hello(&a, &b), 1);
+    assert_int_equal(feed(&a, "hmac_sha3_512"), AEMP_EPROTO);
+    assert_string_equal(a.hs.error, "unparsable authentication line");
+    side_free(&a);
+    side_free(&b);
+}
+
+static void list_has(void **state)
+{
+    assert_true(aemp__list_has("a,bb,c", "bb", 2));
+    assert_true(aemp__list_has("a,bb,c", "a", 1));
+    assert_true(aemp__list_has("a,bb,c", "c", 1));
+    assert_false(aemp__list_has("a,bb,c", "b", 1));
+    assert_false(aemp__list_has("a,bb,c", "bb,", 3));
+    assert_false(aemp__list_has("", "a", 1));
+    assert_false(aemp__list_has(NULL, "a", 1));
+    assert_true(aemp__list_has("a,,b", "", 0));
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(greeting_format),
+        cmocka_unit_test(greeting_parse_fields),
+        cmocka_unit_test(greeting_parse_errors),
+        cmocka_unit_test(greeting_without_version),
+        cmocka_unit_test(handshake_ok),
+        cmocka_unit_test(token_known_answer),
+        cmocka_unit_test(framing_choice),
+        cmocka_unit_test(echo_attack),
+        cmocka_unit_test(wrong_secret),
+        cmocka_unit_test(tampered_tokens),
+        cmocka_unit_test(refused_choices),
+        cmocka_unit_test(no_common_method_or_framing),
+        cmocka_unit_test(cleartext),
+        cmocka_unit_test(crlf),
+        cmocka_unit_test(odd_nonce),
+        cmocka_unit_test(bad_greeting_in_session),
+        cmocka_unit_test(list_has),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
