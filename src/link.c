@@ -85,6 +85,8 @@ static void link_detach(aemp__link_t *l, int prev_state, const char *why)
                   p->id, why);
         if (p->qhead || p->stubs.n)
             aemp__peer_need(p);
+        else if (l->named_new) /* an unauthenticated claim: not known */
+            aemp__peer_forget(p);
     }
 }
 
@@ -199,6 +201,7 @@ static const char *on_greeting(aemp__link_t *l)
 {
     aemp_node_t *n = l->node;
     const char *id = l->hs.peer.node_id;
+    l->named_new = !aemp__peer_get(n, id, strlen(id), false);
     aemp__peer_t *p = aemp__peer_get(n, id, strlen(id), !l->outgoing);
     if (l->outgoing)
         return p == l->peer ? NULL : "reached a different node than dialled";
@@ -223,6 +226,7 @@ static const char *on_greeting(aemp__link_t *l)
 }
 
 static void on_tick(uv_timer_t *h);
+static uint64_t tick_ms(aemp__link_t *l);
 
 static void link_established(aemp__link_t *l)
 {
@@ -246,7 +250,7 @@ static void link_established(aemp__link_t *l)
     uv_tcp_keepalive(&l->tcp, 1,
                      (unsigned)(net->conf.monitor_timeout / 3 + 1));
     l->last_read = l->last_write = uv_now(l->node->loop);
-    uv_timer_start(&l->timer, on_tick, TICK_MS, TICK_MS);
+    uv_timer_start(&l->timer, on_tick, tick_ms(l), tick_ms(l));
     aemp__log(l->node, AEMP_LOG_INFO, "link to %s up (%s, sending %s)", p->id,
               l->hs.method, l->hs.send_framing == AEMP_CBOR ? "cbor" : "json");
     aemp__peer_link_up(p, l);
@@ -412,13 +416,26 @@ static void on_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf)
 
 /* Keepalive: write [] before our promise runs out; give up on a peer that
  * promised to write and has been silent for its whole timeout. */
+/* The tick runs four times per the shorter keepalive period (at most
+ * once a second), so that [] goes out a tick before the peer's deadline
+ * and a silent peer is noticed within a quarter period. */
+static uint64_t tick_ms(aemp__link_t *l)
+{
+    unsigned ours = net_of(l)->conf.keepalive;
+    unsigned t = ours && l->peer_timeout && l->peer_timeout < ours
+                     ? l->peer_timeout
+                     : ours;
+    uint64_t ms = (uint64_t)t * 250;
+    return ms < 50 ? 50 : ms > TICK_MS ? TICK_MS : ms;
+}
+
 static void on_tick(uv_timer_t *h)
 {
     aemp__link_t *l = h->data;
     uint64_t now = uv_now(l->node->loop);
-    unsigned ours = net_of(l)->conf.keepalive;
-    uint64_t margin = ours > 4 ? ours / 4 : 1;
-    if (ours && now - l->last_write >= (ours - margin) * 1000 && !l->writing &&
+    uint64_t ours = (uint64_t)net_of(l)->conf.keepalive * 1000;
+    uint64_t tick = tick_ms(l);
+    if (ours && now - l->last_write + 2 * tick >= ours && !l->writing &&
         !l->out.len) {
         /* [] in either framing: CBOR 0x80 is the empty array */
         if (l->hs.send_framing == AEMP_CBOR)

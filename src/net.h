@@ -65,6 +65,8 @@ struct aemp__link {
     aemp__link_t *dirty_next;   /* links with output to flush */
     int state, handles;
     bool outgoing, writing, dirty, named;
+    bool named_new; /* the greeting's node was unknown before: forget it
+                       if the handshake fails */
     aemp__hs_t hs;
     char *line;
     size_t linelen;
@@ -123,6 +125,8 @@ void aemp__peer_free(aemp__peer_t *p);
 void aemp__peers_check_flushers(aemp_node_t *n);
 /* Frees the peers marked free_pending that are still idle. */
 void aemp__peers_sweep(aemp_node_t *n);
+/* Forget p soon unless it is in use by then (aemp__peers_sweep). */
+void aemp__peer_forget(aemp__peer_t *p);
 int aemp__peer_monitor(aemp__peer_t *p, const char *name,
                        struct aemp_mon *m);
 void aemp__peer_stub_idle(aemp_node_t *n, aemp__port_t *stub);

@@ -97,8 +97,10 @@ void aemp__peer_need(aemp__peer_t *p)
         if (p->dialing || p->link)
             return;
     }
+    /* while the peer's own connection is in its handshake, only the
+     * deadline: its failure calls us again (a dial time now would spin) */
     uint64_t when = deadline(p);
-    if (p->connectable && p->next_dial < when)
+    if (p->connectable && !p->handshaking && p->next_dial < when)
         when = p->next_dial;
     timer_at(p, when);
 }
@@ -175,14 +177,21 @@ void aemp__peer_lost(aemp__peer_t *p, const char *why)
                    (uint64_t)(jitter(n->net->conf.connect_interval) * 1000.0);
     if (p->seed)
         aemp__peer_need(p);
-    else if (!p->connectable) {
+    else if (!p->connectable)
         /* nodes that only come to us (every `aemp snd` is one) would pile
-         * up; forget them at the end of this loop iteration, when no
-         * caller up the stack can still hold the pointer */
-        p->free_pending = true;
-        n->net->free_pending++;
-        aemp__net_wake(n);
-    }
+         * up */
+        aemp__peer_forget(p);
+}
+
+void aemp__peer_forget(aemp__peer_t *p)
+{
+    /* at the end of this loop iteration, when no caller up the stack can
+     * still hold the pointer, and only if nothing needs it by then */
+    if (p->free_pending)
+        return;
+    p->free_pending = true;
+    p->node->net->free_pending++;
+    aemp__net_wake(p->node);
 }
 
 void aemp__peers_sweep(aemp_node_t *n)

@@ -1,0 +1,2140 @@
+/* Networking between nodes in one process: several nodes share one uv
+ * loop and talk over real TCP on 127.0.0.1, on ports chosen free by the
+ * test.  Hostile or broken peers are played by raw sockets in the test
+ * (polled by the same loop), some of them completing a real handshake with
+ * the functions of src/handshake.h.  The tests reach into src/net.h only to
+ * observe (a link's socket, a peer's watchers) or to cut a socket. */
+#include "helpers.h"
+
+#include "net.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <netinet/in.h>
+#include <signal.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#define SECRET "net test secret"
+
+/* ---- nodes --------------------------------------------------------------- */
+
+typedef struct tnode {
+    aemp_node_t *n;
+    char ref[64]; /* its noderef */
+    kt_rec_t log;
+} tnode_t;
+
+static aemp_netconf_t conf_std(void)
+{
+    return (aemp_netconf_t){
+        .secret = SECRET, .monitor_timeout = 5, .connect_interval = 0.2};
+}
+
+/* A node on loop with conf; public: listening on `ref` (NULL: a free port
+ * of 127.0.0.1). */
+static void tnode_init(tnode_t *t, uv_loop_t *loop, const aemp_netconf_t *c,
+                       bool public_, const char *ref)
+{
+    memset(t, 0, sizeof *t);
+    assert_int_equal(aemp_node_new(&t->n, loop), 0);
+    assert_int_equal(aemp_node_configure(t->n, c), 0);
+    aemp_node_set_log(t->n, AEMP_LOG_DEBUG, kt_log_rec, &t->log);
+    if (!public_) {
+        snprintf(t->ref, sizeof t->ref, "%s", aemp_noderef(t->n));
+        return;
+    }
+    int rc = AEMP_ESYS;
+    for (int tries = 0; rc == AEMP_ESYS && tries < 20; tries++) {
+        if (ref)
+            snprintf(t->ref, sizeof t->ref, "%s", ref);
+        else
+            snprintf(t->ref, sizeof t->ref, "127.0.0.1:%d", nt_free_port());
+        rc = aemp_node_listen(t->n, t->ref);
+        if (rc == AEMP_ESYS && ref)
+            nt_run_for(loop, 0.05); /* the old listener is still closing */
+    }
+    assert_int_equal(rc, 0);
+    assert_string_equal(aemp_noderef(t->n), t->ref);
+}
+
+static void tnode_pub(tnode_t *t, uv_loop_t *loop)
+{
+    aemp_netconf_t c = conf_std();
+    tnode_init(t, loop, &c, true, NULL);
+}
+
+static void tnode_free(tnode_t *t)
+{
+    aemp_node_free(t->n);
+    t->n = NULL;
+    kt_rec_free(&t->log);
+}
+
+static void dump_log(const tnode_t *t)
+{
+    for (size_t i = 0; i < t->log.n; i++) {
+        const char *text = "?";
+        aemp_msg_unpack(t->log.ev[i].msg, "-s", &text);
+        fprintf(stderr, "  [%s] %s\n", t->ref, text);
+    }
+}
+
+/* A new port's ID, copied: the library's copy dies with the port, and
+ * tests look at ports after their death.  Not inlined: GCC 12 takes the
+ * out-parameter for a dangling pointer. */
+static __attribute__((noinline)) const char *mkport(aemp_node_t *n,
+                                                    aemp_rcv_fn cb, void *user)
+{
+    static char ids[1024][128];
+    static unsigned next;
+    const char *id = NULL;
+    assert_int_equal(aemp_port(n, cb, user, &id), 0);
+    char *copy = ids[next++ % 1024];
+    assert_true(strlen(id) < sizeof ids[0]);
+    strcpy(copy, id);
+    return copy;
+}
+
+/* The part of a port ID after '#'. */
+static const char *name_of(const char *port)
+{
+    const char *h = strchr(port, '#');
+    assert_non_null(h);
+    return h + 1;
+}
+
+/* ---- internals we observe ------------------------------------------------ */
+
+static aemp__peer_t *peer_of(aemp_node_t *n, const char *id)
+{
+    return n->net ? aemp__peer_get(n, id, strlen(id), false) : NULL;
+}
+
+static size_t watchers_of(aemp_node_t *n, const char *peer_id)
+{
+    aemp__peer_t *p = peer_of(n, peer_id);
+    return p ? p->watchers.n : 0;
+}
+
+static size_t links_up(aemp_node_t *n)
+{
+    size_t k = 0;
+    for (aemp__link_t *l = n->net->links; l; l = l->next)
+        k += l->state == AEMP__LINK_UP;
+    return k;
+}
+
+static size_t links_all(aemp_node_t *n)
+{
+    size_t k = 0;
+    for (aemp__link_t *l = n->net->links; l; l = l->next)
+        k++;
+    return k;
+}
+
+static int link_fd(aemp_node_t *n, const char *peer_id)
+{
+    aemp__peer_t *p = peer_of(n, peer_id);
+    assert_non_null(p);
+    assert_non_null(p->link);
+    uv_os_fd_t fd;
+    assert_int_equal(uv_fileno((uv_handle_t *)&p->link->tcp, &fd), 0);
+    return fd;
+}
+
+/* ---- conditions ------------------------------------------------------------
+ */
+
+typedef struct watch_cond {
+    aemp_node_t *n;
+    const char *peer;
+    size_t want;
+} watch_cond_t;
+
+static int watchers_are(void *arg)
+{
+    watch_cond_t *w = arg;
+    return watchers_of(w->n, w->peer) == w->want;
+}
+
+/* Runs until n has exactly `want` monitors set by peer. */
+static void await_watchers(uv_loop_t *loop, aemp_node_t *n, const char *peer,
+                           size_t want)
+{
+    watch_cond_t w = {n, peer, want};
+    if (!nt_run_until(loop, watchers_are, &w, 10))
+        fail_msg("%s: %zu watchers of %s, want %zu", aemp_noderef(n),
+                 watchers_of(n, peer), peer, want);
+}
+
+typedef struct rec_cond {
+    const kt_rec_t *rec;
+    const char *label;
+    size_t want;
+} rec_cond_t;
+
+static int rec_has(void *arg)
+{
+    rec_cond_t *c = arg;
+    return kt_rec_count(c->rec, c->label) >= c->want;
+}
+
+static int await_rec(uv_loop_t *loop, const kt_rec_t *rec, const char *label,
+                     size_t want, double seconds)
+{
+    rec_cond_t c = {rec, label, want};
+    return nt_run_until(loop, rec_has, &c, seconds);
+}
+
+typedef struct up_cond {
+    aemp_node_t *n;
+    const char *peer;
+    int want;
+} up_cond_t;
+
+static int is_up_as(void *arg)
+{
+    up_cond_t *c = arg;
+    return aemp_node_is_up(c->n, c->peer) == c->want;
+}
+
+static int await_up(uv_loop_t *loop, aemp_node_t *n, const char *peer, int want,
+                    double seconds)
+{
+    up_cond_t c = {n, peer, want};
+    return nt_run_until(loop, is_up_as, &c, seconds);
+}
+
+/* 1 if some element of m is the string s. */
+static int msg_has_str(const aemp_msg_t *m, const char *s)
+{
+    for (size_t i = 0; i < aemp_msg_len(m); i++) {
+        const char *e;
+        if (aemp_val_str(aemp_msg_at(m, i), &e, NULL) == 0 && !strcmp(e, s))
+            return 1;
+    }
+    return 0;
+}
+
+/* The reason's text (3rd element of ["transport_error", id, text]). */
+static const char *reason_text(const aemp_msg_t *m)
+{
+    const char *kind = NULL, *id = NULL, *text = NULL;
+    if (aemp_msg_unpack(m, "sss", &kind, &id, &text) < 0)
+        return NULL;
+    return text;
+}
+
+/* ---- numbered streams ---------------------------------------------------- */
+
+/* A receiver of ["seq", i] messages that checks they come 0, 1, 2, ... */
+typedef struct seqrx {
+    int64_t next, count;
+    int64_t bad_got, bad_want;
+    int bad;
+    int fired;          /* a monitor covering this stream fired */
+    int64_t after_fire; /* deliveries after that */
+    int marker;         /* other messages */
+    aemp_msg_t *reason;
+    /* cut the socket cut_fd when the cut_at-th message arrives */
+    int64_t cut_at;
+    int cut_fd, cut_done;
+} seqrx_t;
+
+static int seq_rcv(aemp_ctx_t *ctx, const aemp_msg_t *m, void *user)
+{
+    seqrx_t *r = user;
+    const char *tag;
+    int64_t i;
+    if (r->fired)
+        r->after_fire++;
+    if (aemp_msg_unpack(m, "sI", &tag, &i) < 0 || strcmp(tag, "seq")) {
+        r->marker++;
+        return 0;
+    }
+    if (i != r->next && !r->bad) {
+        r->bad = 1;
+        r->bad_got = i;
+        r->bad_want = r->next;
+    }
+    r->next = i + 1;
+    r->count++;
+    if (r->cut_at && r->count == r->cut_at && !r->cut_done) {
+        /* from inside the delivery: more of this stream is in the node's
+         * queue, its read buffer, the kernel and the sender's buffers */
+        assert_int_equal(shutdown(r->cut_fd, SHUT_RDWR), 0);
+        r->cut_done = 1;
+    }
+    return 0;
+}
+
+static void seq_fired(aemp_node_t *n, const char *port,
+                      const aemp_msg_t *reason, void *user)
+{
+    seqrx_t *r = user;
+    r->fired++;
+    aemp_msg_unref(r->reason);
+    r->reason = kt_msg_copy(reason);
+}
+
+static void seqrx_check(const seqrx_t *r, const char *what)
+{
+    if (r->bad)
+        fail_msg("%s: hole or reordering: got %lld, expected %lld", what,
+                 (long long)r->bad_got, (long long)r->bad_want);
+}
+
+/* Sends ["seq", i] from `from` to `to` in windows of `window` unacknowledged
+ * messages (the receiver's count is the acknowledgement). */
+typedef struct pump {
+    aemp_node_t *from;
+    const char *to;
+    seqrx_t *rx;
+    int64_t total, sent, window;
+    int stop; /* set by the test: send no more */
+    int err;
+} pump_t;
+
+static void pump_fill(pump_t *p)
+{
+    while (!p->stop && !p->rx->cut_done && !p->err && p->sent < p->total &&
+           p->sent - p->rx->count < p->window)
+        if (aemp_snd(p->from, p->to, "sI", "seq", (int64_t)p->sent++) < 0)
+            p->err = 1;
+}
+
+static int pump_done(void *arg)
+{
+    pump_t *p = arg;
+    pump_fill(p);
+    return p->rx->count >= p->total || p->rx->bad || p->rx->fired ||
+           p->rx->cut_done || p->err;
+}
+
+/* ---- raw peers: plain sockets polled by the loop
+ * ----------------------------- */
+
+typedef struct raw {
+    uv_loop_t *loop;
+    int fd;
+    uv_poll_t poll;
+    bool polling, eof, closed;
+    char *in;
+    size_t len, cap, off; /* off: bytes consumed */
+    uint64_t eof_at;      /* kt_now_ms() when EOF was seen */
+    /* after a handshake */
+    aemp__hs_conf_t conf;
+    aemp__hs_t hs;
+    char node_id[64];
+    aemp_reader_t *reader;
+    int reader_rc;
+    aemp_msg_t **pkts;
+    size_t npkts, cappkts;
+} raw_t;
+
+static void raw_drain(raw_t *r)
+{
+    if (!r->reader || r->off == r->len)
+        return;
+    if (aemp_reader_feed(r->reader, r->in + r->off, r->len - r->off) < 0)
+        r->reader_rc = -1;
+    r->off = r->len;
+    aemp_msg_t *m;
+    int rc;
+    while ((rc = aemp_reader_next(r->reader, &m)) == 1) {
+        if (r->npkts == r->cappkts) {
+            r->cappkts = r->cappkts ? 2 * r->cappkts : 16;
+            r->pkts = realloc(r->pkts, r->cappkts * sizeof *r->pkts);
+            assert_non_null(r->pkts);
+        }
+        r->pkts[r->npkts++] = m;
+    }
+    if (rc < 0)
+        r->reader_rc = rc;
+}
+
+static void raw_on_poll(uv_poll_t *h, int status, int events)
+{
+    raw_t *r = h->data;
+    for (;;) {
+        if (r->cap - r->len < 65536) {
+            r->cap = r->cap ? 2 * r->cap : 131072;
+            r->in = realloc(r->in, r->cap);
+            assert_non_null(r->in);
+        }
+        ssize_t got = recv(r->fd, r->in + r->len, r->cap - r->len, 0);
+        if (got > 0) {
+            r->len += (size_t)got;
+            continue;
+        }
+        if (got < 0 && (errno == EAGAIN || errno == EWOULDBLOCK))
+            break;
+        if (got < 0 && errno == EINTR)
+            continue;
+        r->eof = true; /* 0 or an error such as ECONNRESET */
+        r->eof_at = kt_now_ms();
+        uv_poll_stop(h);
+        r->polling = false;
+        break;
+    }
+    raw_drain(r);
+}
+
+static raw_t *raw_connect(uv_loop_t *loop, const char *ref)
+{
+    raw_t *r = calloc(1, sizeof *r);
+    assert_non_null(r);
+    r->loop = loop;
+    const char *colon = strrchr(ref, ':');
+    assert_non_null(colon);
+    struct sockaddr_in sa = {.sin_family = AF_INET};
+    sa.sin_port = htons((uint16_t)atoi(colon + 1));
+    sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    r->fd = socket(AF_INET, SOCK_STREAM, 0);
+    assert_true(r->fd >= 0);
+    /* the kernel completes a loopback connect before the node accepts */
+    assert_int_equal(connect(r->fd, (struct sockaddr *)&sa, sizeof sa), 0);
+    assert_int_equal(fcntl(r->fd, F_SETFL, fcntl(r->fd, F_GETFL) | O_NONBLOCK),
+                     0);
+    assert_int_equal(uv_poll_init(loop, &r->poll, r->fd), 0);
+    r->poll.data = r;
+    assert_int_equal(uv_poll_start(&r->poll, UV_READABLE, raw_on_poll), 0);
+    r->polling = true;
+    return r;
+}
+
+/* Writes everything (small amounts: the socket buffer takes them). */
+static void raw_write(raw_t *r, const void *data, size_t len)
+{
+    const char *p = data;
+    while (len) {
+        ssize_t n = send(r->fd, p, len, MSG_NOSIGNAL);
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
+            nt_run_for(r->loop, 0.01);
+            continue;
+        }
+        if (n < 0)
+            return; /* the node hung up: the caller checks for EOF */
+        p += n;
+        len -= (size_t)n;
+    }
+}
+
+static void raw_stop_reading(raw_t *r)
+{
+    if (r->polling)
+        uv_poll_stop(&r->poll);
+    r->polling = false;
+}
+
+static void raw_closed(uv_handle_t *h)
+{
+    raw_t *r = h->data;
+    close(r->fd);
+    for (size_t i = 0; i < r->npkts; i++)
+        aemp_msg_unref(r->pkts[i]);
+    free(r->pkts);
+    aemp_reader_free(r->reader);
+    aemp__hs_free(&r->hs);
+    free(r->in);
+    free(r);
+}
+
+static void raw_close(raw_t *r)
+{
+    raw_stop_reading(r);
+    uv_close((uv_handle_t *)&r->poll, raw_closed);
+}
+
+/* Complete lines received and not consumed. */
+static size_t raw_lines(const raw_t *r)
+{
+    size_t k = 0;
+    for (size_t i = r->off; i < r->len; i++)
+        k += r->in[i] == '\n';
+    return k;
+}
+
+/* Pops the next line (without LF) into buf; its length. */
+static size_t raw_pop_line(raw_t *r, char *buf, size_t size)
+{
+    const char *lf = memchr(r->in + r->off, '\n', r->len - r->off);
+    assert_non_null(lf);
+    size_t n = (size_t)(lf - (r->in + r->off));
+    assert_true(n < size);
+    memcpy(buf, r->in + r->off, n);
+    buf[n] = 0;
+    r->off += n + 1;
+    return n;
+}
+
+typedef struct raw_cond {
+    raw_t *r;
+    size_t want;
+} raw_cond_t;
+
+static int raw_has_lines(void *arg)
+{
+    raw_cond_t *c = arg;
+    return raw_lines(c->r) >= c->want || c->r->eof;
+}
+
+static int raw_has_pkts(void *arg)
+{
+    raw_cond_t *c = arg;
+    return c->r->npkts >= c->want || c->r->eof;
+}
+
+static int raw_at_eof(void *arg)
+{
+    return ((raw_t *)arg)->eof;
+}
+
+static int await_raw_lines(raw_t *r, size_t want)
+{
+    raw_cond_t c = {r, want};
+    nt_run_until(r->loop, raw_has_lines, &c, 10);
+    return raw_lines(r) >= want;
+}
+
+static int await_raw_pkts(raw_t *r, size_t want, double seconds)
+{
+    raw_cond_t c = {r, want};
+    nt_run_until(r->loop, raw_has_pkts, &c, seconds);
+    return r->npkts >= want;
+}
+
+static int await_raw_eof(raw_t *r, double seconds)
+{
+    return nt_run_until(r->loop, raw_at_eof, r, seconds);
+}
+
+static int raw_counter;
+
+/* Connects to ref and completes a real handshake as node "anon/raw<k>",
+ * announcing timeout (0: none) and accepting `framings`. */
+static raw_t *raw_handshaken(uv_loop_t *loop, const char *ref,
+                             const char *framings, unsigned timeout)
+{
+    raw_t *r = raw_connect(loop, ref);
+    snprintf(r->node_id, sizeof r->node_id, "anon/raw%d", ++raw_counter);
+    r->conf = (aemp__hs_conf_t){r->node_id,      SECRET,   "hmac_sha3_512",
+                                "hmac_sha3_512", framings, timeout};
+    char *out, line[AEMP__MAX_LINE + 1];
+    size_t outlen;
+    assert_int_equal(aemp__hs_start(&r->hs, &r->conf, NULL, &out, &outlen), 0);
+    raw_write(r, out, outlen);
+    aemp_free(out);
+    assert_true(await_raw_lines(r, 2));
+    size_t n = raw_pop_line(r, line, sizeof line);
+    assert_int_equal(aemp__hs_line(&r->hs, line, n, &out, &outlen), 0);
+    n = raw_pop_line(r, line, sizeof line);
+    assert_int_equal(aemp__hs_line(&r->hs, line, n, &out, &outlen), 1);
+    raw_write(r, out, outlen);
+    aemp_free(out);
+    assert_true(await_raw_lines(r, 1));
+    n = raw_pop_line(r, line, sizeof line);
+    int rc = aemp__hs_line(&r->hs, line, n, &out, &outlen);
+    if (rc != 2)
+        fail_msg("raw handshake: %d %s", rc, r->hs.error);
+    assert_int_equal(aemp_reader_new(&r->reader, r->hs.recv_framing, NULL), 0);
+    raw_drain(r); /* what followed the auth line is data */
+    return r;
+}
+
+/* Sends one packet built from picture (the port name first). */
+static void raw_send(raw_t *r, const char *picture, ...)
+{
+    aemp_msg_t *m;
+    va_list ap;
+    va_start(ap, picture);
+    assert_int_equal(aemp__msg_vnew(&m, picture, ap), 0);
+    va_end(ap);
+    char *buf;
+    size_t len;
+    assert_int_equal(aemp_msg_encode(m, r->hs.send_framing, &buf, &len), 0);
+    raw_write(r, buf, len);
+    aemp_free(buf);
+    aemp_msg_unref(m);
+}
+
+/* ==== delivery and ordering =================================================
+ */
+
+static void bulk_fifo(const char *framings, int64_t total, int64_t window)
+{
+    uv_loop_t loop;
+    uv_loop_init(&loop);
+    aemp_netconf_t c = conf_std();
+    c.framings = framings;
+    c.monitor_timeout = 30;
+    tnode_t a, b;
+    tnode_init(&a, &loop, &c, true, NULL);
+    tnode_init(&b, &loop, &c, true, NULL);
+    seqrx_t rx = {0}, lost = {0};
+    const char *pb = mkport(b.n, seq_rcv, &rx);
+    /* A watches the receiver: a loss would show here, not as a hang */
+    assert_int_equal(aemp_mon_cb(a.n, pb, seq_fired, &lost, NULL), 0);
+    pump_t p = {a.n, pb, &rx, total, 0, window, 0, 0};
+    uint64_t t0 = kt_now_ms();
+    nt_run_until(&loop, pump_done, &p, 240);
+    uint64_t ms = kt_now_ms() - t0;
+    fprintf(stderr, "  %s: %lld messages in %llu ms\n", framings,
+            (long long)rx.count, (unsigned long long)ms);
+    if (rx.count != total) {
+        dump_log(&a);
+        dump_log(&b);
+    }
+    seqrx_check(&rx, framings);
+    assert_int_equal(p.err, 0);
+    assert_int_equal(lost.fired, 0);
+    assert_int_equal(rx.count, total);
+    assert_int_equal(rx.marker, 0);
+    if (!strcmp(framings, "json"))
+        assert_int_equal(peer_of(a.n, b.ref)->link->hs.send_framing, AEMP_JSON);
+    else
+        assert_int_equal(peer_of(a.n, b.ref)->link->hs.send_framing, AEMP_CBOR);
+    tnode_free(&a);
+    tnode_free(&b);
+    aemp_msg_unref(lost.reason);
+    nt_loop_finish(&loop);
+}
+
+static void fifo_million_cbor(void **state)
+{
+    bulk_fifo("cbor", 1000000, 100000);
+}
+
+static void fifo_100k_json(void **state)
+{
+    bulk_fifo("json", 100000, 20000);
+}
+
+/* Everything sent before the link exists waits in the queue and arrives in
+ * order once it is up: 100,000 messages, no window. */
+static void fifo_queued_before_link(void **state)
+{
+    uv_loop_t loop;
+    uv_loop_init(&loop);
+    tnode_t a, b;
+    tnode_pub(&a, &loop);
+    tnode_pub(&b, &loop);
+    seqrx_t rx = {0};
+    const char *pb = mkport(b.n, seq_rcv, &rx);
+    for (int64_t i = 0; i < 100000; i++)
+        assert_int_equal(aemp_snd(a.n, pb, "sI", "seq", i), 0);
+    assert_false(aemp_node_is_up(a.n, b.ref));
+    pump_t p = {a.n, pb, &rx, 100000, 100000, 1, 0, 0};
+    nt_run_until(&loop, pump_done, &p, 60);
+    seqrx_check(&rx, "queued");
+    assert_int_equal(rx.count, 100000);
+    tnode_free(&a);
+    tnode_free(&b);
+    nt_loop_finish(&loop);
+}
+
+/* A private node (no listener) reaches a public one; replies come back
+ * over the same link.  And a third node hears from both, in order per
+ * sender. */
+static void three_nodes_snd(void **state)
+{
+    uv_loop_t loop;
+    uv_loop_init(&loop);
+    aemp_netconf_t c = conf_std();
+    tnode_t a, b, p;
+    tnode_init(&p, &loop, &c, false, NULL); /* private */
+    tnode_pub(&a, &loop);
+    tnode_pub(&b, &loop);
+    assert_non_null(strstr(p.ref, "anon/"));
+    kt_rec_t rec = {0};
+    kt_tap_t tp = {&rec, "p", 0}, ta = {&rec, "a", 0};
+    seqrx_t fromA = {0}, fromB = {0};
+    const char *pp = mkport(p.n, kt_tap_rcv, &tp);
+    const char *pa = mkport(a.n, kt_tap_rcv, &ta);
+    const char *bA = mkport(b.n, seq_rcv, &fromA);
+    const char *bB = mkport(b.n, seq_rcv, &fromB);
+    /* private -> public, with a value of every type */
+    assert_int_equal(aemp_snd(p.n, pa, "snbiIds[i]{i}y", "all", 1, 7,
+                              (int64_t)-5000000000LL, 2.5, "text", 1, "k", 2,
+                              "\x00\xff", (size_t)2),
+                     0);
+    /* public asks the private node's node port for its ID: the reply
+     * travels over the link the private node made */
+    assert_true(await_rec(&loop, &rec, "a", 1, 10));
+    assert_true(kt_msg_is(rec.ev[0].msg, "snbiIds[i]{i}y", "all", 1, 7,
+                          (int64_t)-5000000000LL, 2.5, "text", 1, "k", 2,
+                          "\x00\xff", (size_t)2));
+    assert_int_equal(aemp_snd(a.n, p.ref, "sss", "info", pa, "who"), 0);
+    assert_true(await_rec(&loop, &rec, "a", 2, 10));
+    assert_true(kt_msg_is(rec.ev[1].msg, "ss", "who", p.ref));
+    /* A and the private node both stream to B */
+    for (int64_t i = 0; i < 5000; i++) {
+        assert_int_equal(aemp_snd(a.n, bA, "sI", "seq", i), 0);
+        assert_int_equal(aemp_snd(p.n, bB, "sI", "seq", i), 0);
+    }
+    pump_t pa_ = {a.n, bA, &fromA, 5000, 5000, 1, 0, 0};
+    nt_run_until(&loop, pump_done, &pa_, 20);
+    pump_t pb_ = {p.n, bB, &fromB, 5000, 5000, 1, 0, 0};
+    nt_run_until(&loop, pump_done, &pb_, 20);
+    seqrx_check(&fromA, "A->B");
+    seqrx_check(&fromB, "P->B");
+    assert_int_equal(fromA.count, 5000);
+    assert_int_equal(fromB.count, 5000);
+    /* B answers the private node over the link it has */
+    assert_int_equal(aemp_snd(b.n, pp, "s", "hello private"), 0);
+    assert_true(await_rec(&loop, &rec, "p", 1, 10));
+    assert_true(kt_msg_is(kt_rec_nth(&rec, "p", 0)->msg, "s", "hello private"));
+    assert_true(aemp_node_is_up(b.n, p.ref));
+    tnode_free(&a);
+    tnode_free(&b);
+    tnode_free(&p);
+    kt_rec_free(&rec);
+    nt_loop_finish(&loop);
+}
+
+/* ==== remote monitors =======================================================
+ */
+
+/* A port that arms a form-3 monitor (kill SELF) on the port named in the
+ * message it gets. */
+static int arm_self_monitor(aemp_ctx_t *ctx, const aemp_msg_t *m, void *user)
+{
+    const char *target;
+    int *armed = user;
+    assert_int_equal(aemp_msg_unpack(m, "ss", &(const char *){NULL}, &target),
+                     0);
+    assert_int_equal(aemp_mon_kill(aemp_ctx_node(ctx), target, NULL, NULL), 0);
+    ++*armed;
+    return 0;
+}
+
+static void remote_mon_forms(void **state)
+{
+    uv_loop_t loop;
+    uv_loop_init(&loop);
+    tnode_t a, b;
+    tnode_pub(&a, &loop);
+    tnode_pub(&b, &loop);
+    kt_rec_t rec = {0};
+    kt_tap_t t1 = {&rec, "cb-reason", 0}, t2 = {&rec, "cb-normal", 0},
+             tv = {&rec, "victim", 0}, tvn = {&rec, "victim-normal", 0},
+             ts = {&rec, "self", 0}, tsn = {&rec, "self-normal", 0},
+             t4 = {&rec, "form4", 0};
+    const char *p[8];
+    for (int i = 0; i < 8; i++)
+        p[i] = mkport(b.n, NULL, NULL);
+    int armed = 0;
+    const char *victim = mkport(a.n, NULL, NULL);
+    const char *victim_n = mkport(a.n, NULL, NULL);
+    const char *self = mkport(a.n, arm_self_monitor, &armed);
+    const char *self_n = mkport(a.n, arm_self_monitor, &armed);
+    const char *rcv4 = mkport(a.n, kt_tap_rcv, &t4);
+    /* local monitors that watch the outcome on A */
+    assert_int_equal(aemp_mon_cb(a.n, victim, kt_tap_mon, &tv, NULL), 0);
+    assert_int_equal(aemp_mon_cb(a.n, victim_n, kt_tap_mon, &tvn, NULL), 0);
+    assert_int_equal(aemp_mon_cb(a.n, self, kt_tap_mon, &ts, NULL), 0);
+    assert_int_equal(aemp_mon_cb(a.n, self_n, kt_tap_mon, &tsn, NULL), 0);
+    /* form 1 */
+    assert_int_equal(aemp_mon_cb(a.n, p[0], kt_tap_mon, &t1, NULL), 0);
+    assert_int_equal(aemp_mon_cb(a.n, p[1], kt_tap_mon, &t2, NULL), 0);
+    /* form 2 */
+    assert_int_equal(aemp_mon_kill(a.n, p[2], victim, NULL), 0);
+    assert_int_equal(aemp_mon_kill(a.n, p[3], victim_n, NULL), 0);
+    /* form 3: only from inside a callback */
+    assert_int_equal(aemp_mon_kill(a.n, p[4], NULL, NULL), AEMP_ENOCTX);
+    assert_int_equal(aemp_snd(a.n, self, "ss", "arm", p[4]), 0);
+    assert_int_equal(aemp_snd(a.n, self_n, "ss", "arm", p[5]), 0);
+    /* form 4 */
+    assert_int_equal(aemp_mon_msg(a.n, p[6], rcv4, NULL, "ss", "down", "p6"),
+                     0);
+    assert_int_equal(aemp_mon_msg(a.n, p[7], rcv4, NULL, "ss", "down", "p7"),
+                     0);
+    /* all eight monitors are in place on B before anything dies */
+    await_watchers(&loop, b.n, a.ref, 8);
+    assert_int_equal(armed, 2);
+    for (int i = 0; i < 8; i++) {
+        if (i % 2)
+            assert_int_equal(aemp_kil(b.n, p[i], NULL), 0);
+        else
+            assert_int_equal(aemp_kil(b.n, p[i], "ss[i{d}]n", "boom",
+                                      p[i] + strlen(b.ref), 1, "k", 2.5),
+                             0);
+    }
+    /* the last notice to arrive is the form-4 message for p7 */
+    assert_true(await_rec(&loop, &rec, "form4", 2, 10));
+    assert_int_equal(kt_rec_count(&rec, "cb-reason"), 1);
+    assert_true(kt_msg_is(kt_rec_nth(&rec, "cb-reason", 0)->msg, "ss[i{d}]n",
+                          "boom", p[0] + strlen(b.ref), 1, "k", 2.5));
+    assert_string_equal(kt_rec_nth(&rec, "cb-reason", 0)->port, p[0]);
+    assert_int_equal(kt_rec_count(&rec, "cb-normal"), 1);
+    assert_true(kt_msg_is(kt_rec_nth(&rec, "cb-normal", 0)->msg, ""));
+    /* form 2 and 3 kill with the same reason; normal kills do nothing */
+    assert_true(await_rec(&loop, &rec, "self", 1, 5));
+    assert_true(await_rec(&loop, &rec, "victim", 1, 5));
+    assert_true(kt_msg_is(kt_rec_nth(&rec, "victim", 0)->msg, "ss[i{d}]n",
+                          "boom", p[2] + strlen(b.ref), 1, "k", 2.5));
+    assert_true(kt_msg_is(kt_rec_nth(&rec, "self", 0)->msg, "ss[i{d}]n", "boom",
+                          p[4] + strlen(b.ref), 1, "k", 2.5));
+    assert_int_equal(aemp_port_exists(a.n, victim_n), 1);
+    assert_int_equal(aemp_port_exists(a.n, self_n), 1);
+    assert_int_equal(kt_rec_count(&rec, "victim-normal"), 0);
+    assert_int_equal(kt_rec_count(&rec, "self-normal"), 0);
+    /* form 4: the message, then the reason's elements */
+    assert_true(kt_msg_is(kt_rec_nth(&rec, "form4", 0)->msg, "ssss[i{d}]n",
+                          "down", "p6", "boom", p[6] + strlen(b.ref), 1, "k",
+                          2.5));
+    assert_true(
+        kt_msg_is(kt_rec_nth(&rec, "form4", 1)->msg, "ss", "down", "p7"));
+    /* notices arrive in the order of the deaths */
+    assert_true(kt_rec_index(&rec, "cb-reason", 0) <
+                kt_rec_index(&rec, "cb-normal", 0));
+    assert_true(kt_rec_index(&rec, "form4", 0) <
+                kt_rec_index(&rec, "form4", 1));
+    /* B forgot the monitors that fired */
+    assert_int_equal(watchers_of(b.n, a.ref), 0);
+    assert_int_equal(peer_of(a.n, b.ref)->stubs.n, 0);
+    tnode_free(&a);
+    tnode_free(&b);
+    kt_rec_free(&rec);
+    nt_loop_finish(&loop);
+}
+
+static void remote_mon_nonexistent(void **state)
+{
+    uv_loop_t loop;
+    uv_loop_init(&loop);
+    tnode_t a, b;
+    tnode_pub(&a, &loop);
+    tnode_pub(&b, &loop);
+    kt_rec_t rec = {0};
+    kt_tap_t t1 = {&rec, "never", 0}, t2 = {&rec, "dead", 0},
+             t3 = {&rec, "never-again", 0};
+    char never[128], dead[128];
+    snprintf(never, sizeof never, "%s#nosuchport.1", b.ref);
+    const char *pd = mkport(b.n, NULL, NULL);
+    snprintf(dead, sizeof dead, "%s", pd);
+    assert_int_equal(aemp_kil(b.n, pd, NULL), 0);
+    assert_int_equal(aemp_mon_cb(a.n, never, kt_tap_mon, &t1, NULL), 0);
+    assert_int_equal(aemp_mon_cb(a.n, dead, kt_tap_mon, &t2, NULL), 0);
+    assert_true(await_rec(&loop, &rec, NULL, 2, 10));
+    assert_true(kt_msg_is(kt_rec_nth(&rec, "never", 0)->msg, "sss",
+                          "no_such_port", "cannot monitor nonexistent port",
+                          never));
+    assert_true(kt_msg_is(kt_rec_nth(&rec, "dead", 0)->msg, "sss",
+                          "no_such_port", "cannot monitor nonexistent port",
+                          dead));
+    assert_string_equal(kt_rec_nth(&rec, "never", 0)->port, never);
+    /* a second monitor of the same missing port fires again */
+    assert_int_equal(aemp_mon_cb(a.n, never, kt_tap_mon, &t3, NULL), 0);
+    assert_true(await_rec(&loop, &rec, "never-again", 1, 10));
+    assert_int_equal(kt_rec_count(&rec, "never"), 1);
+    assert_int_equal(watchers_of(b.n, a.ref), 0);
+    tnode_free(&a);
+    tnode_free(&b);
+    kt_rec_free(&rec);
+    nt_loop_finish(&loop);
+}
+
+/* Round trip A -> B's node port -> A: everything B sent A before it
+ * answered has been processed by A when the answer arrives. */
+static void round_trip(uv_loop_t *loop, tnode_t *a, const char *bref,
+                       kt_rec_t *rec)
+{
+    static int k;
+    char tag[32];
+    snprintf(tag, sizeof tag, "rt%d", ++k);
+    kt_tap_t *t = malloc(sizeof *t);
+    *t = (kt_tap_t){rec, "rt", 0};
+    const char *pr = mkport(a->n, kt_tap_rcv, t);
+    size_t before = kt_rec_count(rec, "rt");
+    assert_int_equal(aemp_snd(a->n, bref, "sss", "info", pr, tag), 0);
+    assert_true(await_rec(loop, rec, "rt", before + 1, 10));
+    assert_true(kt_msg_is(kt_rec_nth(rec, "rt", before)->msg, "ss", tag, bref));
+    assert_int_equal(aemp_kil(a->n, pr, NULL), 0); /* drops the callback */
+    free(t);
+}
+
+static void guard_cancel_sends_mon0(void **state)
+{
+    uv_loop_t loop;
+    uv_loop_init(&loop);
+    tnode_t a, b;
+    tnode_pub(&a, &loop);
+    tnode_pub(&b, &loop);
+    kt_rec_t rec = {0};
+    kt_tap_t t1 = {&rec, "cancelled", 0}, t2 = {&rec, "kept", 0},
+             t3 = {&rec, "local", 0};
+    const char *p1 = mkport(b.n, NULL, NULL);
+    const char *p2 = mkport(b.n, NULL, NULL);
+    aemp_mon_t *g1, *g2a, *g2b;
+    assert_int_equal(aemp_mon_cb(a.n, p1, kt_tap_mon, &t1, &g1), 0);
+    /* two monitors of p2: cancelling one keeps the remote monitor */
+    assert_int_equal(aemp_mon_cb(a.n, p2, kt_tap_mon, &t1, &g2a), 0);
+    assert_int_equal(aemp_mon_cb(a.n, p2, kt_tap_mon, &t2, &g2b), 0);
+    await_watchers(&loop, b.n, a.ref, 2);
+    aemp_mon_cancel(g1);
+    aemp_mon_cancel(g2a);
+    /* mon0 reaches B: one watcher left */
+    await_watchers(&loop, b.n, a.ref, 1);
+    assert_int_equal(aemp_mon_cb(b.n, p1, kt_tap_mon, &t3, NULL), 0);
+    assert_int_equal(aemp_kil(b.n, p1, "s", "later"), 0);
+    assert_int_equal(aemp_kil(b.n, p2, "s", "later2"), 0);
+    assert_true(await_rec(&loop, &rec, "local", 1, 5));
+    assert_true(await_rec(&loop, &rec, "kept", 1, 10));
+    round_trip(&loop, &a, b.ref, &rec);
+    assert_int_equal(kt_rec_count(&rec, "cancelled"), 0);
+    assert_true(kt_msg_is(kt_rec_nth(&rec, "kept", 0)->msg, "s", "later2"));
+    aemp_mon_cancel(g2b); /* fired: frees it */
+    tnode_free(&a);
+    tnode_free(&b);
+    kt_rec_free(&rec);
+    nt_loop_finish(&loop);
+}
+
+static void remote_kil(void **state)
+{
+    uv_loop_t loop;
+    uv_loop_init(&loop);
+    tnode_t a, b;
+    tnode_pub(&a, &loop);
+    tnode_pub(&b, &loop);
+    kt_rec_t rec = {0};
+    kt_tap_t t1 = {&rec, "reason", 0}, t2 = {&rec, "normal", 0},
+             t3 = {&rec, "remote-mon", 0};
+    const char *p1 = mkport(b.n, NULL, NULL);
+    const char *p2 = mkport(b.n, NULL, NULL);
+    assert_int_equal(aemp_mon_cb(b.n, p1, kt_tap_mon, &t1, NULL), 0);
+    assert_int_equal(aemp_mon_cb(b.n, p2, kt_tap_mon, &t2, NULL), 0);
+    assert_int_equal(aemp_mon_cb(a.n, p1, kt_tap_mon, &t3, NULL), 0);
+    await_watchers(&loop, b.n, a.ref, 1);
+    assert_int_equal(aemp_kil(a.n, p1, "ssi", "shutdown", "by A", 3), 0);
+    assert_int_equal(aemp_kil(a.n, p2, NULL), 0);
+    assert_true(await_rec(&loop, &rec, "normal", 1, 10));
+    assert_true(await_rec(&loop, &rec, "remote-mon", 1, 10));
+    assert_true(kt_msg_is(kt_rec_nth(&rec, "reason", 0)->msg, "ssi", "shutdown",
+                          "by A", 3));
+    assert_true(kt_msg_is(kt_rec_nth(&rec, "normal", 0)->msg, ""));
+    /* A's own monitor of p1 hears the reason back as kil0 */
+    assert_true(kt_msg_is(kt_rec_nth(&rec, "remote-mon", 0)->msg, "ssi",
+                          "shutdown", "by A", 3));
+    assert_false(aemp_port_exists(b.n, p1));
+    assert_false(aemp_port_exists(b.n, p2));
+    /* killing B's node port from afar is refused or ignored, never done */
+    int rc = aemp_kil(a.n, b.ref, "s", "x");
+    assert_true(rc == 0 || rc == AEMP_EPERM);
+    round_trip(&loop, &a, b.ref, &rec);
+    tnode_free(&a);
+    tnode_free(&b);
+    kt_rec_free(&rec);
+    nt_loop_finish(&loop);
+}
+
+/* ==== the node port over the network =========================================
+ */
+
+static void node_port_requests(void **state)
+{
+    uv_loop_t loop;
+    uv_loop_init(&loop);
+    tnode_t a, b, c;
+    tnode_pub(&a, &loop);
+    tnode_pub(&b, &loop);
+    tnode_pub(&c, &loop);
+    kt_rec_t rec = {0};
+    kt_tap_t ta = {&rec, "a", 0}, tc = {&rec, "c", 0};
+    const char *pa = mkport(a.n, kt_tap_rcv, &ta);
+    const char *pc = mkport(c.n, kt_tap_rcv, &tc);
+    /* C gets to know B first, so that B knows three nodes */
+    assert_int_equal(aemp_snd(c.n, b.ref, "s", "devnull"), 0);
+    assert_true(await_up(&loop, b.n, c.ref, 1, 10));
+    double t0 = (double)time(NULL);
+    assert_int_equal(aemp_snd(a.n, b.ref, "ss", "info", pa), 0);
+    assert_int_equal(aemp_snd(a.n, b.ref, "sssi", "info", pa, "info", 7), 0);
+    assert_int_equal(aemp_snd(a.n, b.ref, "sss", "time", pa, "time"), 0);
+    assert_int_equal(aemp_snd(a.n, b.ref, "sss", "known_nodes", pa, "known"),
+                     0);
+    assert_int_equal(aemp_snd(a.n, b.ref, "sss", "up_nodes", pa, "up"), 0);
+    assert_int_equal(aemp_snd(a.n, b.ref, "sssi", "devnull", pa, "devnull", 1),
+                     0);
+    assert_int_equal(aemp_snd(a.n, b.ref, "ss", "", pa), 0);
+    assert_int_equal(aemp_snd(a.n, b.ref, "sssi", "snd", pa, "relayed", 1), 0);
+    assert_int_equal(aemp_snd(a.n, b.ref, "sssi", "snd", pc, "relayed", 2), 0);
+    assert_int_equal(aemp_snd(a.n, b.ref, "s[ss][ss]s[ss][]", "snd_multiple",
+                              pa, "m1", pc, "m2", "junk", pa, "m3"),
+                     0);
+    assert_int_equal(aemp_snd(a.n, b.ref, "sss", "info", pa, "last"), 0);
+    assert_true(await_rec(&loop, &rec, "a", 9, 10));
+    assert_true(await_rec(&loop, &rec, "c", 2, 10));
+    const kt_event_t *e;
+    assert_true(kt_msg_is(kt_rec_nth(&rec, "a", 0)->msg, "s", b.ref));
+    assert_true(
+        kt_msg_is(kt_rec_nth(&rec, "a", 1)->msg, "sis", "info", 7, b.ref));
+    e = kt_rec_nth(&rec, "a", 2);
+    double when;
+    assert_int_equal(
+        aemp_msg_unpack(e->msg, "sd", &(const char *){NULL}, &when), 0);
+    assert_int_equal(aemp_val_type(aemp_msg_at(e->msg, 1)), AEMP_T_DOUBLE);
+    assert_true(when > t0 - 5 && when < t0 + 5);
+    /* known: B itself, A and C; up: A and C, not B */
+    e = kt_rec_nth(&rec, "a", 3);
+    assert_true(msg_has_str(e->msg, "known"));
+    assert_true(msg_has_str(e->msg, a.ref));
+    assert_true(msg_has_str(e->msg, b.ref));
+    assert_true(msg_has_str(e->msg, c.ref));
+    assert_int_equal(aemp_msg_len(e->msg), 4);
+    e = kt_rec_nth(&rec, "a", 4);
+    assert_true(msg_has_str(e->msg, "up"));
+    assert_true(msg_has_str(e->msg, a.ref));
+    assert_true(msg_has_str(e->msg, c.ref));
+    assert_false(msg_has_str(e->msg, b.ref));
+    assert_int_equal(aemp_msg_len(e->msg), 3);
+    /* devnull and "" produce nothing; relays arrive in order */
+    assert_true(kt_msg_is(kt_rec_nth(&rec, "a", 5)->msg, "si", "relayed", 1));
+    assert_true(kt_msg_is(kt_rec_nth(&rec, "a", 6)->msg, "s", "m1"));
+    assert_true(kt_msg_is(kt_rec_nth(&rec, "a", 7)->msg, "s", "m3"));
+    assert_true(kt_msg_is(kt_rec_nth(&rec, "a", 8)->msg, "ss", "last", b.ref));
+    assert_true(kt_msg_is(kt_rec_nth(&rec, "c", 0)->msg, "si", "relayed", 2));
+    assert_true(kt_msg_is(kt_rec_nth(&rec, "c", 1)->msg, "s", "m2"));
+    assert_int_equal(kt_rec_count(&rec, "a"), 9);
+    assert_false(kt_log_has(&b.log, "devnull"));
+    /* an unknown request is logged and ignored */
+    assert_int_equal(aemp_snd(a.n, b.ref, "si", "frobnicate", 1), 0);
+    round_trip(&loop, &a, b.ref, &rec);
+    assert_true(kt_log_has(&b.log, "frobnicate"));
+    tnode_free(&a);
+    tnode_free(&b);
+    tnode_free(&c);
+    kt_rec_free(&rec);
+    nt_loop_finish(&loop);
+}
+
+/* ==== node events
+ * ============================================================== */
+
+static void node_event(aemp_node_t *n, const char *id, int up,
+                       const aemp_msg_t *reason, void *user)
+{
+    kt_rec_t *rec = user;
+    kt_rec_add(rec, up ? "up" : "down", id, reason);
+}
+
+static void mon_nodes_alternate(void **state)
+{
+    uv_loop_t loop;
+    uv_loop_init(&loop);
+    tnode_t a, b;
+    tnode_pub(&a, &loop);
+    tnode_pub(&b, &loop);
+    char bref[64];
+    snprintf(bref, sizeof bref, "%s", b.ref);
+    kt_rec_t ev = {0}, evb = {0};
+    aemp_mon_t *g;
+    assert_int_equal(aemp_mon_nodes(a.n, node_event, &ev, &g), 0);
+    assert_int_equal(aemp_mon_nodes(b.n, node_event, &evb, NULL), 0);
+    assert_int_equal(aemp_node_is_known(a.n, a.ref), 1);
+    assert_int_equal(aemp_node_is_up(a.n, a.ref), 0);
+    assert_int_equal(aemp_node_is_known(a.n, bref), 0);
+    aemp_msg_t *m;
+    assert_int_equal(aemp_known_nodes(a.n, &m), 0);
+    assert_true(kt_msg_is(m, "s", a.ref));
+    aemp_msg_unref(m);
+    for (int round = 0; round < 3; round++) {
+        assert_int_equal(aemp_snd(a.n, bref, "s", "devnull"), 0);
+        assert_int_equal(aemp_node_is_known(a.n, bref), 1);
+        assert_true(await_rec(&loop, &ev, NULL, 2 * round + 1, 10));
+        assert_int_equal(aemp_node_is_up(a.n, bref), 1);
+        assert_int_equal(aemp_up_nodes(a.n, &m), 0);
+        assert_true(kt_msg_is(m, "s", bref));
+        aemp_msg_unref(m);
+        assert_int_equal(aemp_known_nodes(a.n, &m), 0);
+        assert_int_equal(aemp_msg_len(m), 2);
+        assert_true(msg_has_str(m, a.ref) && msg_has_str(m, bref));
+        aemp_msg_unref(m);
+        /* B saw A come up */
+        assert_true(await_rec(&loop, &evb, "up", 1, 10));
+        assert_string_equal(kt_rec_nth(&evb, "up", 0)->port, a.ref);
+        /* B goes away: down, with the reason */
+        tnode_free(&b);
+        kt_rec_free(&evb);
+        assert_true(await_rec(&loop, &ev, NULL, 2 * round + 2, 10));
+        assert_int_equal(aemp_node_is_up(a.n, bref), 0);
+        assert_int_equal(aemp_node_is_known(a.n, bref), 1);
+        assert_int_equal(aemp_up_nodes(a.n, &m), 0);
+        assert_int_equal(aemp_msg_len(m), 0);
+        aemp_msg_unref(m);
+        /* a new B on the same address */
+        aemp_netconf_t c = conf_std();
+        tnode_init(&b, &loop, &c, true, bref);
+        assert_int_equal(aemp_mon_nodes(b.n, node_event, &evb, NULL), 0);
+    }
+    /* strictly alternating, all about B, reasons as documented */
+    assert_int_equal(ev.n, 6);
+    for (size_t i = 0; i < ev.n; i++) {
+        assert_string_equal(ev.ev[i].label, i % 2 ? "down" : "up");
+        assert_string_equal(ev.ev[i].port, bref);
+        if (i % 2 == 0) {
+            assert_true(kt_msg_is(ev.ev[i].msg, ""));
+        } else {
+            const char *kind, *id, *text;
+            assert_int_equal(
+                aemp_msg_unpack(ev.ev[i].msg, "sss", &kind, &id, &text), 0);
+            assert_string_equal(kind, "transport_error");
+            assert_string_equal(id, bref);
+            assert_non_null(reason_text(ev.ev[i].msg));
+        }
+    }
+    /* cancelled: no more events */
+    aemp_mon_cancel(g);
+    assert_int_equal(aemp_snd(a.n, bref, "s", "devnull"), 0);
+    assert_true(await_up(&loop, a.n, bref, 1, 10));
+    round_trip(&loop, &a, bref, &ev);
+    assert_int_equal(kt_rec_count(&ev, "up") + kt_rec_count(&ev, "down"), 6);
+    tnode_free(&a);
+    tnode_free(&b);
+    kt_rec_free(&ev);
+    kt_rec_free(&evb);
+    nt_loop_finish(&loop);
+}
+
+/* ==== refusals
+ * =================================================================== */
+
+static void wrong_secret(void **state)
+{
+    uv_loop_t loop;
+    uv_loop_init(&loop);
+    aemp_netconf_t ca = conf_std(), cb = conf_std();
+    ca.secret = "alpha";
+    cb.secret = "beta";
+    ca.monitor_timeout = 1.5;
+    tnode_t a, b;
+    tnode_init(&a, &loop, &ca, true, NULL);
+    tnode_init(&b, &loop, &cb, true, NULL);
+    kt_rec_t rec = {0};
+    kt_tap_t t = {&rec, "mon", 0};
+    const char *pb = mkport(b.n, NULL, NULL);
+    uint64_t t0 = kt_now_ms();
+    assert_int_equal(aemp_mon_cb(a.n, pb, kt_tap_mon, &t, NULL), 0);
+    assert_int_equal(aemp_snd(a.n, pb, "s", "hello"), 0);
+    assert_true(await_rec(&loop, &rec, "mon", 1, 10));
+    uint64_t ms = kt_now_ms() - t0;
+    const aemp_msg_t *r = rec.ev[0].msg;
+    const char *kind, *id, *text;
+    assert_int_equal(aemp_msg_unpack(r, "sss", &kind, &id, &text), 0);
+    assert_string_equal(kind, "transport_error");
+    assert_string_equal(id, b.ref);
+    if (!strstr(text, "authentication")) {
+        dump_log(&a);
+        fail_msg("reason \"%s\" does not mention authentication", text);
+    }
+    assert_true(ms >= 1000 && ms < 6000);
+    /* both sides say why */
+    assert_true(kt_log_has(&a.log, "authentication"));
+    if (!kt_log_has(&b.log, "authentication failure/shared secret mismatch")) {
+        dump_log(&b);
+        fail_msg("B does not log the secret mismatch");
+    }
+    assert_false(aemp_node_is_up(a.n, b.ref));
+    assert_false(aemp_node_is_up(b.n, a.ref));
+    assert_int_equal(links_up(a.n), 0);
+    assert_int_equal(links_up(b.n), 0);
+    tnode_free(&a);
+    tnode_free(&b);
+    kt_rec_free(&rec);
+    nt_loop_finish(&loop);
+}
+
+/* After each refusal the node still serves: a full round trip works. */
+static void still_serving(uv_loop_t *loop, tnode_t *b)
+{
+    tnode_t a;
+    tnode_pub(&a, loop);
+    kt_rec_t rec = {0};
+    round_trip(loop, &a, b->ref, &rec);
+    tnode_free(&a);
+    kt_rec_free(&rec);
+}
+
+static void echo_attack(void **state)
+{
+    uv_loop_t loop;
+    uv_loop_init(&loop);
+    tnode_t b;
+    tnode_pub(&b, &loop);
+    raw_t *r = raw_connect(&loop, b.ref);
+    assert_true(await_raw_lines(r, 2));
+    assert_int_equal(strncmp(r->in, "aemp;1;", 7), 0);
+    /* everything it said, back verbatim */
+    raw_write(r, r->in, r->len);
+    assert_true(await_raw_eof(r, 10));
+    if (!kt_log_has(&b.log, "echo attack")) {
+        dump_log(&b);
+        fail_msg("no \"echo attack\" in the log");
+    }
+    /* no authentication line was ever sent to the attacker */
+    assert_int_equal(raw_lines(r), 2);
+    raw_close(r);
+    still_serving(&loop, &b);
+    /* the node did not take its own ID for a peer */
+    aemp_msg_t *m;
+    assert_int_equal(aemp_known_nodes(b.n, &m), 0);
+    size_t known = aemp_msg_len(m);
+    aemp_msg_unref(m);
+    assert_null(peer_of(b.n, b.ref));
+    assert_int_equal(known, 2); /* itself and the node of still_serving */
+    tnode_free(&b);
+    nt_loop_finish(&loop);
+}
+
+/* A node that gets its own ID in a greeting (another nonce). */
+static void refuses_itself(void **state)
+{
+    uv_loop_t loop;
+    uv_loop_init(&loop);
+    tnode_t b;
+    tnode_pub(&b, &loop);
+    raw_t *r = raw_connect(&loop, b.ref);
+    char hello[256];
+    int n = snprintf(hello, sizeof hello,
+                     "aemp;1;%s;hmac_sha3_512;json\nbm9uY2U=\n", b.ref);
+    raw_write(r, hello, (size_t)n);
+    assert_true(await_raw_eof(r, 10));
+    assert_true(kt_log_has(&b.log, "refusing to talk to myself"));
+    raw_close(r);
+    still_serving(&loop, &b);
+    assert_null(peer_of(b.n, b.ref));
+    tnode_free(&b);
+    nt_loop_finish(&loop);
+}
+
+/* Raw bytes that get the connection closed with `why` in the log. */
+static void refused_with(const char *bytes, size_t len, const char *why)
+{
+    uv_loop_t loop;
+    uv_loop_init(&loop);
+    tnode_t b;
+    tnode_pub(&b, &loop);
+    raw_t *r = raw_connect(&loop, b.ref);
+    raw_write(r, bytes, len);
+    if (!await_raw_eof(r, 10))
+        fail_msg("connection not closed after \"%.40s\"", bytes);
+    if (!kt_log_has(&b.log, why)) {
+        dump_log(&b);
+        fail_msg("no \"%s\" in the log", why);
+    }
+    raw_close(r);
+    still_serving(&loop, &b);
+    tnode_free(&b);
+    nt_loop_finish(&loop);
+}
+
+static void long_greeting(void **state)
+{
+    char *buf = malloc(5000);
+    memset(buf, 'a', 5000);
+    memcpy(buf, "aemp;1;", 7);
+    refused_with(buf, 5000, "too long");
+    free(buf);
+}
+
+static void version_mismatch(void **state)
+{
+    const char g[] = "aemp;2;127.0.0.1:1;hmac_sha3_512;cbor,json\nbm9uY2U=\n";
+    refused_with(g, sizeof g - 1, "version mismatch (we: 1, they: 2)");
+}
+
+static void unparsable_greeting(void **state)
+{
+    const char g[] = "GET / HTTP/1.1\r\nHost: localhost\r\n\r\n";
+    refused_with(g, sizeof g - 1, "unparsable greeting");
+}
+
+/* A connection that says nothing is closed at the handshake deadline. */
+static void silent_connection_times_out(void **state)
+{
+    uv_loop_t loop;
+    uv_loop_init(&loop);
+    aemp_netconf_t c = conf_std();
+    c.monitor_timeout = 0.5;
+    tnode_t b;
+    tnode_init(&b, &loop, &c, true, NULL);
+    raw_t *r = raw_connect(&loop, b.ref);
+    uint64_t t0 = kt_now_ms();
+    assert_true(await_raw_eof(r, 10));
+    uint64_t ms = r->eof_at - t0;
+    assert_true(ms >= 400 && ms < 3000);
+    assert_true(kt_log_has(&b.log, "handshake timeout"));
+    /* a greeting alone does not buy more time */
+    raw_close(r);
+    r = raw_connect(&loop, b.ref);
+    const char g[] = "aemp;1;10.9.9.9:1;hmac_sha3_512;json\n";
+    raw_write(r, g, sizeof g - 1);
+    t0 = kt_now_ms();
+    assert_true(await_raw_eof(r, 10));
+    assert_true(r->eof_at - t0 < 3000);
+    raw_close(r);
+    still_serving(&loop, &b);
+    tnode_free(&b);
+    nt_loop_finish(&loop);
+}
+
+/* Node IDs that peers claim before authenticating are not taken for
+ * known nodes (and cannot grow the node table without bound). */
+static void unauthenticated_ids_not_remembered(void **state)
+{
+    uv_loop_t loop;
+    uv_loop_init(&loop);
+    tnode_t b;
+    tnode_pub(&b, &loop);
+    for (int k = 1; k <= 50; k++) {
+        raw_t *r = raw_connect(&loop, b.ref);
+        char g[128];
+        int n =
+            snprintf(g, sizeof g,
+                     "aemp;1;10.255.0.%d:1;hmac_sha3_512;json\nbm9uY2U=\n", k);
+        raw_write(r, g, (size_t)n);
+        /* B answered with its auth line: the greeting was accepted */
+        assert_true(await_raw_lines(r, 3));
+        raw_close(r);
+    }
+    still_serving(&loop, &b);
+    assert_int_equal(aemp_node_is_known(b.n, "10.255.0.1:1"), 0);
+    aemp_msg_t *m;
+    assert_int_equal(aemp_known_nodes(b.n, &m), 0);
+    size_t known = aemp_msg_len(m);
+    aemp_msg_unref(m);
+    if (known != 2)
+        fail_msg("%zu known nodes after 50 unauthenticated greetings, "
+                 "want 2 (itself and one real peer)",
+                 known);
+    tnode_free(&b);
+    nt_loop_finish(&loop);
+}
+
+/* Packets beyond the configured limits close that link with a reason. */
+static void packet_limits(void **state)
+{
+    uv_loop_t loop;
+    uv_loop_init(&loop);
+    aemp_netconf_t c = conf_std();
+    c.limits.max_packet = 4096;
+    c.limits.max_depth = 8;
+    tnode_t b;
+    tnode_init(&b, &loop, &c, true, NULL);
+    kt_rec_t rec = {0};
+    kt_tap_t tb = {&rec, "b", 0};
+    const char *pb = mkport(b.n, kt_tap_rcv, &tb);
+    /* within the limits: delivered */
+    raw_t *r = raw_handshaken(&loop, b.ref, "json", 0);
+    char *big = malloc(9000);
+    memset(big, 'x', 9000);
+    raw_send(r, "sS", name_of(pb), big, (size_t)3000);
+    assert_true(await_rec(&loop, &rec, "b", 1, 10));
+    /* too large */
+    raw_send(r, "sS", name_of(pb), big, (size_t)9000);
+    assert_true(await_raw_eof(r, 10));
+    raw_close(r);
+    assert_true(kt_log_has(&b.log, "too large") || kt_log_has(&b.log, "limit"));
+    /* too deep */
+    r = raw_handshaken(&loop, b.ref, "json", 0);
+    raw_send(r, "s[[[[[[[[[[[[i]]]]]]]]]]]]", name_of(pb), 1);
+    assert_true(await_raw_eof(r, 10));
+    raw_close(r);
+    assert_int_equal(kt_rec_count(&rec, "b"), 1);
+    still_serving(&loop, &b);
+    free(big);
+    tnode_free(&b);
+    kt_rec_free(&rec);
+    nt_loop_finish(&loop);
+}
+
+/* A peer that authenticates, then sends garbage: that link closes, the
+ * monitors of that peer's ports fire, other links live on. */
+static void garbage_after_auth(const char *framings, const char *garbage,
+                               size_t glen)
+{
+    uv_loop_t loop;
+    uv_loop_init(&loop);
+    aemp_netconf_t c = conf_std();
+    c.framings = framings;
+    tnode_t a, b;
+    tnode_init(&a, &loop, &c, true, NULL);
+    tnode_init(&b, &loop, &c, true, NULL);
+    kt_rec_t rec = {0};
+    kt_tap_t tm = {&rec, "raw-port", 0}, ta = {&rec, "a-mon", 0},
+             tb = {&rec, "b-port", 0};
+    const char *pb = mkport(b.n, kt_tap_rcv, &tb);
+    /* A has a link to B and monitors a port there */
+    assert_int_equal(aemp_mon_cb(a.n, pb, kt_tap_mon, &ta, NULL), 0);
+    assert_int_equal(aemp_snd(a.n, pb, "s", "before"), 0);
+    assert_true(await_rec(&loop, &rec, "b-port", 1, 10));
+    raw_t *r = raw_handshaken(&loop, b.ref, framings, 0);
+    /* B monitors a port of the raw peer: mon1 arrives on the wire */
+    char rawport[96];
+    snprintf(rawport, sizeof rawport, "%s#x.1", r->node_id);
+    assert_int_equal(aemp_mon_cb(b.n, rawport, kt_tap_mon, &tm, NULL), 0);
+    assert_true(await_raw_pkts(r, 1, 10));
+    assert_true(kt_msg_is(r->pkts[0], "sss", "", "mon1", "x.1"));
+    raw_write(r, garbage, glen);
+    assert_true(await_raw_eof(r, 10));
+    assert_true(await_rec(&loop, &rec, "raw-port", 1, 10));
+    const aemp_msg_t *reason = kt_rec_nth(&rec, "raw-port", 0)->msg;
+    const char *kind, *id, *text;
+    assert_int_equal(aemp_msg_unpack(reason, "sss", &kind, &id, &text), 0);
+    assert_string_equal(kind, "transport_error");
+    assert_string_equal(id, r->node_id);
+    assert_non_null(strstr(text, "malformed"));
+    assert_true(kt_log_has(&b.log, "malformed"));
+    raw_close(r);
+    /* the A-B link was not touched */
+    assert_int_equal(aemp_snd(a.n, pb, "s", "after"), 0);
+    assert_true(await_rec(&loop, &rec, "b-port", 2, 10));
+    assert_true(kt_msg_is(kt_rec_nth(&rec, "b-port", 1)->msg, "s", "after"));
+    assert_int_equal(kt_rec_count(&rec, "a-mon"), 0);
+    assert_true(aemp_node_is_up(a.n, b.ref));
+    assert_true(aemp_node_is_up(b.n, a.ref));
+    tnode_free(&a);
+    tnode_free(&b);
+    kt_rec_free(&rec);
+    nt_loop_finish(&loop);
+}
+
+static void garbage_after_auth_cbor(void **state)
+{
+    /* 0xff outside an indefinite item; a map where an array must be */
+    garbage_after_auth("cbor,json", "\xff\xff\xff\xff", 4);
+}
+
+static void garbage_after_auth_json(void **state)
+{
+    garbage_after_auth("json", "[\"x\" }{{{ nonsense", 18);
+}
+
+/* A packet that is no array, and one without a port name. */
+static void garbage_not_array(void **state)
+{
+    garbage_after_auth("json", "{\"a\":1}", 7);
+}
+
+static void garbage_no_port_name(void **state)
+{
+    garbage_after_auth("json", "[1,2,3]", 7);
+}
+
+/* ==== the wire: mon1 / kil0 / mon0 / replies as a raw peer sees them ===== */
+
+static void wire_monitor_protocol(void **state)
+{
+    uv_loop_t loop;
+    uv_loop_init(&loop);
+    tnode_t b;
+    tnode_pub(&b, &loop);
+    kt_rec_t rec = {0};
+    kt_tap_t tb = {&rec, "b", 0};
+    const char *p1 = mkport(b.n, kt_tap_rcv, &tb);
+    const char *p2 = mkport(b.n, NULL, NULL);
+    raw_t *r = raw_handshaken(&loop, b.ref, "json", 0);
+    char reply[96];
+    snprintf(reply, sizeof reply, "%s#r.1", r->node_id);
+    /* a packet to a port */
+    raw_send(r, "ssi", name_of(p1), "hi", 1);
+    assert_true(await_rec(&loop, &rec, "b", 1, 10));
+    assert_true(kt_msg_is(rec.ev[0].msg, "si", "hi", 1));
+    /* monitor p1 and p2, unmonitor p2, monitor a missing port */
+    raw_send(r, "sss", "", "mon1", name_of(p1));
+    raw_send(r, "sss", "", "mon1", name_of(p2));
+    raw_send(r, "sss", "", "mon0", name_of(p2));
+    raw_send(r, "sss", "", "mon1", "nosuch.7");
+    raw_send(r, "ssss", "", "info", reply, "i1");
+    assert_true(await_raw_pkts(r, 2, 10));
+    char missing[96];
+    snprintf(missing, sizeof missing, "%s#nosuch.7", b.ref);
+    /* the kil0 for the missing port and the reply, in either order */
+    int k = kt_msg_is(r->pkts[0], "sss", "r.1", "i1", b.ref) ? 1 : 0;
+    assert_true(kt_msg_is(r->pkts[k], "ssssss", "", "kil0", "nosuch.7",
+                          "no_such_port", "cannot monitor nonexistent port",
+                          missing));
+    assert_true(kt_msg_is(r->pkts[1 - k], "sss", "r.1", "i1", b.ref));
+    assert_int_equal(watchers_of(b.n, r->node_id), 1);
+    /* the reason travels as kil0 */
+    assert_int_equal(aemp_kil(b.n, p2, "s", "p2 dies"), 0);
+    assert_int_equal(aemp_kil(b.n, p1, "ss{i}", "p1 dies", "why", "n", 5), 0);
+    raw_send(r, "ssss", "", "info", reply, "i2");
+    assert_true(await_raw_pkts(r, 4, 10));
+    assert_true(kt_msg_is(r->pkts[2], "sssss{i}", "", "kil0", name_of(p1),
+                          "p1 dies", "why", "n", 5));
+    assert_true(kt_msg_is(r->pkts[3], "sss", "r.1", "i2", b.ref));
+    /* nothing about p2 (mon0) */
+    assert_int_equal(r->npkts, 4);
+    assert_int_equal(r->reader_rc, 0);
+    /* kil from the peer, with and without a reason */
+    kt_tap_t t3 = {&rec, "p3", 0}, t4 = {&rec, "p4", 0};
+    const char *p3 = mkport(b.n, NULL, NULL), *p4 = mkport(b.n, NULL, NULL);
+    assert_int_equal(aemp_mon_cb(b.n, p3, kt_tap_mon, &t3, NULL), 0);
+    assert_int_equal(aemp_mon_cb(b.n, p4, kt_tap_mon, &t4, NULL), 0);
+    raw_send(r, "ssss", "", "kil", name_of(p3), "bye");
+    raw_send(r, "sss", "", "kil", name_of(p4));
+    assert_true(await_rec(&loop, &rec, "p4", 1, 10));
+    assert_true(kt_msg_is(kt_rec_nth(&rec, "p3", 0)->msg, "s", "bye"));
+    assert_true(kt_msg_is(kt_rec_nth(&rec, "p4", 0)->msg, ""));
+    /* [] is a keepalive: ignored */
+    raw_send(r, "");
+    raw_send(r, "ssss", "", "info", reply, "i3");
+    assert_true(await_raw_pkts(r, 5, 10));
+    assert_true(kt_msg_is(r->pkts[4], "sss", "r.1", "i3", b.ref));
+    assert_true(aemp_node_is_up(b.n, r->node_id));
+    char raw_id[64];
+    snprintf(raw_id, sizeof raw_id, "%s", r->node_id);
+    raw_close(r);
+    assert_true(await_up(&loop, b.n, raw_id, 0, 10));
+    tnode_free(&b);
+    kt_rec_free(&rec);
+    nt_loop_finish(&loop);
+}
+
+/* ==== racing dials
+ * ================================================================ */
+
+typedef struct race {
+    seqrx_t rxa, rxb;   /* what A / B received */
+    seqrx_t mona, monb; /* A's monitor of pb / B's monitor of pa fired */
+} race_t;
+
+static int race_settled(void *arg)
+{
+    race_t *r = arg;
+    return (r->rxb.count == 200 || r->mona.fired) &&
+           (r->rxa.count == 200 || r->monb.fired);
+}
+
+typedef struct links_cond {
+    aemp_node_t *a, *b;
+} links_cond_t;
+
+static int one_link_each(void *arg)
+{
+    links_cond_t *c = arg;
+    return links_all(c->a) == 1 && links_all(c->b) == 1;
+}
+
+static void simultaneous_connects(void **state)
+{
+    int fired_rounds = 0;
+    for (int round = 0; round < 20; round++) {
+        uv_loop_t loop;
+        uv_loop_init(&loop);
+        tnode_t a, b;
+        tnode_pub(&a, &loop);
+        tnode_pub(&b, &loop);
+        race_t r;
+        memset(&r, 0, sizeof r);
+        const char *pa = mkport(a.n, seq_rcv, &r.rxa);
+        const char *pb = mkport(b.n, seq_rcv, &r.rxb);
+        /* both dial in the same loop iteration */
+        assert_int_equal(aemp_mon_cb(a.n, pb, seq_fired, &r.mona, NULL), 0);
+        assert_int_equal(aemp_mon_cb(b.n, pa, seq_fired, &r.monb, NULL), 0);
+        for (int64_t i = 0; i < 100; i++) {
+            assert_int_equal(aemp_snd(a.n, pb, "sI", "seq", i), 0);
+            assert_int_equal(aemp_snd(b.n, pa, "sI", "seq", i), 0);
+        }
+        assert_non_null(peer_of(a.n, b.ref)->dialing);
+        assert_non_null(peer_of(b.n, a.ref)->dialing);
+        /* and more once something happened */
+        nt_run_for(&loop, 0.001);
+        for (int64_t i = 100; i < 200; i++) {
+            assert_int_equal(aemp_snd(a.n, pb, "sI", "seq", i), 0);
+            assert_int_equal(aemp_snd(b.n, pa, "sI", "seq", i), 0);
+        }
+        if (!nt_run_until(&loop, race_settled, &r, 15)) {
+            dump_log(&a);
+            dump_log(&b);
+            fail_msg("round %d: A got %lld, B got %lld, monitors %d/%d", round,
+                     (long long)r.rxa.count, (long long)r.rxb.count,
+                     r.mona.fired, r.monb.fired);
+        }
+        seqrx_check(&r.rxa, "B->A");
+        seqrx_check(&r.rxb, "A->B");
+        if (r.mona.fired || r.monb.fired)
+            fired_rounds++;
+        /* exactly one link survives, the same connection on both sides */
+        links_cond_t lc = {a.n, b.n};
+        if (!nt_run_until(&loop, one_link_each, &lc, 5))
+            fail_msg("round %d: %zu links on A, %zu on B", round,
+                     links_all(a.n), links_all(b.n));
+        assert_int_equal(links_up(a.n), 1);
+        assert_int_equal(links_up(b.n), 1);
+        assert_true(aemp_node_is_up(a.n, b.ref));
+        assert_true(aemp_node_is_up(b.n, a.ref));
+        struct sockaddr_storage la, pb_;
+        int len = sizeof la;
+        assert_int_equal(uv_tcp_getsockname(&a.n->net->links->tcp,
+                                            (struct sockaddr *)&la, &len),
+                         0);
+        len = sizeof pb_;
+        assert_int_equal(uv_tcp_getpeername(&b.n->net->links->tcp,
+                                            (struct sockaddr *)&pb_, &len),
+                         0);
+        assert_int_equal(((struct sockaddr_in *)&la)->sin_port,
+                         ((struct sockaddr_in *)&pb_)->sin_port);
+        /* the surviving link carries traffic both ways */
+        assert_int_equal(aemp_snd(a.n, pb, "s", "marker"), 0);
+        assert_int_equal(aemp_snd(b.n, pa, "s", "marker"), 0);
+        assert_true(nt_run_flag(&loop, &r.rxb.marker, 5));
+        assert_true(nt_run_flag(&loop, &r.rxa.marker, 5));
+        tnode_free(&a);
+        tnode_free(&b);
+        aemp_msg_unref(r.mona.reason);
+        aemp_msg_unref(r.monb.reason);
+        nt_loop_finish(&loop);
+    }
+    if (fired_rounds)
+        fprintf(stderr, "  %d of 20 rounds lost the race with a monitor\n",
+                fired_rounds);
+}
+
+/* A node whose peer is in the middle of a handshake (its greeting named
+ * the peer, no link yet) and that sends to that peer must keep serving. */
+static void send_during_handshake(void **state)
+{
+    uv_loop_t loop;
+    uv_loop_init(&loop);
+    tnode_t b;
+    tnode_pub(&b, &loop);
+    char x[64], hello[256], port[96];
+    snprintf(x, sizeof x, "127.0.0.1:%d", nt_free_port());
+    raw_t *r = raw_connect(&loop, b.ref);
+    int n = snprintf(hello, sizeof hello,
+                     "aemp;1;%s;hmac_sha3_512;cbor,json\nbm9uY2U=\n", x);
+    raw_write(r, hello, (size_t)n);
+    /* greeting, nonce and B's authentication line: the link is named */
+    assert_true(await_raw_lines(r, 3));
+    assert_int_equal(peer_of(b.n, x)->handshaking, 1);
+    snprintf(port, sizeof port, "%s#p.1", x);
+    assert_int_equal(aemp_snd(b.n, port, "s", "while handshaking"), 0);
+    still_serving(&loop, &b);
+    raw_close(r);
+    tnode_free(&b);
+    nt_loop_finish(&loop);
+}
+
+/* ==== a link cut under load
+ * ===================================================== */
+
+/* B's port counts ["seq", i]; its first message ["watch", port] makes it
+ * monitor that port with form 3 (kill SELF). */
+static int watch_then_count(aemp_ctx_t *ctx, const aemp_msg_t *m, void *user)
+{
+    const char *tag, *target;
+    if (aemp_msg_unpack(m, "ss", &tag, &target) == 0 && !strcmp(tag, "watch"))
+        return aemp_mon_kill(aemp_ctx_node(ctx), target, NULL, NULL);
+    return seq_rcv(ctx, m, user);
+}
+
+static void cut_under_load(bool form3, bool cut_receiver)
+{
+    uv_loop_t loop;
+    uv_loop_init(&loop);
+    tnode_t a, b;
+    tnode_pub(&a, &loop);
+    tnode_pub(&b, &loop);
+    seqrx_t rx = {0};
+    kt_rec_t rec = {0};
+    kt_tap_t tdeath = {&rec, "pb-death", 0};
+    const char *pa = mkport(a.n, NULL, NULL); /* the sender */
+    const char *pb = mkport(b.n, form3 ? watch_then_count : seq_rcv, &rx);
+    assert_int_equal(aemp_mon_cb(b.n, pb, kt_tap_mon, &tdeath, NULL), 0);
+    if (form3)
+        assert_int_equal(aemp_snd(a.n, pb, "ss", "watch", pa), 0);
+    else
+        assert_int_equal(aemp_mon_cb(b.n, pa, seq_fired, &rx, NULL), 0);
+    /* the monitor is in place on A before the stream starts */
+    await_watchers(&loop, a.n, b.ref, 1);
+    rx.cut_fd = cut_receiver ? link_fd(b.n, a.ref) : link_fd(a.n, b.ref);
+    rx.cut_at = 30011;
+    pump_t p = {a.n, pb, &rx, 100000, 0, 20000, 0, 0};
+    nt_run_until(&loop, pump_done, &p, 60);
+    assert_int_equal(rx.cut_done, 1);
+    assert_int_equal(rx.fired, 0);
+    int64_t sent = p.sent;
+    if (form3)
+        assert_true(await_rec(&loop, &rec, "pb-death", 1, 10));
+    else
+        assert_true(nt_run_flag(&loop, &rx.fired, 10));
+    int64_t at_fire = rx.count;
+    /* A notices too; then give stray packets every chance to show up */
+    assert_true(await_up(&loop, a.n, b.ref, 0, 10));
+    assert_true(await_up(&loop, b.n, a.ref, 0, 10));
+    tnode_t c;
+    tnode_pub(&c, &loop);
+    kt_rec_t rt = {0};
+    round_trip(&loop, &c, b.ref, &rt);
+    kt_rec_free(&rt);
+    tnode_free(&c);
+    fprintf(stderr, "  cut (%s, %s side): %lld sent, %lld delivered\n",
+            form3 ? "form 3" : "callback", cut_receiver ? "receiver" : "sender",
+            (long long)sent, (long long)rx.count);
+    seqrx_check(&rx, "cut stream");
+    assert_int_equal(rx.count, at_fire); /* nothing after the monitor */
+    assert_true(rx.count <= sent);
+    assert_int_equal(rx.after_fire, 0);
+    const aemp_msg_t *reason =
+        form3 ? kt_rec_nth(&rec, "pb-death", 0)->msg : rx.reason;
+    const char *kind, *id, *text;
+    assert_int_equal(aemp_msg_unpack(reason, "sss", &kind, &id, &text), 0);
+    assert_string_equal(kind, "transport_error");
+    assert_string_equal(id, a.ref);
+    if (form3)
+        assert_false(aemp_port_exists(b.n, pb));
+    else
+        assert_int_equal(kt_rec_count(&rec, "pb-death"), 0);
+    tnode_free(&a);
+    tnode_free(&b);
+    aemp_msg_unref(rx.reason);
+    kt_rec_free(&rec);
+    nt_loop_finish(&loop);
+}
+
+static void cut_receiver_form3(void **state)
+{
+    cut_under_load(true, true);
+}
+static void cut_sender_callback(void **state)
+{
+    cut_under_load(false, false);
+}
+static void cut_receiver_callback(void **state)
+{
+    cut_under_load(false, true);
+}
+
+/* ==== unreachable and restarted nodes
+ * ============================================ */
+
+static void flushed(aemp_node_t *n, int status, void *user)
+{
+    int *st = user;
+    *st = status == 0 ? 1 : status;
+}
+
+static void unreachable_queue_dropped(void **state)
+{
+    uv_loop_t loop;
+    uv_loop_init(&loop);
+    aemp_netconf_t c = conf_std();
+    c.monitor_timeout = 0.5;
+    c.connect_interval = 0.1;
+    tnode_t a;
+    tnode_init(&a, &loop, &c, true, NULL);
+    char dead[64];
+    snprintf(dead, sizeof dead, "127.0.0.1:%d", nt_free_port());
+    kt_rec_t rec = {0};
+    kt_tap_t tm = {&rec, "mon", 0}, ta = {&rec, "a", 0};
+    const char *pa = mkport(a.n, kt_tap_rcv, &ta);
+    uint64_t t0 = kt_now_ms();
+    assert_int_equal(aemp_mon_cb(a.n, dead, kt_tap_mon, &tm, NULL), 0);
+    for (int i = 0; i < 10; i++)
+        assert_int_equal(aemp_snd(a.n, dead, "sssi", "snd", pa, "old", i), 0);
+    int fl = 0;
+    assert_int_equal(aemp_flush(a.n, dead, flushed, &fl), 0);
+    assert_true(await_rec(&loop, &rec, "mon", 1, 10));
+    uint64_t ms = kt_now_ms() - t0;
+    assert_true(ms >= 450);
+    assert_true(ms < 3000);
+    const char *kind, *id, *text;
+    assert_int_equal(aemp_msg_unpack(rec.ev[0].msg, "sss", &kind, &id, &text),
+                     0);
+    assert_string_equal(kind, "transport_error");
+    assert_string_equal(id, dead);
+    fprintf(stderr, "  unreachable after %llu ms: %s\n", (unsigned long long)ms,
+            text);
+    assert_true(nt_run_flag(&loop, &fl, 5));
+    assert_int_equal(fl, AEMP_ENOROUTE);
+    /* the queue is gone */
+    aemp__peer_t *peer = peer_of(a.n, dead);
+    assert_null(peer->qhead);
+    assert_int_equal(peer->qbytes, 0);
+    /* the node appears: nothing old is retransmitted */
+    tnode_t b;
+    tnode_init(&b, &loop, &c, true, dead);
+    assert_int_equal(aemp_snd(a.n, dead, "ssss", "snd", pa, "new", "x"), 0);
+    round_trip(&loop, &a, dead, &rec);
+    assert_int_equal(kt_rec_count(&rec, "a"), 1);
+    assert_true(kt_msg_is(kt_rec_nth(&rec, "a", 0)->msg, "ss", "new", "x"));
+    tnode_free(&a);
+    tnode_free(&b);
+    kt_rec_free(&rec);
+    nt_loop_finish(&loop);
+}
+
+static void restarted_node(void **state)
+{
+    uv_loop_t loop;
+    uv_loop_init(&loop);
+    tnode_t a, b;
+    tnode_pub(&a, &loop);
+    tnode_pub(&b, &loop);
+    char bref[64], old[128];
+    snprintf(bref, sizeof bref, "%s", b.ref);
+    kt_rec_t rec = {0};
+    kt_tap_t t1 = {&rec, "b1", 0}, t2 = {&rec, "b2", 0},
+             tm1 = {&rec, "mon-old", 0}, tm2 = {&rec, "mon-old-again", 0};
+    snprintf(old, sizeof old, "%s", mkport(b.n, kt_tap_rcv, &t1));
+    assert_int_equal(aemp_mon_cb(a.n, old, kt_tap_mon, &tm1, NULL), 0);
+    assert_int_equal(aemp_snd(a.n, old, "s", "to b1"), 0);
+    assert_true(await_rec(&loop, &rec, "b1", 1, 10));
+    tnode_free(&b);
+    assert_true(await_rec(&loop, &rec, "mon-old", 1, 10));
+    const char *kind, *id, *text;
+    assert_int_equal(aemp_msg_unpack(kt_rec_nth(&rec, "mon-old", 0)->msg, "sss",
+                                     &kind, &id, &text),
+                     0);
+    assert_string_equal(kind, "transport_error");
+    assert_string_equal(id, bref);
+    /* B comes back on the same address: new instance, new port IDs */
+    aemp_netconf_t c = conf_std();
+    tnode_init(&b, &loop, &c, true, bref);
+    const char *pb2 = mkport(b.n, kt_tap_rcv, &t2);
+    assert_string_not_equal(pb2, old);
+    assert_int_equal(strncmp(pb2, bref, strlen(bref)), 0);
+    assert_int_equal(aemp_snd(a.n, old, "s", "to the old ID"), 0);
+    assert_int_equal(aemp_mon_cb(a.n, old, kt_tap_mon, &tm2, NULL), 0);
+    assert_int_equal(aemp_snd(a.n, pb2, "s", "to b2"), 0);
+    assert_true(await_rec(&loop, &rec, "b2", 1, 10));
+    assert_true(await_rec(&loop, &rec, "mon-old-again", 1, 10));
+    round_trip(&loop, &a, bref, &rec);
+    assert_int_equal(kt_rec_count(&rec, "b2"), 1);
+    assert_true(kt_msg_is(kt_rec_nth(&rec, "b2", 0)->msg, "s", "to b2"));
+    assert_int_equal(kt_rec_count(&rec, "b1"), 1);
+    assert_true(kt_msg_is(kt_rec_nth(&rec, "mon-old-again", 0)->msg, "sss",
+                          "no_such_port", "cannot monitor nonexistent port",
+                          old));
+    tnode_free(&a);
+    tnode_free(&b);
+    kt_rec_free(&rec);
+    nt_loop_finish(&loop);
+}
+
+/* ==== keepalive
+ * ====================================================================== */
+
+static int link_dropped(void *arg)
+{
+    up_cond_t *c = arg;
+    return !aemp_node_is_up(c->n, c->peer);
+}
+
+static void keepalive_idle_for(unsigned keepalive, double idle)
+{
+    uv_loop_t loop;
+    uv_loop_init(&loop);
+    aemp_netconf_t c = conf_std();
+    c.keepalive = keepalive;
+    tnode_t a, b;
+    tnode_init(&a, &loop, &c, true, NULL);
+    tnode_init(&b, &loop, &c, true, NULL);
+    kt_rec_t ev = {0};
+    assert_int_equal(aemp_mon_nodes(a.n, node_event, &ev, NULL), 0);
+    assert_int_equal(aemp_snd(a.n, b.ref, "s", "devnull"), 0);
+    assert_true(await_up(&loop, a.n, b.ref, 1, 10));
+    assert_true(await_up(&loop, b.n, a.ref, 1, 10));
+    uint64_t read_a = peer_of(a.n, b.ref)->link->last_read;
+    uint64_t read_b = peer_of(b.n, a.ref)->link->last_read;
+    /* idle for 3 seconds: the link must stay up the whole time */
+    up_cond_t down_a = {a.n, b.ref, 0}, down_b = {b.n, a.ref, 0};
+    uint64_t t0 = kt_now_ms();
+    int dropped = nt_run_until(&loop, link_dropped, &down_a, idle);
+    dropped |= link_dropped(&down_b);
+    if (dropped) {
+        dump_log(&a);
+        dump_log(&b);
+        fail_msg("idle link with keepalive=%u dropped after %llu ms", keepalive,
+                 (unsigned long long)(kt_now_ms() - t0));
+    }
+    assert_int_equal(ev.n, 1); /* the up event only */
+    /* and it was kept up by traffic: both sides read something */
+    assert_true(peer_of(a.n, b.ref)->link->last_read > read_a);
+    assert_true(peer_of(b.n, a.ref)->link->last_read > read_b);
+    tnode_free(&a);
+    tnode_free(&b);
+    kt_rec_free(&ev);
+    nt_loop_finish(&loop);
+}
+
+/* keepalive=1: [] packets keep an idle link up for 3 s. */
+static void keepalive_idle(void **state)
+{
+    keepalive_idle_for(1, 3);
+}
+
+/* The same with keepalive=2 for 5 s (where the tick has room). */
+static void keepalive_idle_2s(void **state)
+{
+    keepalive_idle_for(2, 5);
+}
+
+/* A peer that promised timeout=1 and then says nothing is cut off. */
+static void keepalive_read_timeout(void **state)
+{
+    uv_loop_t loop;
+    uv_loop_init(&loop);
+    tnode_t b;
+    tnode_pub(&b, &loop);
+    kt_rec_t rec = {0};
+    kt_tap_t tm = {&rec, "mon", 0};
+    raw_t *r = raw_handshaken(&loop, b.ref, "json", 1);
+    char rawport[96];
+    snprintf(rawport, sizeof rawport, "%s#x.1", r->node_id);
+    assert_int_equal(aemp_mon_cb(b.n, rawport, kt_tap_mon, &tm, NULL), 0);
+    uint64_t t0 = kt_now_ms();
+    assert_true(await_raw_eof(r, 10));
+    uint64_t ms = r->eof_at - t0;
+    fprintf(stderr, "  silent peer cut off after %llu ms\n",
+            (unsigned long long)ms);
+    assert_true(ms >= 900 && ms < 3500);
+    assert_true(kt_log_has(&b.log, "keepalive timeout"));
+    assert_true(await_rec(&loop, &rec, "mon", 1, 5));
+    const char *kind, *id, *text;
+    assert_int_equal(aemp_msg_unpack(rec.ev[0].msg, "sss", &kind, &id, &text),
+                     0);
+    assert_string_equal(kind, "transport_error");
+    assert_string_equal(text, "keepalive timeout");
+    /* B itself sent keepalives meanwhile? (it announced 30 s: not yet) */
+    raw_close(r);
+    tnode_free(&b);
+    kt_rec_free(&rec);
+    nt_loop_finish(&loop);
+}
+
+/* ==== backpressure
+ * ==================================================================== */
+
+typedef struct flood {
+    aemp_node_t *n;
+    const char *to;
+    char *blob;
+    size_t blob_len, sent_bytes, max_buffered, max_queued;
+    seqrx_t *mon;
+    const char *peer;
+} flood_t;
+
+static int flood_step(void *arg)
+{
+    flood_t *f = arg;
+    for (int i = 0; i < 64; i++) {
+        assert_int_equal(
+            aemp_snd(f->n, f->to, "sy", "blob", f->blob, f->blob_len), 0);
+        f->sent_bytes += f->blob_len;
+    }
+    aemp__peer_t *p = peer_of(f->n, f->peer);
+    if (p && p->link) {
+        size_t b = p->link->out.cap + p->link->inflight.cap;
+        if (b > f->max_buffered)
+            f->max_buffered = b;
+    }
+    if (p && p->qbytes > f->max_queued)
+        f->max_queued = p->qbytes;
+    return f->mon->fired || f->sent_bytes > (512u << 20);
+}
+
+static void flood_nonreader(void **state)
+{
+    uv_loop_t loop;
+    uv_loop_init(&loop);
+    aemp_netconf_t c = conf_std();
+    c.max_backlog = 1u << 20;
+    tnode_t a;
+    tnode_init(&a, &loop, &c, true, NULL);
+    raw_t *r = raw_handshaken(&loop, a.ref, "cbor", 0);
+    assert_true(await_up(&loop, a.n, r->node_id, 1, 10));
+    raw_stop_reading(r);
+    char target[96];
+    snprintf(target, sizeof target, "%s#x.1", r->node_id);
+    seqrx_t mon = {0};
+    assert_int_equal(aemp_mon_cb(a.n, target, seq_fired, &mon, NULL), 0);
+    flood_t f = {a.n, target, malloc(4096), 4096, 0, 0, 0, &mon, r->node_id};
+    memset(f.blob, 'z', f.blob_len);
+    /* the loop has nothing to wait for once the socket is full: tick */
+    nt_run_until_tick(&loop, flood_step, &f, 60, 1);
+    /* go on flooding: now into the queue, which must stay bounded too */
+    for (int i = 0; i < 50; i++) {
+        flood_step(&f);
+        uv_run(&loop, UV_RUN_NOWAIT);
+    }
+    fprintf(stderr,
+            "  flood: %zu MiB sent, max %zu KiB buffered on the link,"
+            " max %zu KiB queued\n",
+            f.sent_bytes >> 20, f.max_buffered >> 10, f.max_queued >> 10);
+    assert_int_equal(mon.fired, 1);
+    const char *kind, *id, *text;
+    assert_int_equal(aemp_msg_unpack(mon.reason, "sss", &kind, &id, &text), 0);
+    assert_string_equal(kind, "transport_error");
+    assert_string_equal(text, "send queue overflow");
+    assert_false(aemp_node_is_up(a.n, r->node_id));
+    /* memory stayed bounded: the link's buffers and the queue after it */
+    assert_true(f.max_buffered <= (4u << 20));
+    assert_true(f.max_queued <= (1u << 20) + 8192);
+    free(f.blob);
+    raw_close(r);
+    tnode_free(&a);
+    aemp_msg_unref(mon.reason);
+    nt_loop_finish(&loop);
+}
+
+/* ==== SIGPIPE
+ * ========================================================================= */
+
+/* A peer that hangs up while a node is writing to it must not kill the
+ * process: a write to a socket the peer has reset raises SIGPIPE unless
+ * the library (or the program) prevents it.  Runs in a child process with
+ * the default disposition, since SIGPIPE kills the whole test otherwise. */
+static int sigpipe_child(void)
+{
+    signal(SIGPIPE, SIG_DFL);
+    alarm(60);
+    int fired_total = 0;
+    for (int round = 0; round < 10; round++) {
+        uv_loop_t loop;
+        uv_loop_init(&loop);
+        tnode_t a;
+        tnode_pub(&a, &loop);
+        raw_t *r = raw_handshaken(&loop, a.ref, "cbor", 0);
+        char target[96];
+        snprintf(target, sizeof target, "%s#x.1", r->node_id);
+        seqrx_t mon = {0};
+        aemp_mon_cb(a.n, target, seq_fired, &mon, NULL);
+        flood_t f = {a.n, target, malloc(16384), 16384,     0,
+                     0,   0,      &mon,          r->node_id};
+        memset(f.blob, 'q', f.blob_len);
+        /* the peer reads for a while, then hangs up in the middle */
+        for (int i = 0; i < 20 && !mon.fired; i++) {
+            flood_step(&f);
+            uv_run(&loop, UV_RUN_NOWAIT);
+        }
+        shutdown(r->fd, SHUT_RDWR);
+        nt_run_until_tick(&loop, flood_step, &f, 10, 1);
+        fired_total += mon.fired;
+        free(f.blob);
+        raw_close(r);
+        tnode_free(&a);
+        aemp_msg_unref(mon.reason);
+        nt_loop_finish(&loop);
+    }
+    return fired_total == 10 ? 0 : 3;
+}
+
+static void peer_hangup_no_sigpipe(void **state)
+{
+    fflush(NULL);
+    pid_t pid = fork();
+    assert_true(pid >= 0);
+    if (pid == 0)
+        _exit(sigpipe_child());
+    int st;
+    assert_int_equal(waitpid(pid, &st, 0), pid);
+    if (WIFSIGNALED(st))
+        fail_msg("the process died of signal %d (%s) when a peer hung up",
+                 WTERMSIG(st), WTERMSIG(st) == SIGPIPE ? "SIGPIPE" : "?");
+    assert_true(WIFEXITED(st));
+    assert_int_equal(WEXITSTATUS(st), 0);
+}
+
+/* ==== running
+ * ========================================================================= */
+
+/* Every test runs in a child process of its own, with a deadline: a test
+ * that fails half-way leaves nodes and sockets behind, which must not
+ * disturb the next one, and a livelock inside the loop (a timer re-armed
+ * for "now" from its own callback keeps libuv in its timer phase for good)
+ * must fail that test, not hang the run.  The child ends with exit(), so
+ * that LeakSanitizer checks it. */
+typedef struct isolated {
+    const char *name;
+    void (*fn)(void **);
+    unsigned secs;
+} isolated_t;
+
+static void run_isolated(void **state)
+{
+    const isolated_t *t = *state;
+    fflush(NULL);
+    pid_t pid = fork();
+    assert_true(pid >= 0);
+    if (pid == 0) {
+        alarm(t->secs);
+        const struct CMUnitTest one[] = {{t->name, t->fn, NULL, NULL, NULL}};
+        exit(_cmocka_run_group_tests(t->name, one, 1, NULL, NULL));
+    }
+    int st;
+    assert_int_equal(waitpid(pid, &st, 0), pid);
+    if (WIFSIGNALED(st))
+        fail_msg("%s: killed by signal %d%s", t->name, WTERMSIG(st),
+                 WTERMSIG(st) == SIGALRM ? " (hung past its deadline)" : "");
+    assert_true(WIFEXITED(st));
+    if (WEXITSTATUS(st) != 0)
+        fail_msg("%s failed in its child process", t->name);
+}
+
+#define ISOLATED(fn, secs)                                                     \
+    {                                                                          \
+#fn, run_isolated, NULL, NULL, &(isolated_t)                           \
+        {                                                                      \
+#fn, fn, secs                                                      \
+        }                                                                      \
+    }
+
+int main(void)
+{
+    /* SIGPIPE is tested by peer_hangup_no_sigpipe in a child of its own;
+     * elsewhere it would end the run */
+    signal(SIGPIPE, SIG_IGN);
+    const struct CMUnitTest tests[] = {
+        ISOLATED(three_nodes_snd, 60),
+        ISOLATED(fifo_queued_before_link, 60),
+        ISOLATED(fifo_100k_json, 60),
+        ISOLATED(fifo_million_cbor, 240),
+        ISOLATED(remote_mon_forms, 60),
+        ISOLATED(remote_mon_nonexistent, 60),
+        ISOLATED(guard_cancel_sends_mon0, 60),
+        ISOLATED(remote_kil, 60),
+        ISOLATED(node_port_requests, 60),
+        ISOLATED(mon_nodes_alternate, 60),
+        ISOLATED(wrong_secret, 60),
+        ISOLATED(echo_attack, 60),
+        ISOLATED(refuses_itself, 60),
+        ISOLATED(long_greeting, 60),
+        ISOLATED(version_mismatch, 60),
+        ISOLATED(unparsable_greeting, 60),
+        ISOLATED(silent_connection_times_out, 60),
+        ISOLATED(unauthenticated_ids_not_remembered, 60),
+        ISOLATED(packet_limits, 60),
+        ISOLATED(garbage_after_auth_cbor, 60),
+        ISOLATED(garbage_after_auth_json, 60),
+        ISOLATED(garbage_not_array, 60),
+        ISOLATED(garbage_no_port_name, 60),
+        ISOLATED(wire_monitor_protocol, 60),
+        ISOLATED(simultaneous_connects, 60),
+        ISOLATED(send_during_handshake, 30),
+        ISOLATED(cut_receiver_form3, 60),
+        ISOLATED(cut_sender_callback, 60),
+        ISOLATED(cut_receiver_callback, 60),
+        ISOLATED(unreachable_queue_dropped, 60),
+        ISOLATED(restarted_node, 60),
+        ISOLATED(keepalive_idle, 60),
+        ISOLATED(keepalive_idle_2s, 60),
+        ISOLATED(keepalive_read_timeout, 60),
+        ISOLATED(flood_nonreader, 120),
+        ISOLATED(peer_hangup_no_sigpipe, 60),
+    };
+    /* a cmocka filter from the environment, e.g. AEMP_TEST_FILTER=cut_* */
+    const char *filter = getenv("AEMP_TEST_FILTER");
+    if (filter)
+        cmocka_set_test_filter(filter);
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
