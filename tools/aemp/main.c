@@ -122,6 +122,8 @@ static int option(cli_opts_t *o, int *i, int argc, char **argv)
 int main(int argc, char **argv)
 {
     cli_opts_t o = {.secret = getenv("AEMP_SECRET"), .timeout = 10};
+    if (o.secret && !*o.secret) /* set but empty: as if unset */
+        o.secret = NULL;
     int i = 1;
     for (; i < argc && argv[i][0] == '-'; i++) {
         if (!strcmp(argv[i], "--help") || !strcmp(argv[i], "-h")) {
@@ -149,6 +151,10 @@ int main(int argc, char **argv)
             while (++k < argc)
                 args[nargs++] = argv[k];
             break;
+        }
+        if (!strcmp(argv[k], "--help") || !strcmp(argv[k], "-h")) {
+            printf(usage, aemp_version());
+            return 0;
         }
         /* only known names: PEM text ("-----BEGIN...") is an argument */
         if (is_option(argv[k])) {

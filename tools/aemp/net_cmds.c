@@ -5,6 +5,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/utsname.h>
 #include <uv.h>
 
 static void log_stderr(aemp_node_t *n, int level, const char *text, void *u)
@@ -327,18 +328,36 @@ static void on_node_event(aemp_node_t *n, const char *id, int up,
             up ? "" : ": ", why);
 }
 
-/* Command-line settings win over the file (in memory only); a missing
- * secret is generated and saved, so a fresh machine just works. */
-static int run_config(const cli_opts_t *o, aemp_config_t *c)
+/* The profile `run` uses: --profile, else the node name (the
+ * configuration's "nodename", else the host's). */
+static void run_profile(const cli_opts_t *o, const aemp_config_t *c,
+                        char *buf, size_t size)
 {
-    aemp_val_t *v;
-    if (o->secret) {
-        v = aemp_str(o->secret);
-        aemp_config_set(c, NULL, "secret", &v);
+    const char *name = o->profile;
+    struct utsname u;
+    if (!name && aemp_val_str(aemp_config_get(c, NULL, "nodename"), &name,
+                              NULL) < 0)
+        name = uname(&u) == 0 ? u.nodename : "localhost";
+    snprintf(buf, size, "%s", name);
+}
+
+/* key = text in the profile, in memory only: it wins over the file. */
+static void run_override(aemp_config_t *c, const char *profile,
+                         const char *key, const char *text)
+{
+    aemp_val_t *v = aemp_str(text);
+    if (aemp_config_set(c, profile, key, &v) < 0)
         aemp_val_free(v);
-    } else if (!aemp_config_get(c, o->profile, "secret")) {
+}
+
+/* Command-line settings win over the file; a missing secret is generated
+ * and saved (in the defaults), so a fresh machine just works. */
+static int run_config(const cli_opts_t *o, aemp_config_t *c,
+                      const char *profile, const char *noderef)
+{
+    if (!o->secret && !aemp_config_get(c, profile, "secret")) {
         char *s = cli_gensecret();
-        v = s ? aemp_str(s) : NULL;
+        aemp_val_t *v = s ? aemp_str(s) : NULL;
         free(s);
         if (!v || aemp_config_set(c, NULL, "secret", &v) < 0 ||
             aemp_config_save(c) < 0) {
@@ -349,11 +368,12 @@ static int run_config(const cli_opts_t *o, aemp_config_t *c)
         fprintf(stderr, "aemp: no secret was configured: generated one and "
                         "saved it in %s\n", aemp_config_path(c));
     }
-    if (o->framings) {
-        v = aemp_str(o->framings);
-        aemp_config_set(c, NULL, "framing", &v);
-        aemp_val_free(v);
-    }
+    if (o->secret)
+        run_override(c, profile, "secret", o->secret);
+    if (o->framings)
+        run_override(c, profile, "framing", o->framings);
+    if (noderef)
+        run_override(c, profile, "noderef", noderef);
     return 0;
 }
 
@@ -383,7 +403,14 @@ int cmd_run(const cli_opts_t *o, int argc, char **argv)
     aemp_node_t *n;
     if (cli_config(o, &c))
         return 1;
-    int rc = run_config(o, c);
+    char profile[256];
+    run_profile(o, c, profile, sizeof profile);
+    /* a noderef on the command line; else the profile's; else the node
+     * name with port 4040 (the empty component) */
+    const char *noderef = argc > 0 ? argv[0] : NULL;
+    if (!noderef && !aemp_config_get(c, profile, "noderef"))
+        noderef = "";
+    int rc = run_config(o, c, profile, noderef);
     if (rc == 0 && (rc = aemp_node_new(&n, NULL)) < 0)
         rc = cli_error("%s", aemp_strerror(rc));
     if (rc) {
@@ -393,16 +420,11 @@ int cmd_run(const cli_opts_t *o, int argc, char **argv)
     aemp_node_set_log(n, o->verbose ? AEMP_LOG_INFO : AEMP_LOG_WARN,
                       log_stderr, NULL);
     struct run_state r = {0, 0};
-    /* a noderef on the command line; else the profile's; else the node
-     * name with port 4040 (the empty component) */
-    const char *noderef = argc > 0 ? argv[0] : NULL;
-    if (!noderef && !aemp_config_get(c, o->profile, "noderef"))
-        noderef = "";
     rc = cli_register_services(n);
     if (rc == 0)
         rc = aemp_mon_nodes(n, on_node_event, NULL, NULL);
     if (rc == 0)
-        rc = aemp_initialise(n, c, o->profile, noderef,
+        rc = aemp_initialise(n, c, profile, noderef,
                              (const char *const *)argv + (argc > 0),
                              argc > 0 ? (size_t)argc - 1 : 0, on_initialised,
                              &r);
