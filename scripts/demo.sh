@@ -1,9 +1,60 @@
 #!/bin/sh
-# README command 1: set everything up and run the main job.
-# For now the main job is the local ping-pong example: two ports on one node
-# exchange messages and the program reports the rate.
+# README command 1: set everything up and run the main job — an aemp node.
+#
+# Builds everything, writes a small configuration with the `aemp` commands
+# (a fresh secret, the node's address, the built-in echo and sink services),
+# starts `aemp run` on it, talks to the node from other processes with
+# `aemp rpc`, `snd` and `trace` so that something visible happens, and then
+# leaves the node running until Ctrl-C (SIGINT shuts it down cleanly).
+#
+#   scripts/demo.sh [noderef]       (default 127.0.0.1:4040)
+#
+# The configuration is build/demo/config.json, not your own
+# ~/.config/aemp/config.json, so the demo changes nothing of yours.
 set -eu
 cd "$(dirname "$0")/.."
 scripts/deps.sh
-scripts/build.sh build -DCMAKE_BUILD_TYPE=Release
-exec build/examples/pingpong "${1:-1000000}"
+scripts/build.sh build -DCMAKE_BUILD_TYPE=Release >/dev/null
+noderef=${1:-127.0.0.1:4040}
+aemp=$PWD/build/tools/aemp/aemp
+dir=$PWD/build/demo
+mkdir -p "$dir"
+export AEMP_CONFIG="$dir/config.json"
+rm -f "$AEMP_CONFIG" "$AEMP_CONFIG.bak"
+
+say() { printf '\n== %s\n' "$*"; }
+show() { printf '$ %s\n' "$*"; "$@"; }
+
+say "a configuration, made with the aemp commands"
+show "$aemp" gensecret
+show "$aemp" setnoderef "$noderef"
+show "$aemp" setservices aemp::echo aemp::sink
+show "$aemp" showconfig
+
+say "a node: aemp -v run (its first line is its noderef, then its services)"
+out=$dir/run.out
+: >"$out"
+"$aemp" -v run >"$out" &
+node=$!
+trap 'kill -INT $node 2>/dev/null; wait $node 2>/dev/null; exit 0' INT TERM
+for _ in $(seq 100); do
+    [ "$(grep -c '^service ' "$out")" -ge 2 ] && break
+    kill -0 $node 2>/dev/null || { echo "aemp run failed" >&2; exit 1; }
+    sleep 0.1
+done
+cat "$out"
+ref=$(head -n1 "$out")
+echo_port=$(awk '$2 == "aemp::echo" { print $3 }' "$out")
+sink_port=$(awk '$2 == "aemp::sink" { print $3 }' "$out")
+
+say "other processes talk to it (each one is a node of its own)"
+show "$aemp" rpc "$ref" info
+show "$aemp" rpc "$echo_port" hello 1 '{"nested": [true, null, 2.5]}'
+for i in 1 2 3; do show "$aemp" snd "$sink_port" "message $i"; done
+show "$aemp" rpc "$sink_port" count
+show "$aemp" trace "$ref"
+
+say "the node keeps running at $ref — try, in another terminal:"
+echo "  AEMP_CONFIG=$AEMP_CONFIG $aemp rpc $echo_port hi"
+echo "Ctrl-C stops it."
+wait $node
