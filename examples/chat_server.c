@@ -130,8 +130,8 @@ int main(int argc, char **argv)
         fprintf(stderr, "chat_server: %s\n", aemp_strerror(rc));
         return 1;
     }
+    setvbuf(stdout, NULL, _IOLBF, 0); /* a line at a time, even to a pipe */
     printf("chat room %s on node %s\n", r.port, aemp_noderef(r.node));
-    setvbuf(stdout, NULL, _IOLBF, 0);
     aemp_run(r.node);
     aemp_node_free(r.node);
     return 0;
