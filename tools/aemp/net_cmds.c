@@ -452,9 +452,10 @@ int cmd_run(const cli_opts_t *o, int argc, char **argv)
 
 struct trace {
     aemp_node_t *node;
-    const char *me;
+    const char *me, *start;
     char *seen[TRACE_MAX];
     int nseen, pending;
+    uint64_t timeout_ms;
     uv_timer_t timer;
 };
 
@@ -466,15 +467,14 @@ static int trace_seen(struct trace *t, const char *id)
     return 0;
 }
 
+/* Asks node id whom it knows; slaves (ours included) are asked through
+ * their masters' relays like any node, anonymous nodes cannot be. */
 static void trace_visit(struct trace *t, const char *id)
 {
-    if (trace_seen(t, id) || t->nseen == TRACE_MAX || !strncmp(id, "anon/", 5))
+    if (trace_seen(t, id) || t->nseen == TRACE_MAX ||
+        !strncmp(id, "anon/", 5) || !strcmp(id, aemp_noderef(t->node)))
         return;
     t->seen[t->nseen++] = strdup(id);
-    if (!strncmp(id, "slave/", 6) && strchr(id, '@')) {
-        printf("%s (slave: reached through its master)\n", id);
-        return;
-    }
     if (aemp_snd(t->node, id, "sss", "known_nodes", t->me, id) == 0)
         t->pending++;
 }
@@ -506,26 +506,55 @@ static void on_trace_timeout(uv_timer_t *h)
     aemp_stop(t->node);
 }
 
+static void on_trace_attached(aemp_node_t *n, int status, const char *error,
+                              void *user)
+{
+    struct trace *t = user;
+    if (status < 0) {
+        cli_error("cannot reach %s: %s", t->start, error);
+        aemp_stop(n);
+        return;
+    }
+    /* the port after attaching: its ID carries the node's final name */
+    int rc = aemp_port(n, on_known, t, &t->me);
+    if (rc < 0) {
+        cli_error("%s", aemp_strerror(rc));
+        aemp_stop(n);
+        return;
+    }
+    /* attaching took up to the timeout (monitor_timeout); the walk gets
+     * as long again */
+    uv_timer_start(&t->timer, on_trace_timeout, t->timeout_ms, 0);
+    t->pending--;
+    trace_visit(t, t->start);
+    if (!t->pending)
+        aemp_stop(n);
+}
+
+
 int cmd_trace(const cli_opts_t *o, int argc, char **argv)
 {
     if (argc != 1)
         return cli_error("usage: aemp trace <noderef>");
-    struct trace t = {.pending = 0};
+    struct trace t = {.start = argv[0]};
     if (cli_node(o, &t.node))
         return 1;
-    int rc = aemp_port(t.node, on_known, &t, &t.me);
-    if (rc < 0) {
-        aemp_node_free(t.node);
-        return cli_error("%s", aemp_strerror(rc));
-    }
     uv_timer_init(aemp_node_loop(t.node), &t.timer);
     t.timer.data = &t;
-    uv_timer_start(&t.timer, on_trace_timeout, (uint64_t)(o->timeout * 1000),
-                   0);
-    trace_visit(&t, argv[0]);
-    if (t.pending)
+    t.timeout_ms = (uint64_t)(o->timeout * 1000);
+    /* a slave of the node we start from: everything goes through it, so
+     * nodes that only it can reach (other slaves) answer too */
+    const char *seeds[] = {argv[0]};
+    t.pending = 1; /* the attachment */
+    int rc = aemp_initialise(t.node, NULL, "aemp-trace", "slave/", seeds, 1,
+                         on_trace_attached, &t);
+    if (rc < 0) {
+        t.pending = 0;
+        cli_error("%s", aemp_strerror(rc));
+    } else {
         aemp_run(t.node);
-    int status = t.pending != 0;
+    }
+    int status = t.pending != 0 || rc < 0;
     uv_close((uv_handle_t *)&t.timer, NULL);
     aemp_node_free(t.node);
     for (int i = 0; i < t.nseen; i++)
