@@ -34,6 +34,20 @@ int aemp__json_decode(aemp_msg_t **out, const char *buf, size_t len,
                       const aemp_limits_t *lim, char *errbuf, size_t errlen);
 int aemp__cbor_decode(aemp_msg_t **out, const char *buf, size_t len,
                       const aemp_limits_t *lim, char *errbuf, size_t errlen);
+/* The same, with the message's block from bc (a node's recycled blocks;
+ * NULL: malloc) — a link's reader decodes millions of small packets. */
+int aemp__json_decode_from(aemp__blocks_t *bc, aemp_msg_t **out,
+                           const char *buf, size_t len,
+                           const aemp_limits_t *lim, char *errbuf,
+                           size_t errlen);
+int aemp__cbor_decode_from(aemp__blocks_t *bc, aemp_msg_t **out,
+                           const char *buf, size_t len,
+                           const aemp_limits_t *lim, char *errbuf,
+                           size_t errlen);
+/* Internal to the reader: decoded messages take their blocks from bc,
+ * which must outlive the reader (a link's reader uses its node's). */
+struct aemp_reader;
+void aemp__reader_set_blocks(struct aemp_reader *r, aemp__blocks_t *bc);
 
 /* The defaults of aemp_limits_t filled into the zero fields of *lim, and
  * max_depth / max_items clamped to what the decoders can honour. */

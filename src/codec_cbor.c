@@ -470,6 +470,14 @@ static void dec_error(const dec_t *d, char *errbuf, size_t errlen)
 int aemp__cbor_decode(aemp_msg_t **out, const char *buf, size_t len,
                       const aemp_limits_t *lim, char *errbuf, size_t errlen)
 {
+    return aemp__cbor_decode_from(NULL, out, buf, len, lim, errbuf, errlen);
+}
+
+int aemp__cbor_decode_from(aemp__blocks_t *bc, aemp_msg_t **out,
+                           const char *buf, size_t len,
+                           const aemp_limits_t *lim, char *errbuf,
+                           size_t errlen)
+{
     dec_t d = {.p = (const uint8_t *)buf,
                .start = (const uint8_t *)buf,
                .end = (const uint8_t *)buf + len,
@@ -480,7 +488,8 @@ int aemp__cbor_decode(aemp_msg_t **out, const char *buf, size_t len,
     aemp__fill_t f;
     aemp_msg_t *m = NULL;
     int rc = chk_root(&d, &nroot);
-    if (rc == 0 && (rc = aemp__msg_alloc(&m, d.nodes, d.text, nroot, &f)) < 0)
+    if (rc == 0 &&
+        (rc = aemp__msg_alloc_from(bc, &m, d.nodes, d.text, nroot, &f)) < 0)
         d.why = "out of memory";
     if (rc == 0) {
         head_t h;

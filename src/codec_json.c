@@ -327,8 +327,8 @@ static int jload_error(const json_error_t *e, char *errbuf, size_t errlen)
     return rc;
 }
 
-static int jconvert(aemp_msg_t **out, json_t *root, const aemp_limits_t *lim,
-                    char *errbuf, size_t errlen)
+static int jconvert(aemp__blocks_t *bc, aemp_msg_t **out, json_t *root,
+                    const aemp_limits_t *lim, char *errbuf, size_t errlen)
 {
     jdec_t d = {.lim = lim};
     size_t n = json_array_size(root);
@@ -337,7 +337,7 @@ static int jconvert(aemp_msg_t **out, json_t *root, const aemp_limits_t *lim,
     int rc = json_is_array(root)
                  ? jmeasure(&d, root, 1)
                  : jbad(&d, AEMP_EPROTO, "top-level value is not an array");
-    if (rc == 0 && (rc = aemp__msg_alloc(&m, d.nodes, d.text, n, &f)) < 0)
+    if (rc == 0 && (rc = aemp__msg_alloc_from(bc, &m, d.nodes, d.text, n, &f)) < 0)
         d.why = "out of memory";
     if (rc < 0) {
         if (errbuf && errlen)
@@ -353,11 +353,19 @@ static int jconvert(aemp_msg_t **out, json_t *root, const aemp_limits_t *lim,
 int aemp__json_decode(aemp_msg_t **out, const char *buf, size_t len,
                       const aemp_limits_t *lim, char *errbuf, size_t errlen)
 {
+    return aemp__json_decode_from(NULL, out, buf, len, lim, errbuf, errlen);
+}
+
+int aemp__json_decode_from(aemp__blocks_t *bc, aemp_msg_t **out,
+                           const char *buf, size_t len,
+                           const aemp_limits_t *lim, char *errbuf,
+                           size_t errlen)
+{
     json_error_t e;
     json_t *root = json_loadb(buf ? buf : "", len, JSON_ALLOW_NUL, &e);
     if (!root)
         return jload_error(&e, errbuf, errlen);
-    int rc = jconvert(out, root, lim, errbuf, errlen);
+    int rc = jconvert(bc, out, root, lim, errbuf, errlen);
     json_decref(root);
     return rc;
 }

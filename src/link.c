@@ -241,6 +241,7 @@ static void link_established(aemp__link_t *l)
         aemp__link_close(l, "out of memory");
         return;
     }
+    aemp__reader_set_blocks(l->reader, &l->node->blocks);
     l->state = AEMP__LINK_UP;
     l->peer_timeout = l->hs.peer.timeout;
     aemp__free(l->line);
@@ -360,16 +361,15 @@ static void packets(aemp__link_t *l, const char *data, size_t len)
     aemp_msg_t *m;
     int rc;
     while ((rc = aemp_reader_next(l->reader, &m)) == 1) {
-        if (aemp_msg_len(m) == 0) {
-            aemp_msg_unref(m); /* [] keepalive */
-            continue;
-        }
-        rc = aemp__deliver_packet(n, l->peer->id, m);
-        aemp_msg_unref(m);
+        /* [] is a keepalive */
+        rc = aemp_msg_len(m) ? aemp__deliver_packet(n, l->peer->id, m) : 0;
+        aemp__msg_release(&n->blocks, m); /* the next packet's block */
         if (rc == AEMP_EPROTO) {
             aemp__link_close(l, "malformed packet: no destination port name");
             return;
         }
+        if (l->state == AEMP__LINK_CLOSED)
+            return; /* by what a callback did: the rest is lost with it */
     }
     if (rc == 0 && fed < 0)
         rc = fed;

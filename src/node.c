@@ -213,6 +213,18 @@ int aemp__deliver_packet(aemp_node_t *n, const char *from, const aemp_msg_t *m)
     uint64_t counter = *name ? aemp__port_counter(n, name) : 0;
     if (counter == UINT64_MAX)
         return 0; /* no such port (any more): dropped */
+    if (counter && !n->head && !n->dispatching && !n->cur && !n->stopping) {
+        /* Nothing is queued ahead of it and no callback is running (we are
+         * in the link's read callback): delivering now is what the queue
+         * would do next, minus the queue — and the packet is still in the
+         * cache.  Whatever the callback sends queues behind it. */
+        aemp_msg_t view;
+        aemp__msg_view_tail(m, &view);
+        n->dispatching++;
+        dispatch_msg(n, counter, &view, from);
+        n->dispatching--;
+        return 0;
+    }
     aemp__item_t *it = aemp__item_new(n, AEMP__DELIVER);
     if (!it)
         return AEMP_ENOMEM;

@@ -65,15 +65,15 @@ void aemp__limits_resolve(aemp_limits_t *lim)
 
 typedef struct framing {
     int (*encode)(aemp__buf_t *, const char *, size_t, const aemp_msg_t *);
-    int (*decode)(aemp_msg_t **, const char *, size_t, const aemp_limits_t *,
-                  char *, size_t);
+    int (*decode)(aemp__blocks_t *, aemp_msg_t **, const char *, size_t,
+                  const aemp_limits_t *, char *, size_t);
     int (*scan)(aemp__scan_t *, const char *, size_t, const aemp_limits_t *,
                 const char **);
 } framing_t;
 
 static const framing_t framings[] = {
-    [AEMP_JSON] = {aemp__json_encode, aemp__json_decode, aemp__json_scan},
-    [AEMP_CBOR] = {aemp__cbor_encode, aemp__cbor_decode, aemp__cbor_scan},
+    [AEMP_JSON] = {aemp__json_encode, aemp__json_decode_from, aemp__json_scan},
+    [AEMP_CBOR] = {aemp__cbor_encode, aemp__cbor_decode_from, aemp__cbor_scan},
 };
 
 static const framing_t *framing_of(aemp_framing_t f)
@@ -113,7 +113,7 @@ int aemp_msg_decode(aemp_msg_t **out, aemp_framing_t f, const void *buf,
     aemp__limits_resolve(&lim);
     if (len > lim.max_packet)
         return AEMP_ELIMIT;
-    return fr->decode(out, buf ? buf : "", len, &lim, NULL, 0);
+    return fr->decode(NULL, out, buf ? buf : "", len, &lim, NULL, 0);
 }
 
 /* ---- the reader -------------------------------------------------------- */
@@ -134,7 +134,13 @@ struct aemp_reader {
     int deferred; /* an error found by `ahead`, reported by next() once
                      the packets before it are taken */
     char why[192];
+    aemp__blocks_t *blocks; /* where messages get their blocks, or NULL */
 };
+
+void aemp__reader_set_blocks(aemp_reader_t *r, aemp__blocks_t *bc)
+{
+    r->blocks = bc;
+}
 
 static int scan_init(aemp__scan_t *s, const aemp_reader_t *r)
 {
@@ -285,8 +291,8 @@ static int take(aemp_reader_t *r, aemp_msg_t **out)
     aemp_msg_t *m;
     char why[sizeof r->why]; /* r->why may hold a deferred error's text */
     const char *p = r->in.data + r->pos + r->scan.start;
-    int rc = r->fr->decode(&m, p, r->scan.off - r->scan.start, &r->lim, why,
-                           sizeof why);
+    int rc = r->fr->decode(r->blocks, &m, p, r->scan.off - r->scan.start,
+                           &r->lim, why, sizeof why);
     if (rc == AEMP_ENOMEM)
         return rc; /* nothing changed: the caller may try again */
     if (rc < 0)
