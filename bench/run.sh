@@ -1,8 +1,14 @@
 #!/bin/sh
-# Builds the benchmarks in Release and runs them, printing everything.
+# Builds the benchmarks in Release and runs them, printing everything:
+# bench_local (one node), then bench_net (two nodes in two processes on
+# loopback, beside raw TCP, ZeroMQ and distributed Erlang).
 #
-#   bench/run.sh [--build-dir DIR] [--profile] [-- bench_local options]
+#   bench/run.sh [--build-dir DIR] [--profile] [--only local|net]
+#                [--net "bench_net options"] [-- bench_local options]
 #
+# As root it first installs what the comparisons need (Debian's erlang-nox
+# and libzmq3-dev, through scripts/deps.sh); otherwise it says what is
+# missing and runs without it.
 # DIR defaults to build-bench/ at the top of the source tree.  --profile
 # also runs the delivery, ping-pong and port-churn paths under
 # `valgrind --tool=callgrind` (instruction counts: repeatable whatever else
@@ -14,15 +20,24 @@ set -eu
 root=$(cd "$(dirname "$0")/.." && pwd)
 build=$root/build-bench
 profile=0
+only=
+net_opts=
 while [ $# -gt 0 ]; do
     case $1 in
     --build-dir) build=$2; shift 2 ;;
     --profile) profile=1; shift ;;
+    --only) only=$2; shift 2 ;;
+    --net) net_opts=$2; shift 2 ;;
     --) shift; break ;;
-    *) echo "usage: $0 [--build-dir DIR] [--profile] [-- bench_local options]" >&2
+    *) echo "usage: $0 [--build-dir DIR] [--profile] [--only local|net]" \
+            "[--net \"bench_net options\"] [-- bench_local options]" >&2
        exit 2 ;;
     esac
 done
+
+# the comparisons' packages (a no-op when present; only reports when not root)
+"$root/scripts/deps.sh" erlang-nox libzmq3-dev ||
+    echo "(running without the missing comparisons)"
 
 machine() {
     echo "== machine"
@@ -34,6 +49,8 @@ machine() {
     echo "load:   $(cut -d' ' -f1-3 /proc/loadavg) (1, 5, 15 min averages)"
     echo "cc:     $(cc --version | head -n1)"
     echo "libc:   $(ldd --version 2>&1 | head -n1)"
+    echo "libuv:  $(pkg-config --modversion libuv 2>/dev/null || echo '?')," \
+         "libzmq: $(pkg-config --modversion libzmq 2>/dev/null || echo 'not installed')"
     if command -v erl >/dev/null 2>&1; then
         echo "erlang: OTP $(erl -noshell -eval \
             'io:format("~s", [erlang:system_info(otp_release)]), halt().')"
@@ -55,6 +72,9 @@ build() {
     for f in "$root"/bench/bench_*.c; do
         targets="$targets $(basename "$f" .c)"
     done
+    # bench_net's peers (net_zmq only exists when libzmq was found)
+    targets="$targets net_aemp net_raw"
+    pkg-config --exists libzmq 2>/dev/null && targets="$targets net_zmq"
     # shellcheck disable=SC2086
     cmake --build "$build" --target $targets
 }
@@ -121,8 +141,16 @@ profile() {
 
 machine
 build
-echo
-echo "== bench_local"
-"$build/bench/bench_local" "$@"
-[ "$profile" = 1 ] && profile
+if [ "$only" != net ]; then
+    echo
+    echo "== bench_local"
+    "$build/bench/bench_local" "$@"
+    [ "$profile" = 1 ] && profile
+fi
+if [ "$only" != local ]; then
+    echo
+    echo "== bench_net"
+    # shellcheck disable=SC2086
+    "$build/bench/bench_net" $net_opts
+fi
 exit 0
