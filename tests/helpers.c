@@ -252,6 +252,22 @@ uint64_t kt_now_ms(void)
     return uv_hrtime() / 1000000u;
 }
 
+aemp_node_t *kt_node_new(void)
+{
+    aemp_node_t *n = NULL;
+    assert_int_equal(aemp_node_new(&n, NULL), 0);
+    assert_non_null(n);
+    return n;
+}
+
+const char *kt_port(aemp_node_t *n, aemp_rcv_fn cb, void *user)
+{
+    const char *id = NULL;
+    assert_int_equal(aemp_port(n, cb, user, &id), 0);
+    assert_non_null(id);
+    return id;
+}
+
 /* ---- allocation failure injection ------------------------------------- */
 
 #include <stdlib.h>
@@ -403,6 +419,22 @@ int nt_free_port(void)
     return ntohs(sa.sin_port);
 }
 
+void nt_listen(uv_loop_t *loop, aemp_node_t *n, const char *ref, char *buf,
+               size_t size, int tries)
+{
+    int rc = AEMP_ESYS;
+    for (int k = 0; rc == AEMP_ESYS && k < tries; k++) {
+        if (ref)
+            snprintf(buf, size, "%s", ref);
+        else
+            snprintf(buf, size, "127.0.0.1:%d", nt_free_port());
+        rc = aemp_node_listen(n, buf);
+        if (rc == AEMP_ESYS && ref)
+            nt_run_for(loop, 0.05); /* the old listener is still closing */
+    }
+    assert_int_equal(rc, 0);
+}
+
 static void nt_close_walk(uv_handle_t *h, void *arg)
 {
     (void)arg;
@@ -477,10 +509,17 @@ static void cp_on_exit(uv_process_t *p, int64_t status, int sig)
     c->exited = 1;
     c->status = status;
     c->signal = sig;
+    c->exited_ms = kt_now_ms();
 }
 
 cp_child_t *cp_spawn(uv_loop_t *loop, const char *file,
                      const char *const *argv)
+{
+    return cp_spawn_env(loop, file, argv, NULL);
+}
+
+cp_child_t *cp_spawn_env(uv_loop_t *loop, const char *file,
+                         const char *const *argv, char **env)
 {
     cp_child_t *c = calloc(1, sizeof *c);
     assert_non_null(c);
@@ -505,6 +544,7 @@ cp_child_t *cp_spawn(uv_loop_t *loop, const char *file,
     uv_process_options_t o = {.exit_cb = cp_on_exit,
                               .file = file,
                               .args = (char **)argv,
+                              .env = env,
                               .stdio = stdio,
                               .stdio_count = 3};
     int rc = uv_spawn(loop, &c->proc, &o);
@@ -513,6 +553,7 @@ cp_child_t *cp_spawn(uv_loop_t *loop, const char *file,
         fail_msg("cannot start %s: %s", file, uv_strerror(rc));
     }
     c->pid = c->proc.pid;
+    c->started_ms = kt_now_ms();
     uv_read_start((uv_stream_t *)&c->out, cp_on_alloc, cp_on_read);
     uv_read_start((uv_stream_t *)&c->err, cp_on_alloc, cp_on_read);
     return c;
@@ -527,6 +568,35 @@ int cp_done(void *child)
 int cp_await_exit(cp_child_t *c, double seconds)
 {
     return nt_run_until(c->loop, cp_done, c, seconds);
+}
+
+void cp_expect_exit(cp_child_t *c, double seconds)
+{
+    if (!cp_await_exit(c, seconds)) {
+        cp_kill(c, SIGKILL);
+        cp_await_exit(c, 5);
+        cp_dump(c);
+        fail_msg("%s did not exit within %.1f s", c->name, seconds);
+    }
+}
+
+void cp_expect_status(const cp_child_t *c, int status)
+{
+    if (c->signal || c->status != status) {
+        cp_dump(c);
+        fail_msg("%s: exit status %lld (signal %d), want %d", c->name,
+                 (long long)c->status, c->signal, status);
+    }
+}
+
+void cp_first_line(const cp_child_t *c, char *buf, size_t size)
+{
+    const char *nl = strchr(c->obuf, '\n');
+    assert_non_null(nl);
+    size_t n = (size_t)(nl - c->obuf);
+    assert_true(n < size);
+    memcpy(buf, c->obuf, n);
+    buf[n] = 0;
 }
 
 int cp_count(const char *hay, const char *needle)

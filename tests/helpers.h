@@ -79,6 +79,11 @@ long kt_alloc_live(void);
 /* Monotonic milliseconds. */
 uint64_t kt_now_ms(void);
 
+/* A new node with a loop of its own; fails the test if it cannot make one. */
+aemp_node_t *kt_node_new(void);
+/* A new port on n (aemp_port); its ID, the library's copy. */
+const char *kt_port(aemp_node_t *n, aemp_rcv_fn cb, void *user);
+
 #endif
 
 /* ---- allocation failure injection (codec/value tests) ----------------- */
@@ -117,6 +122,13 @@ int nt_free_port(void);
 /* Closes every handle still open on loop (walk), runs it dry and checks
  * uv_loop_close() returns 0. */
 void nt_loop_finish(uv_loop_t *loop);
+/* Makes n listen on ref, or with ref NULL on a free port of 127.0.0.1,
+ * and writes the noderef it listens on into buf.  While the address is
+ * taken (AEMP_ESYS) it tries again, up to `tries` times in all (a new free
+ * port each time; for a fixed ref after a pause, in case its previous
+ * listener is still closing).  Fails the test if it cannot listen. */
+void nt_listen(uv_loop_t *loop, aemp_node_t *n, const char *ref, char *buf,
+               size_t size, int tries);
 
 /* ---- child processes (cp_*): spawn, capture output, wait with deadlines -- */
 #ifndef AEMP_TEST_HELPERS_CP_H
@@ -135,6 +147,7 @@ typedef struct cp_child {
     int64_t status;
     int signal;
     int pid;
+    uint64_t started_ms, exited_ms; /* kt_now_ms() after spawn / at exit */
     char name[160];
 } cp_child_t;
 
@@ -142,10 +155,23 @@ typedef struct cp_child {
  * on loop; fails the test if it cannot start. */
 cp_child_t *cp_spawn(uv_loop_t *loop, const char *file,
                      const char *const *argv);
+/* The same with the environment env (NULL-terminated "NAME=value"; NULL:
+ * ours). */
+cp_child_t *cp_spawn_env(uv_loop_t *loop, const char *file,
+                         const char *const *argv, char **env);
 /* 1 once the child exited and both pipes reached EOF (an nt_cond_fn). */
 int cp_done(void *child);
 /* Runs the loop until the child is done or `seconds` passed; 1 if done. */
 int cp_await_exit(cp_child_t *c, double seconds);
+/* Like cp_await_exit, but a child still running after `seconds` is killed,
+ * dumped and fails the test. */
+void cp_expect_exit(cp_child_t *c, double seconds);
+/* Fails the test (after dumping the child) unless it exited with status,
+ * without a signal. */
+void cp_expect_status(const cp_child_t *c, int status);
+/* The first line of the child's stdout (without LF) into buf; fails the
+ * test if there is no complete line or it does not fit. */
+void cp_first_line(const cp_child_t *c, char *buf, size_t size);
 /* Runs the loop until stdout holds `count` copies of needle (or the child
  * exited); 1 if it does. */
 int cp_await_stdout(cp_child_t *c, const char *needle, int count,

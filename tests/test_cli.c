@@ -23,59 +23,6 @@
 /* ---- children --------------------------------------------------------------
  */
 
-typedef struct child {
-    uv_process_t proc;
-    uv_pipe_t out, err;
-    char *obuf, *ebuf;
-    size_t olen, elen;
-    int exited, out_eof, err_eof, closing;
-    int64_t status;
-    int signal;
-    uint64_t started_ms, exited_ms;
-    char name[64];
-} child_t;
-
-static void on_alloc(uv_handle_t *h, size_t suggested, uv_buf_t *buf)
-{
-    buf->base = malloc(65536);
-    buf->len = buf->base ? 65536 : 0;
-}
-
-static void append(char **dst, size_t *len, const char *src, size_t n)
-{
-    *dst = realloc(*dst, *len + n + 1);
-    assert_non_null(*dst);
-    memcpy(*dst + *len, src, n);
-    *len += n;
-    (*dst)[*len] = 0;
-}
-
-static void on_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf)
-{
-    child_t *c = s->data;
-    bool is_out = s == (uv_stream_t *)&c->out;
-    if (nread > 0)
-        append(is_out ? &c->obuf : &c->ebuf, is_out ? &c->olen : &c->elen,
-               buf->base, (size_t)nread);
-    else if (nread < 0) {
-        uv_read_stop(s);
-        if (is_out)
-            c->out_eof = 1;
-        else
-            c->err_eof = 1;
-    }
-    free(buf->base);
-}
-
-static void on_exit_cb(uv_process_t *p, int64_t status, int sig)
-{
-    child_t *c = p->data;
-    c->exited = 1;
-    c->status = status;
-    c->signal = sig;
-    c->exited_ms = kt_now_ms();
-}
-
 static char dir[] = "/tmp/aemp-test-cli-XXXXXX";
 
 /* The children's environment: ours, with a configuration file of their
@@ -105,171 +52,66 @@ static char **child_env(void)
 }
 
 /* Starts AEMP_TOOL_PATH with args (NULL-terminated, without argv[0]). */
-static child_t *spawn(uv_loop_t *loop, const char *const *args)
+static cp_child_t *spawn(uv_loop_t *loop, const char *const *args)
 {
-    child_t *c = calloc(1, sizeof *c);
-    assert_non_null(c);
-    char *argv[32];
+    const char *argv[32];
     int n = 0;
-    argv[n++] = (char *)AEMP_TOOL_PATH;
+    argv[n++] = AEMP_TOOL_PATH;
     for (; args[n - 1]; n++) {
         assert_true(n < 31);
-        argv[n] = (char *)args[n - 1];
+        argv[n] = args[n - 1];
     }
     argv[n] = NULL;
-    snprintf(c->name, sizeof c->name, "aemp %s", args[0]);
-    uv_pipe_init(loop, &c->out, 0);
-    uv_pipe_init(loop, &c->err, 0);
-    c->out.data = c->err.data = c->proc.data = c;
-    uv_stdio_container_t stdio[3] = {
-        {.flags = UV_IGNORE},
-        {.flags = UV_CREATE_PIPE | UV_WRITABLE_PIPE,
-         .data.stream = (uv_stream_t *)&c->out},
-        {.flags = UV_CREATE_PIPE | UV_WRITABLE_PIPE,
-         .data.stream = (uv_stream_t *)&c->err},
-    };
-    uv_process_options_t o = {.exit_cb = on_exit_cb,
-                              .file = AEMP_TOOL_PATH,
-                              .args = argv,
-                              .env = child_env(),
-                              .stdio = stdio,
-                              .stdio_count = 3};
-    int rc = uv_spawn(loop, &c->proc, &o);
-    if (rc)
-        fail_msg("cannot start %s: %s", AEMP_TOOL_PATH, uv_strerror(rc));
-    c->started_ms = kt_now_ms();
-    uv_read_start((uv_stream_t *)&c->out, on_alloc, on_read);
-    uv_read_start((uv_stream_t *)&c->err, on_alloc, on_read);
-    return c;
-}
-
-static int child_done(void *arg)
-{
-    child_t *c = arg;
-    return c->exited && c->out_eof && c->err_eof;
-}
-
-static void dump(const child_t *c)
-{
-    fprintf(stderr, "--- %s: exited %d status %lld signal %d\n", c->name,
-            c->exited, (long long)c->status, c->signal);
-    fprintf(stderr, "stdout: %s\nstderr: %s\n", c->obuf ? c->obuf : "",
-            c->ebuf ? c->ebuf : "");
-}
-
-/* Runs until c has exited (and its output is in), at most `seconds`;
- * fails (after killing it) if it did not. */
-static void await_exit(uv_loop_t *loop, child_t *c, double seconds)
-{
-    if (!nt_run_until(loop, child_done, c, seconds)) {
-        uv_process_kill(&c->proc, SIGKILL);
-        nt_run_until(loop, child_done, c, 5);
-        dump(c);
-        fail_msg("%s did not exit within %.1f s", c->name, seconds);
-    }
-}
-
-static void child_closed(uv_handle_t *h)
-{
-    child_t *c = h->data;
-    if (--c->closing == 0) {
-        free(c->obuf);
-        free(c->ebuf);
-        free(c);
-    }
-}
-
-/* Kills it if still running, reaps it, and frees it. */
-static void child_free(uv_loop_t *loop, child_t *c)
-{
-    if (!c->exited) {
-        uv_process_kill(&c->proc, SIGKILL);
-        nt_run_until(loop, child_done, c, 10);
-    }
-    c->closing = 3;
-    uv_close((uv_handle_t *)&c->proc, child_closed);
-    uv_close((uv_handle_t *)&c->out, child_closed);
-    uv_close((uv_handle_t *)&c->err, child_closed);
-}
-
-static int has_line(void *arg)
-{
-    child_t *c = arg;
-    return (c->obuf && strchr(c->obuf, '\n')) || c->exited;
-}
-
-typedef struct text_cond {
-    child_t *c;
-    const char *needle;
-    int count;
-} text_cond_t;
-
-static int count_in(const char *hay, const char *needle)
-{
-    int k = 0;
-    for (const char *p = hay; p && (p = strstr(p, needle)); p++)
-        k++;
-    return k;
-}
-
-static int stderr_has(void *arg)
-{
-    text_cond_t *t = arg;
-    return count_in(t->c->ebuf, t->needle) >= t->count || t->c->exited;
+    return cp_spawn_env(loop, AEMP_TOOL_PATH, argv, child_env());
 }
 
 /* `aemp run 127.0.0.1:<free port>`; *ref gets the noderef it printed. */
-static child_t *start_run(uv_loop_t *loop, char *ref, size_t size)
+static cp_child_t *start_run(uv_loop_t *loop, char *ref, size_t size)
 {
     for (int tries = 0; tries < 10; tries++) {
         char want[64];
         snprintf(want, sizeof want, "127.0.0.1:%d", nt_free_port());
         const char *args[] = {"run", want, "--secret", SECRET, NULL};
-        child_t *c = spawn(loop, args);
-        nt_run_until(loop, has_line, c, 10);
-        if (c->obuf && strchr(c->obuf, '\n')) {
+        cp_child_t *c = spawn(loop, args);
+        if (cp_await_stdout(c, "\n", 1, 10)) {
             /* the noderef is the first thing it prints */
-            size_t n = (size_t)(strchr(c->obuf, '\n') - c->obuf);
-            assert_true(n < size);
-            memcpy(ref, c->obuf, n);
-            ref[n] = 0;
+            cp_first_line(c, ref, size);
             assert_string_equal(ref, want);
             return c;
         }
         if (!c->exited) {
-            dump(c);
+            cp_dump(c);
             fail_msg("aemp run printed nothing within 10 s");
         }
         /* the port was taken in the meantime: try another */
-        await_exit(loop, c, 5);
-        child_free(loop, c);
+        cp_expect_exit(c, 5);
+        cp_free(c);
     }
     fail_msg("aemp run did not start");
     return NULL;
 }
 
 /* Runs `aemp <args...>` to completion; returns the child (yours). */
-static child_t *run_cmd(uv_loop_t *loop, const char *const *args,
-                        double seconds)
+static cp_child_t *run_cmd(uv_loop_t *loop, const char *const *args,
+                           double seconds)
 {
-    child_t *c = spawn(loop, args);
-    await_exit(loop, c, seconds);
+    cp_child_t *c = spawn(loop, args);
+    cp_expect_exit(c, seconds);
     return c;
 }
 
-static void expect_exit(child_t *c, int status)
+/* Runs `aemp <args...>` to completion; it must exit with status 0. */
+static void run_ok(uv_loop_t *loop, const char *const *args, double seconds)
 {
-    if (c->signal || c->status != status) {
-        dump(c);
-        fail_msg("%s: exit status %lld (signal %d), want %d", c->name,
-                 (long long)c->status, c->signal, status);
-    }
+    cp_child_t *c = run_cmd(loop, args, seconds);
+    cp_expect_status(c, 0);
+    cp_free(c);
 }
 
-static void expect_failure(child_t *c)
+static void expect_failure(cp_child_t *c)
 {
     if (c->signal || c->status == 0) {
-        dump(c);
+        cp_dump(c);
         fail_msg("%s: exit status %lld (signal %d), want a failure", c->name,
                  (long long)c->status, c->signal);
     }
@@ -292,12 +134,7 @@ static void server_start(server_t *s, uv_loop_t *loop)
     assert_int_equal(aemp_node_new(&s->n, loop), 0);
     assert_int_equal(aemp_node_configure(s->n, &c), 0);
     aemp_node_set_log(s->n, AEMP_LOG_DEBUG, kt_log_rec, &s->log);
-    int rc = AEMP_ESYS;
-    for (int tries = 0; rc == AEMP_ESYS && tries < 10; tries++) {
-        snprintf(s->ref, sizeof s->ref, "127.0.0.1:%d", nt_free_port());
-        rc = aemp_node_listen(s->n, s->ref);
-    }
-    assert_int_equal(rc, 0);
+    nt_listen(loop, s->n, NULL, s->ref, sizeof s->ref, 10);
     s->tap = (kt_tap_t){&s->rec, "rcv", 0};
 }
 
@@ -333,7 +170,7 @@ static int server_watched(void *arg)
 }
 
 typedef struct both {
-    child_t *c;
+    cp_child_t *c;
     const kt_rec_t *rec;
     size_t want;
 } both_t;
@@ -341,7 +178,7 @@ typedef struct both {
 static int exited_and_received(void *arg)
 {
     both_t *b = arg;
-    return child_done(b->c) && kt_rec_count(b->rec, NULL) >= b->want;
+    return cp_done(b->c) && kt_rec_count(b->rec, NULL) >= b->want;
 }
 
 /* ==== tests
@@ -352,31 +189,31 @@ static void run_prints_noderef_and_rpc_info(void **state)
     uv_loop_t loop;
     uv_loop_init(&loop);
     char ref[64], want[96];
-    child_t *r = start_run(&loop, ref, sizeof ref);
+    cp_child_t *r = start_run(&loop, ref, sizeof ref);
     const char *info[] = {"rpc",  ref,         "info", "--secret",
                           SECRET, "--timeout", "5",    NULL};
-    child_t *c = run_cmd(&loop, info, 15);
-    expect_exit(c, 0);
+    cp_child_t *c = run_cmd(&loop, info, 15);
+    cp_expect_status(c, 0);
     snprintf(want, sizeof want, "[\"%s\"]\n", ref);
-    assert_string_equal(c->obuf ? c->obuf : "", want);
-    child_free(&loop, c);
+    assert_string_equal(c->obuf, want);
+    cp_free(c);
     /* extra leading elements of the reply target come back first */
     const char *time_[] = {"rpc", ref, "time", "--secret", SECRET, NULL};
     c = run_cmd(&loop, time_, 15);
-    expect_exit(c, 0);
+    cp_expect_status(c, 0);
     double t;
     assert_int_equal(sscanf(c->obuf, "[%lf]", &t), 1);
     assert_true(t > 1.6e9);
-    child_free(&loop, c);
+    cp_free(c);
     /* options may come before the command, secret from the environment */
     const char *up[] = {"--timeout", "5",        "rpc",  ref,
                         "up_nodes",  "--secret", SECRET, NULL};
     c = run_cmd(&loop, up, 15);
-    expect_exit(c, 0);
-    assert_true(c->obuf && c->obuf[0] == '[');
-    child_free(&loop, c);
+    cp_expect_status(c, 0);
+    assert_true(c->obuf[0] == '[');
+    cp_free(c);
     assert_false(r->exited);
-    child_free(&loop, r);
+    cp_free(r);
     nt_loop_finish(&loop);
 }
 
@@ -391,19 +228,17 @@ static void snd_delivers_json_args(void **state)
     const char *args[] = {"snd",   port,        "hello",      "42",
                           "[1,2]", "{\"a\":1}", "\"quoted\"", "plain text",
                           "-7.5",  "--secret",  SECRET,       NULL};
-    child_t *c = spawn(&loop, args);
+    cp_child_t *c = spawn(&loop, args);
     both_t b = {c, &s.rec, 1};
     nt_run_until(&loop, exited_and_received, &b, 15);
-    expect_exit(c, 0);
+    cp_expect_status(c, 0);
     assert_int_equal(kt_rec_count(&s.rec, NULL), 1);
     assert_true(kt_msg_is(s.rec.ev[0].msg, "si[ii]{i}ssd", "hello", 42, 1, 2,
                           "a", 1, "quoted", "plain text", -7.5));
-    child_free(&loop, c);
+    cp_free(c);
     /* to a node port: exits 0 once written */
     const char *dn[] = {"snd", s.ref, "devnull", "--secret", SECRET, NULL};
-    c = run_cmd(&loop, dn, 15);
-    expect_exit(c, 0);
-    child_free(&loop, c);
+    run_ok(&loop, dn, 15);
     server_stop(&s);
     nt_loop_finish(&loop);
 }
@@ -413,12 +248,10 @@ static void snd_to_run_node(void **state)
     uv_loop_t loop;
     uv_loop_init(&loop);
     char ref[64];
-    child_t *r = start_run(&loop, ref, sizeof ref);
+    cp_child_t *r = start_run(&loop, ref, sizeof ref);
     const char *args[] = {"snd", ref, "devnull", "x", "--secret", SECRET, NULL};
-    child_t *c = run_cmd(&loop, args, 15);
-    expect_exit(c, 0);
-    child_free(&loop, c);
-    child_free(&loop, r);
+    run_ok(&loop, args, 15);
+    cp_free(r);
     nt_loop_finish(&loop);
 }
 
@@ -427,22 +260,21 @@ static void rpc_wrong_secret(void **state)
     uv_loop_t loop;
     uv_loop_init(&loop);
     char ref[64];
-    child_t *r = start_run(&loop, ref, sizeof ref);
+    cp_child_t *r = start_run(&loop, ref, sizeof ref);
     const char *args[] = {
         "rpc",       ref, "info", "--secret", "not the secret",
         "--timeout", "2", NULL};
-    child_t *c = run_cmd(&loop, args, 15);
+    cp_child_t *c = run_cmd(&loop, args, 15);
     expect_failure(c);
-    if (!c->ebuf || !strstr(c->ebuf, "authentication")) {
-        dump(c);
+    if (!strstr(c->ebuf, "authentication")) {
+        cp_dump(c);
         fail_msg("the error does not mention authentication");
     }
     assert_true(c->exited_ms - c->started_ms < 6000);
     /* the node says so too */
-    text_cond_t t = {r, "authentication", 1};
-    assert_true(nt_run_until(&loop, stderr_has, &t, 5));
-    child_free(&loop, c);
-    child_free(&loop, r);
+    assert_true(cp_await_stderr(r, "authentication", 1, 5));
+    cp_free(c);
+    cp_free(r);
     nt_loop_finish(&loop);
 }
 
@@ -454,14 +286,14 @@ static void snd_nobody_listening(void **state)
     snprintf(port, sizeof port, "127.0.0.1:%d#x.1", nt_free_port());
     const char *args[] = {"snd",  port,        "hi", "--secret",
                           SECRET, "--timeout", "1",  NULL};
-    child_t *c = run_cmd(&loop, args, 15);
+    cp_child_t *c = run_cmd(&loop, args, 15);
     expect_failure(c);
     uint64_t ms = c->exited_ms - c->started_ms;
     fprintf(stderr, "  snd gave up after %llu ms: %s", (unsigned long long)ms,
-            c->ebuf ? c->ebuf : "(nothing)\n");
+            *c->ebuf ? c->ebuf : "(nothing)\n");
     assert_true(ms < 3500);
-    assert_true(c->ebuf && strlen(c->ebuf) > 0);
-    child_free(&loop, c);
+    assert_true(strlen(c->ebuf) > 0);
+    cp_free(c);
     nt_loop_finish(&loop);
 }
 
@@ -474,10 +306,10 @@ static void mon_prints_kill_reason(void **state)
     char port[128];
     server_port(&s, port, sizeof port);
     const char *mon[] = {"mon", port, "--secret", SECRET, NULL};
-    child_t *m = spawn(&loop, mon);
+    cp_child_t *m = spawn(&loop, mon);
     /* its mon1 reached us */
     if (!nt_run_until(&loop, server_watched, &s, 15)) {
-        dump(m);
+        cp_dump(m);
         fail_msg("aemp mon did not set up its monitor");
     }
     assert_false(m->exited);
@@ -485,14 +317,12 @@ static void mon_prints_kill_reason(void **state)
     const char *kil[] = {"snd",    s.ref, "kil",      strchr(port, '#') + 1,
                          "reason", "x",   "--secret", SECRET,
                          NULL};
-    child_t *k = run_cmd(&loop, kil, 15);
-    expect_exit(k, 0);
-    await_exit(&loop, m, 15);
-    expect_exit(m, 0);
-    assert_string_equal(m->obuf ? m->obuf : "", "[\"reason\",\"x\"]\n");
+    run_ok(&loop, kil, 15);
+    cp_expect_exit(m, 15);
+    cp_expect_status(m, 0);
+    assert_string_equal(m->obuf, "[\"reason\",\"x\"]\n");
     assert_false(aemp_port_exists(s.n, port));
-    child_free(&loop, k);
-    child_free(&loop, m);
+    cp_free(m);
     server_stop(&s);
     nt_loop_finish(&loop);
 }
@@ -539,17 +369,16 @@ static void sigkill_mid_stream(void **state)
     server_t s;
     server_start(&s, &loop);
     char ref[64];
-    child_t *r = start_run(&loop, ref, sizeof ref);
+    cp_child_t *r = start_run(&loop, ref, sizeof ref);
     streamer_t st = {s.n, ref, 0, 0, NULL};
     assert_int_equal(aemp_mon_cb(s.n, ref, on_fired, &st, NULL), 0);
     const char *mon[] = {"mon",       ref, "--secret", SECRET,
                          "--timeout", "3", NULL};
-    child_t *m = spawn(&loop, mon);
+    cp_child_t *m = spawn(&loop, mon);
     /* both are connected: the node logs each one coming up */
-    text_cond_t t = {r, " up", 2};
     nt_run_until(&loop, sent_enough, &st, 15);
-    if (!nt_run_until(&loop, stderr_has, &t, 15)) {
-        dump(r);
+    if (!cp_await_stderr(r, " up", 2, 15)) {
+        cp_dump(r);
         fail_msg("the two clients did not come up");
     }
     assert_false(st.fired);
@@ -565,22 +394,30 @@ static void sigkill_mid_stream(void **state)
     assert_string_equal(kind, "transport_error");
     assert_string_equal(id, ref);
     /* and in the other process */
-    await_exit(&loop, m, 10);
+    cp_expect_exit(m, 10);
     fprintf(stderr, "  aemp mon ended %llu ms after the kill: %s%s",
-            (unsigned long long)(m->exited_ms - t0), m->obuf ? m->obuf : "",
-            m->ebuf ? m->ebuf : "");
+            (unsigned long long)(m->exited_ms - t0), m->obuf, m->ebuf);
     assert_true(m->exited_ms - t0 < 6000);
     assert_int_equal(m->signal, 0);
     /* it reports the loss, as a reason or as an error */
-    assert_true((m->obuf && strstr(m->obuf, "transport_error")) ||
-                (m->ebuf && strstr(m->ebuf, ref)));
-    await_exit(&loop, r, 5);
+    assert_true(strstr(m->obuf, "transport_error") || strstr(m->ebuf, ref));
+    cp_expect_exit(r, 5);
     assert_int_equal(r->signal, SIGKILL);
     aemp_msg_unref(st.reason);
-    child_free(&loop, m);
-    child_free(&loop, r);
+    cp_free(m);
+    cp_free(r);
     server_stop(&s);
     nt_loop_finish(&loop);
+}
+
+/* `count` messages ["snd", to, "devnull", i] from s to the node via (which
+ * relays them to to's node port), then the loop runs for 10 ms. */
+static void relay_round(uv_loop_t *loop, server_t *s, const char *via,
+                        const char *to, int count, long *sent)
+{
+    for (int i = 0; i < count; i++, ++*sent)
+        aemp_snd(s->n, via, "sssi", "snd", to, "devnull", (int)*sent);
+    nt_run_for(loop, 0.01);
 }
 
 /* A node relaying a stream to another that dies keeps running (a write
@@ -592,37 +429,29 @@ static void relay_survives_peer_death(void **state)
     server_t s;
     server_start(&s, &loop);
     char r1ref[64], r2ref[64];
-    child_t *r1 = start_run(&loop, r1ref, sizeof r1ref);
-    child_t *r2 = start_run(&loop, r2ref, sizeof r2ref);
+    cp_child_t *r1 = start_run(&loop, r1ref, sizeof r1ref);
+    cp_child_t *r2 = start_run(&loop, r2ref, sizeof r2ref);
     /* ["snd", r2, "devnull", i] to r1: r1 relays to r2's node port */
     long sent = 0;
-    text_cond_t up = {r2, " up", 1};
-    for (int round = 0; round < 200 && !stderr_has(&up); round++) {
-        for (int i = 0; i < 100; i++, sent++)
-            aemp_snd(s.n, r1ref, "sssi", "snd", r2ref, "devnull", (int)sent);
-        nt_run_for(&loop, 0.01);
-    }
-    assert_true(stderr_has(&up));
+    for (int round = 0;
+         round < 200 && !r2->exited && !cp_count(r2->ebuf, " up"); round++)
+        relay_round(&loop, &s, r1ref, r2ref, 100, &sent);
+    assert_true(cp_count(r2->ebuf, " up") >= 1);
     assert_int_equal(uv_process_kill(&r2->proc, SIGKILL), 0);
     /* keep relaying into the dead node for a while */
-    for (int round = 0; round < 100; round++) {
-        for (int i = 0; i < 200; i++, sent++)
-            aemp_snd(s.n, r1ref, "sssi", "snd", r2ref, "devnull", (int)sent);
-        nt_run_for(&loop, 0.01);
-    }
-    await_exit(&loop, r2, 5);
+    for (int round = 0; round < 100; round++)
+        relay_round(&loop, &s, r1ref, r2ref, 200, &sent);
+    cp_expect_exit(r2, 5);
     if (r1->exited) {
-        dump(r1);
+        cp_dump(r1);
         fail_msg("aemp run died (signal %d%s) when the node it relayed to "
                  "went away",
                  r1->signal, r1->signal == SIGPIPE ? ": SIGPIPE" : "");
     }
     const char *info[] = {"rpc", r1ref, "info", "--secret", SECRET, NULL};
-    child_t *c = run_cmd(&loop, info, 15);
-    expect_exit(c, 0);
-    child_free(&loop, c);
-    child_free(&loop, r1);
-    child_free(&loop, r2);
+    run_ok(&loop, info, 15);
+    cp_free(r1);
+    cp_free(r2);
     server_stop(&s);
     nt_loop_finish(&loop);
 }
@@ -632,19 +461,18 @@ static void sigterm_clean_exit_sig(int sig)
     uv_loop_t loop;
     uv_loop_init(&loop);
     char ref[64];
-    child_t *r = start_run(&loop, ref, sizeof ref);
+    cp_child_t *r = start_run(&loop, ref, sizeof ref);
     /* with a link up, so that there is something to shut down */
     server_t s;
     server_start(&s, &loop);
     assert_int_equal(aemp_snd(s.n, ref, "s", "devnull"), 0);
-    text_cond_t t = {r, " up", 1};
-    assert_true(nt_run_until(&loop, stderr_has, &t, 10));
+    assert_true(cp_await_stderr(r, " up", 1, 10));
     assert_int_equal(uv_process_kill(&r->proc, sig), 0);
-    await_exit(&loop, r, 10);
-    expect_exit(r, 0);
+    cp_expect_exit(r, 10);
+    cp_expect_status(r, 0);
     assert_non_null(strstr(r->ebuf, sig == SIGTERM ? "SIGTERM" : "SIGINT"));
     assert_true(r->exited_ms - r->started_ms < 20000);
-    child_free(&loop, r);
+    cp_free(r);
     server_stop(&s);
     nt_loop_finish(&loop);
 }
@@ -663,21 +491,21 @@ static void usage_errors(void **state)
     uv_loop_t loop;
     uv_loop_init(&loop);
     const char *help[] = {"--help", NULL};
-    child_t *c = run_cmd(&loop, help, 10);
-    expect_exit(c, 0);
+    cp_child_t *c = run_cmd(&loop, help, 10);
+    cp_expect_status(c, 0);
     assert_non_null(strstr(c->obuf, "usage"));
-    child_free(&loop, c);
+    cp_free(c);
     const char *bad[] = {"run", "127.0.0.1:99999", "--secret", SECRET, NULL};
     c = run_cmd(&loop, bad, 10);
     expect_failure(c); /* no such port */
-    child_free(&loop, c);
+    cp_free(c);
     /* no secret anywhere (the environment's is not passed on) */
     const char *nosecret[] = {"snd",       "127.0.0.1:1", "x",
                               "--timeout", "2",           NULL};
     c = run_cmd(&loop, nosecret, 10);
     expect_failure(c);
     assert_non_null(strstr(c->ebuf, "secret"));
-    child_free(&loop, c);
+    cp_free(c);
     nt_loop_finish(&loop);
 }
 

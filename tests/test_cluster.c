@@ -61,21 +61,8 @@ static cp_child_t *aemp_wait(uv_loop_t *loop, double seconds, const char *ns,
     va_start(ap, ns);
     cp_child_t *c = aemp_vstart(loop, ns, ap);
     va_end(ap);
-    if (!cp_await_exit(c, seconds)) {
-        cp_kill(c, SIGKILL);
-        cp_await_exit(c, 5);
-        cp_dump(c);
-        fail_msg("%s did not finish within %.0f s", c->name, seconds);
-    }
+    cp_expect_exit(c, seconds);
     return c;
-}
-
-static void expect_ok(const cp_child_t *c)
-{
-    if (c->signal || c->status != 0) {
-        cp_dump(c);
-        fail_msg("%s failed", c->name);
-    }
 }
 
 /* A configuration command that must succeed. */
@@ -92,7 +79,7 @@ static void config_cmd(uv_loop_t *loop, const char *cfg, ...)
     argv[n] = NULL;
     cp_child_t *c = cp_spawn(loop, AEMP_TOOL_PATH, argv);
     assert_true(cp_await_exit(c, 30));
-    expect_ok(c);
+    cp_expect_status(c, 0);
     cp_free(c);
 }
 
@@ -105,17 +92,6 @@ typedef struct node {
     char echo[256]; /* the aemp::echo port it printed, if any */
 } node_t;
 
-/* The first line of c's stdout into buf. */
-static void first_line(const cp_child_t *c, char *buf, size_t size)
-{
-    const char *nl = strchr(c->obuf, '\n');
-    assert_non_null(nl);
-    size_t n = (size_t)(nl - c->obuf);
-    assert_true(n < size);
-    memcpy(buf, c->obuf, n);
-    buf[n] = 0;
-}
-
 /* Waits until `aemp run` printed its noderef (and, with want_echo, its
  * echo service's port); fails with its output if it did not. */
 static void await_running(uv_loop_t *loop, node_t *nd, int want_echo)
@@ -125,7 +101,7 @@ static void await_running(uv_loop_t *loop, node_t *nd, int want_echo)
         cp_dump(nd->c);
         fail_msg("%s did not start", nd->c->name);
     }
-    first_line(nd->c, nd->ref, sizeof nd->ref);
+    cp_first_line(nd->c, nd->ref, sizeof nd->ref);
     const char *svc = strstr(nd->c->obuf, "service aemp::echo ");
     if (svc) {
         svc += strlen("service aemp::echo ");
@@ -306,7 +282,7 @@ static void rpc_echo(void **state)
         cp_child_t *c = aemp_wait(&f->loop, 30, NULL, "rpc", nd->echo, "hello",
                                   "1", "--config", f->cfg, "--timeout", "5",
                                   (const char *)NULL);
-        expect_ok(c);
+        cp_expect_status(c, 0);
         assert_string_equal(c->obuf, "[\"hello\",1]\n");
         cp_free(c);
     }
@@ -314,7 +290,7 @@ static void rpc_echo(void **state)
     cp_child_t *c = aemp_wait(&f->loop, 30, NULL, "rpc", f->nodes[0].echo,
                               "[1,{\"a\":true}]", "plain text", "--config",
                               f->cfg, "--timeout", "5", (const char *)NULL);
-    expect_ok(c);
+    cp_expect_status(c, 0);
     assert_string_equal(c->obuf, "[[1,{\"a\":true}],\"plain text\"]\n");
     cp_free(c);
 }
@@ -326,7 +302,7 @@ static void trace_lists_all(void **state)
     cp_child_t *c = aemp_wait(&f->loop, 30, NULL, "trace", f->nodes[0].ref,
                               "--config", f->cfg, "--timeout", "5",
                               (const char *)NULL);
-    expect_ok(c);
+    cp_expect_status(c, 0);
     for (int i = 0; i < NNODES; i++) {
         char line[96];
         snprintf(line, sizeof line, "%s knows:", f->nodes[i].ref);
@@ -380,7 +356,7 @@ static void seed_restarted_is_rejoined(void **state)
     cp_child_t *c = aemp_wait(&f->loop, 30, NULL, "rpc", n1->echo, "again",
                               "--config", f->cfg, "--timeout", "5",
                               (const char *)NULL);
-    expect_ok(c);
+    cp_expect_status(c, 0);
     assert_string_equal(c->obuf, "[\"again\"]\n");
     cp_free(c);
 }
@@ -420,7 +396,7 @@ static void run_command_line_noderef_wins(void **state)
         cp_free(c);
         fail_msg("aemp run %s --profile n1 did not start", want);
     }
-    first_line(c, nd.ref, sizeof nd.ref);
+    cp_first_line(c, nd.ref, sizeof nd.ref);
     cp_free(c);
     assert_string_equal(nd.ref, want);
 }

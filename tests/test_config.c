@@ -545,8 +545,9 @@ static void bad_arguments(void **state)
 
 /* ==== the aemp configuration commands ===================================== */
 
-/* Runs `aemp --config <cfg> args...` (NULL-terminated) to completion. */
-static cp_result_t aemp_cmd(const char *cfg, ...)
+/* Runs `aemp [--config <cfg>] args...` (the args up to a NULL) to
+ * completion. */
+static cp_result_t aemp_vcmd(const char *cfg, va_list ap)
 {
     const char *argv[40];
     size_t n = 0;
@@ -555,15 +556,21 @@ static cp_result_t aemp_cmd(const char *cfg, ...)
         argv[n++] = "--config";
         argv[n++] = cfg;
     }
-    va_list ap;
-    va_start(ap, cfg);
     const char *a;
     while ((a = va_arg(ap, const char *)) && n < 39)
         argv[n++] = a;
-    va_end(ap);
     argv[n] = NULL;
     cp_result_t r = cp_run(AEMP_TOOL_PATH, argv, 30);
     assert_false(r.timed_out);
+    return r;
+}
+
+static cp_result_t aemp_cmd(const char *cfg, ...)
+{
+    va_list ap;
+    va_start(ap, cfg);
+    cp_result_t r = aemp_vcmd(cfg, ap);
+    va_end(ap);
     return r;
 }
 
@@ -579,12 +586,20 @@ static void ok(cp_result_t r, const char *what)
     }
 }
 
+/* ok(), then frees r. */
+static void ok_free(cp_result_t r, const char *what)
+{
+    ok(r, what);
+    cp_result_free(&r);
+}
+
+/* Runs a command on f's file that must succeed. */
+#define RUN_OK(...) ok_free(AEMP(f->path, __VA_ARGS__), #__VA_ARGS__)
+
 /* Runs a command that must succeed, then checks the file's content. */
 #define STEP(want, ...)                                                        \
     do {                                                                       \
-        cp_result_t r_ = AEMP(f->path, __VA_ARGS__);                           \
-        ok(r_, #__VA_ARGS__);                                                  \
-        cp_result_free(&r_);                                                   \
+        RUN_OK(__VA_ARGS__);                                                   \
         expect_file(f->path, want);                                            \
         expect_mode_0600(f->path);                                             \
     } while (0)
@@ -618,6 +633,16 @@ static char *file_str(const char *path, const char *profile, const char *key)
     return copy;
 }
 
+/* The string at key in the file (in profile unless NULL) is want. */
+static void expect_file_str(const char *path, const char *profile,
+                            const char *key, const char *want)
+{
+    char *s = file_str(path, profile, key);
+    assert_non_null(s);
+    assert_string_equal(s, want);
+    free(s);
+}
+
 static void expect_secret_shape(const char *s)
 {
     assert_non_null(s);
@@ -633,15 +658,11 @@ static void cli_secrets(void **state)
 {
     fx_t *f = *state;
     STEP("{\"secret\": \"hunter2\"}", "setsecret", "hunter2");
-    cp_result_t r = AEMP(f->path, "gensecret");
-    ok(r, "gensecret");
-    cp_result_free(&r);
+    RUN_OK("gensecret");
     char *s1 = file_str(f->path, NULL, "secret");
     expect_secret_shape(s1);
     assert_string_not_equal(s1, "hunter2");
-    r = AEMP(f->path, "gensecret");
-    ok(r, "gensecret");
-    cp_result_free(&r);
+    RUN_OK("gensecret");
     char *s2 = file_str(f->path, NULL, "secret");
     expect_secret_shape(s2);
     assert_string_not_equal(s1, s2); /* random each time */
@@ -654,10 +675,8 @@ static void cli_secrets(void **state)
     STEP("{}", "clrsecret");
     STEP("{}", "clrsecret"); /* nothing to clear: still fine */
     /* options may follow the command as well */
-    cp_result_t r2 = aemp_cmd(NULL, "setsecret", "after", "--config", f->path,
-                              (const char *)NULL);
-    ok(r2, "setsecret after --config");
-    cp_result_free(&r2);
+    ok_free(AEMP(NULL, "setsecret", "after", "--config", f->path),
+            "setsecret after --config");
     expect_file(f->path, "{\"secret\": \"after\"}");
     REFUSED("setsecret");
     REFUSED("setsecret", "a", "b");
@@ -708,23 +727,23 @@ static const char pem[] =
     "MIIBCzCBvqADAgECAhQZ\n"
     "-----END CERTIFICATE-----\n";
 
+/* Writes pem into <f's dir>/name; its path into buf. */
+static void pem_file(const fx_t *f, const char *name, char *buf, size_t size)
+{
+    snprintf(buf, size, "%s/%s", f->dir, name);
+    cp_write_file(buf, pem);
+}
+
 static void cli_cert_file(void **state)
 {
     fx_t *f = *state;
     char pemfile[160];
-    snprintf(pemfile, sizeof pemfile, "%s/node.pem", f->dir);
-    cp_write_file(pemfile, pem);
-    cp_result_t r = AEMP(f->path, "setcert", pemfile);
-    ok(r, "setcert FILE");
-    cp_result_free(&r);
-    char *c = file_str(f->path, NULL, "cert");
-    assert_non_null(c);
-    assert_string_equal(c, pem); /* the file's content, not its name */
-    free(c);
+    pem_file(f, "node.pem", pemfile, sizeof pemfile);
+    RUN_OK("setcert", pemfile);
+    /* the file's content, not its name */
+    expect_file_str(f->path, NULL, "cert", pem);
     expect_mode_0600(f->path);
-    r = AEMP(f->path, "clrcert");
-    ok(r, "clrcert");
-    cp_result_free(&r);
+    RUN_OK("clrcert");
     expect_file(f->path, "{}");
     REFUSED("setcert", "/nonexistent/not-pem");
     REFUSED("setcert");
@@ -734,14 +753,8 @@ static void cli_cert_file(void **state)
 static void cli_cert_pem_text(void **state)
 {
     fx_t *f = *state;
-    cp_result_t r = AEMP(f->path, "setcert", pem);
-    char *c;
-    ok(r, "setcert <PEM text>");
-    cp_result_free(&r);
-    c = file_str(f->path, NULL, "cert");
-    assert_non_null(c);
-    assert_string_equal(c, pem);
-    free(c);
+    RUN_OK("setcert", pem);
+    expect_file_str(f->path, NULL, "cert", pem);
     STEP("{}", "clrcert");
 }
 
@@ -749,9 +762,7 @@ static void cli_cert_pem_text(void **state)
 static void cli_gencert(void **state)
 {
     fx_t *f = *state;
-    cp_result_t r = AEMP(f->path, "gencert");
-    ok(r, "gencert");
-    cp_result_free(&r);
+    RUN_OK("gencert");
     char *c = file_str(f->path, NULL, "cert");
     assert_non_null(c);
     assert_non_null(strstr(c, "-----BEGIN CERTIFICATE-----"));
@@ -807,28 +818,17 @@ static void cli_profiles(void **state)
          "\"n2\": {\"services\": [\"aemp::sink\"]}}}",
          "profile", "n1", "setseeds", "a:1", "b:2");
     /* a profile's gensecret goes into the profile */
-    cp_result_t r = AEMP(f->path, "profile", "n2", "gensecret");
-    ok(r, "profile n2 gensecret");
-    cp_result_free(&r);
+    RUN_OK("profile", "n2", "gensecret");
     char *s = file_str(f->path, "n2", "secret");
     expect_secret_shape(s);
     free(s);
-    s = file_str(f->path, NULL, "secret");
-    assert_string_equal(s, "top");
-    free(s);
+    expect_file_str(f->path, NULL, "secret", "top");
     /* profile certs */
     char pemfile[160];
-    snprintf(pemfile, sizeof pemfile, "%s/n1.pem", f->dir);
-    cp_write_file(pemfile, pem);
-    r = AEMP(f->path, "profile", "n1", "setcert", pemfile);
-    ok(r, "profile n1 setcert");
-    cp_result_free(&r);
-    s = file_str(f->path, "n1", "cert");
-    assert_string_equal(s, pem);
-    free(s);
-    r = AEMP(f->path, "profile", "n2", "clrsecret");
-    ok(r, "profile n2 clrsecret");
-    cp_result_free(&r);
+    pem_file(f, "n1.pem", pemfile, sizeof pemfile);
+    RUN_OK("profile", "n1", "setcert", pemfile);
+    expect_file_str(f->path, "n1", "cert", pem);
+    RUN_OK("profile", "n2", "clrsecret");
     STEP("{\"secret\": \"top\", \"profile\": {\"n1\": "
          "{\"seeds\": [\"a:1\", \"b:2\"]}, "
          "\"n2\": {\"services\": [\"aemp::sink\"]}}}",
@@ -851,19 +851,10 @@ static void cli_profiles(void **state)
 /* showconfig's output as JSON (yours). */
 static json_t *show(const char *path, ...)
 {
-    const char *argv[16];
-    size_t n = 0;
-    argv[n++] = AEMP_TOOL_PATH;
-    argv[n++] = "--config";
-    argv[n++] = path;
     va_list ap;
     va_start(ap, path);
-    const char *a;
-    while ((a = va_arg(ap, const char *)) && n < 15)
-        argv[n++] = a;
+    cp_result_t r = aemp_vcmd(path, ap);
     va_end(ap);
-    argv[n] = NULL;
-    cp_result_t r = cp_run(AEMP_TOOL_PATH, argv, 30);
     ok(r, "showconfig");
     json_t *j = json_of_text(r.out, "showconfig's output");
     cp_result_free(&r);
@@ -888,19 +879,13 @@ static void cli_showconfig(void **state)
     expect_json(show(f->path, "showconfig", NULL), "{}");
     /* showconfig must not create the file */
     assert_false(exists(f->path));
-    cp_result_t r = AEMP(f->path, "setsecret", "topsecret");
-    cp_result_free(&r);
-    r = AEMP(f->path, "setseeds", "a:1");
-    cp_result_free(&r);
-    r = AEMP(f->path, "profile", "n1", "setnoderef", "127.0.0.1:4041");
-    cp_result_free(&r);
-    r = AEMP(f->path, "profile", "n1", "setsecret", "n1secret");
-    cp_result_free(&r);
+    RUN_OK("setsecret", "topsecret");
+    RUN_OK("setseeds", "a:1");
+    RUN_OK("profile", "n1", "setnoderef", "127.0.0.1:4041");
+    RUN_OK("profile", "n1", "setsecret", "n1secret");
     char pemfile[160];
-    snprintf(pemfile, sizeof pemfile, "%s/n.pem", f->dir);
-    cp_write_file(pemfile, pem);
-    r = AEMP(f->path, "profile", "n2", "setcert", pemfile);
-    cp_result_free(&r);
+    pem_file(f, "n.pem", pemfile, sizeof pemfile);
+    RUN_OK("profile", "n2", "setcert", pemfile);
     char *before = cp_slurp(f->path, NULL);
 
     expect_json(show(f->path, "showconfig", NULL),
@@ -940,10 +925,9 @@ static void cli_config_from_environment(void **state)
     fx_t *f = *state;
     char *saved = dup_env("AEMP_CONFIG");
     setenv("AEMP_CONFIG", f->path, 1);
-    cp_result_t r = aemp_cmd(NULL, "setsecret", "env", (const char *)NULL);
+    cp_result_t r = AEMP(NULL, "setsecret", "env");
     restore_env("AEMP_CONFIG", saved);
-    ok(r, "setsecret (AEMP_CONFIG)");
-    cp_result_free(&r);
+    ok_free(r, "setsecret (AEMP_CONFIG)");
     expect_file(f->path, "{\"secret\": \"env\"}");
 }
 

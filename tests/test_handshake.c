@@ -55,6 +55,20 @@ static void side_free(side_t *s)
     s->hello = s->auth = NULL;
 }
 
+/* Starts a with ca and b with cb (no peer addresses). */
+static void sides_start(side_t *a, const aemp__hs_conf_t *ca, side_t *b,
+                        const aemp__hs_conf_t *cb)
+{
+    side_start(a, ca, NULL);
+    side_start(b, cb, NULL);
+}
+
+static void sides_free(side_t *a, side_t *b)
+{
+    side_free(a);
+    side_free(b);
+}
+
 /* Feeds a line (given without its end); returns aemp__hs_line's result. */
 static int feed(side_t *s, const char *line)
 {
@@ -79,6 +93,30 @@ static int feed_hello(side_t *s, const side_t *peer)
 {
     assert_int_equal(feed(s, peer->l1), 0);
     return feed(s, peer->l2);
+}
+
+/* Starts a and b (sides_start) and has each read the other's greeting and
+ * nonce: both must answer with their authentication line. */
+static void greet_both(side_t *a, const aemp__hs_conf_t *ca, side_t *b,
+                       const aemp__hs_conf_t *cb)
+{
+    sides_start(a, ca, b, cb);
+    assert_int_equal(feed_hello(a, b), 1);
+    assert_int_equal(feed_hello(b, a), 1);
+}
+
+/* A fresh a (ca) and b (cb); b reads a's greeting and nonce.  Returns
+ * feed_hello's result, with b's error (on success: the method it chose)
+ * copied into what. */
+static int b_hears_a(const aemp__hs_conf_t *ca, const aemp__hs_conf_t *cb,
+                     char *what, size_t size)
+{
+    side_t a, b;
+    sides_start(&a, ca, &b, cb);
+    int rc = feed_hello(&b, &a);
+    snprintf(what, size, "%s", rc < 0 ? b.hs.error : b.hs.method);
+    sides_free(&a, &b);
+    return rc;
 }
 
 /* The auth line without its LF (and a CR we may have added). */
@@ -169,8 +207,7 @@ static void greeting_format(void **state)
     assert_string_equal(g.peeraddr, "10.0.0.2:5555");
     assert_int_equal(g.timeout, 30);
     aemp__greeting_free(&g);
-    side_free(&a);
-    side_free(&b);
+    sides_free(&a, &b);
     side_free(&d);
 }
 
@@ -281,10 +318,12 @@ static void greeting_without_version(void **state)
 /* ---- full handshakes ------------------------------------------------------
  */
 
-/* Runs the exchange between a and b (started); returns the rc of the last
- * step of each side through ra/rb. */
-static void exchange(side_t *a, side_t *b, int *ra, int *rb)
+/* Starts a and b (sides_start) and runs the exchange between them; returns
+ * the rc of the last step of each side through ra/rb. */
+static void exchange(side_t *a, const aemp__hs_conf_t *ca, side_t *b,
+                     const aemp__hs_conf_t *cb, int *ra, int *rb)
 {
+    sides_start(a, ca, b, cb);
     *ra = feed_hello(a, b);
     *rb = feed_hello(b, a);
     if (*ra != 1 || *rb != 1)
@@ -346,8 +385,7 @@ static void handshake_ok(void **state)
     assert_int_equal(b.hs.recv_framing, AEMP_CBOR);
     /* a line after the end is an error, not a crash */
     assert_true(feed(&a, "more") < 0);
-    side_free(&a);
-    side_free(&b);
+    sides_free(&a, &b);
 }
 
 /* A known answer, so that a change of G() on both sides at once is caught. */
@@ -393,29 +431,23 @@ static void framing_choice(void **state)
     ca.framings = "json";
     cb.framings = "json,cbor";
     side_t a, b;
-    side_start(&a, &ca, NULL);
-    side_start(&b, &cb, NULL);
     int ra, rb;
-    exchange(&a, &b, &ra, &rb);
+    exchange(&a, &ca, &b, &cb, &ra, &rb);
     assert_int_equal(ra, 2);
     assert_int_equal(rb, 2);
     assert_int_equal(a.hs.send_framing, AEMP_JSON);
     assert_int_equal(a.hs.recv_framing, AEMP_JSON);
     assert_int_equal(b.hs.send_framing, AEMP_JSON);
     assert_int_equal(b.hs.recv_framing, AEMP_JSON);
-    side_free(&a);
-    side_free(&b);
+    sides_free(&a, &b);
     /* unknown framings in the peer's list are skipped */
     ca.framings = "xml,cbor";
     cb.framings = "cbor";
-    side_start(&a, &ca, NULL);
-    side_start(&b, &cb, NULL);
-    exchange(&a, &b, &ra, &rb);
+    exchange(&a, &ca, &b, &cb, &ra, &rb);
     assert_int_equal(ra, 2);
     assert_int_equal(rb, 2);
     assert_int_equal(b.hs.send_framing, AEMP_CBOR);
-    side_free(&a);
-    side_free(&b);
+    sides_free(&a, &b);
 }
 
 static void echo_attack(void **state)
@@ -431,21 +463,17 @@ static void echo_attack(void **state)
     side_free(&a);
     /* our greeting with another nonce is not an echo, but it is ourselves */
     side_t b;
-    side_start(&a, &c, NULL);
-    side_start(&b, &c, NULL);
+    sides_start(&a, &c, &b, &c);
     assert_int_equal(feed_hello(&a, &b), AEMP_EPROTO);
     assert_string_equal(a.hs.error, "refusing to talk to myself");
-    side_free(&a);
-    side_free(&b);
+    sides_free(&a, &b);
     /* an echoed greeting with a different nonce, from a different ID:
      * neither check applies, the handshake goes on */
     aemp__hs_conf_t c2 = conf_of("127.0.0.1:4041", "s");
-    side_start(&a, &c, NULL);
-    side_start(&b, &c2, NULL);
+    sides_start(&a, &c, &b, &c2);
     assert_int_equal(feed(&a, b.l1), 0);
     assert_int_equal(feed(&a, a.l2), 1); /* our nonce, their greeting */
-    side_free(&a);
-    side_free(&b);
+    sides_free(&a, &b);
 }
 
 static void wrong_secret(void **state)
@@ -453,18 +481,15 @@ static void wrong_secret(void **state)
     aemp__hs_conf_t ca = conf_of("10.0.0.1:1", "alpha"),
                     cb = conf_of("10.0.0.2:1", "beta");
     side_t a, b;
-    side_start(&a, &ca, NULL);
-    side_start(&b, &cb, NULL);
     int ra, rb;
-    exchange(&a, &b, &ra, &rb);
+    exchange(&a, &ca, &b, &cb, &ra, &rb);
     assert_int_equal(ra, AEMP_EPROTO);
     assert_int_equal(rb, AEMP_EPROTO);
     assert_string_equal(a.hs.error,
                         "authentication failure/shared secret mismatch");
     assert_string_equal(b.hs.error,
                         "authentication failure/shared secret mismatch");
-    side_free(&a);
-    side_free(&b);
+    sides_free(&a, &b);
 }
 
 /* Tampering with any part of the authentication line is refused. */
@@ -476,10 +501,7 @@ static void tampered_tokens(void **state)
                               "empty", "swapped", "nosemi", "extra"};
     for (size_t v = 0; v < sizeof variants / sizeof *variants; v++) {
         side_t a, b;
-        side_start(&a, &ca, NULL);
-        side_start(&b, &cb, NULL);
-        assert_int_equal(feed_hello(&a, &b), 1);
-        assert_int_equal(feed_hello(&b, &a), 1);
+        greet_both(&a, &ca, &b, &cb);
         char lb[512], m[64], tok[256], fr[32], line[600];
         auth_line(&b, lb, sizeof lb);
         split_auth(lb, m, tok, fr);
@@ -515,8 +537,7 @@ static void tampered_tokens(void **state)
         else
             assert_string_equal(
                 a.hs.error, "authentication failure/shared secret mismatch");
-        side_free(&a);
-        side_free(&b);
+        sides_free(&a, &b);
     }
 }
 
@@ -526,10 +547,7 @@ static void refused_choices(void **state)
     aemp__hs_conf_t ca = conf_of("10.0.0.1:1", "s"),
                     cb = conf_of("10.0.0.2:1", "s");
     side_t a, b;
-    side_start(&a, &ca, NULL);
-    side_start(&b, &cb, NULL);
-    assert_int_equal(feed_hello(&a, &b), 1);
-    assert_int_equal(feed_hello(&b, &a), 1);
+    greet_both(&a, &ca, &b, &cb);
     char want[129], line[600];
     ref_token("s", b.l1, b.l2, a.l1, a.l2, want);
     /* right token, framing a does not accept */
@@ -545,8 +563,7 @@ static void refused_choices(void **state)
     assert_int_equal(feed(&a, line), AEMP_EPROTO);
     assert_string_equal(a.hs.error,
                         "authentication failure/shared secret mismatch");
-    side_free(&a);
-    side_free(&b);
+    sides_free(&a, &b);
 }
 
 static void no_common_method_or_framing(void **state)
@@ -554,55 +571,34 @@ static void no_common_method_or_framing(void **state)
     aemp__hs_conf_t ca = conf_of("10.0.0.1:1", "s"),
                     cb = conf_of("10.0.0.2:1", "s");
     ca.auth_accept = "tls_sha3_512,hmac_md6_64_256";
-    side_t a, b;
-    side_start(&a, &ca, NULL);
-    side_start(&b, &cb, NULL);
-    assert_int_equal(feed_hello(&b, &a), AEMP_EPROTO);
-    assert_non_null(strstr(b.hs.error, "no common authentication method"));
-    assert_non_null(strstr(b.hs.error, "tls_sha3_512,hmac_md6_64_256"));
-    side_free(&a);
-    side_free(&b);
+    char what[160];
+    assert_int_equal(b_hears_a(&ca, &cb, what, sizeof what), AEMP_EPROTO);
+    assert_non_null(strstr(what, "no common authentication method"));
+    assert_non_null(strstr(what, "tls_sha3_512,hmac_md6_64_256"));
 
     ca = conf_of("10.0.0.1:1", "s");
     ca.framings = "xml,yaml";
-    side_start(&a, &ca, NULL);
-    side_start(&b, &cb, NULL);
-    assert_int_equal(feed_hello(&b, &a), AEMP_EPROTO);
-    assert_non_null(strstr(b.hs.error, "no common framing"));
-    side_free(&a);
-    side_free(&b);
+    assert_int_equal(b_hears_a(&ca, &cb, what, sizeof what), AEMP_EPROTO);
+    assert_non_null(strstr(what, "no common framing"));
 
     /* we may not send what we do not offer */
     ca = conf_of("10.0.0.1:1", "s");
     cb.auth_offer = "hmac_md6_64_256";
-    side_start(&a, &ca, NULL);
-    side_start(&b, &cb, NULL);
-    assert_int_equal(feed_hello(&b, &a), AEMP_EPROTO);
-    assert_non_null(strstr(b.hs.error, "no common authentication method"));
-    side_free(&a);
-    side_free(&b);
+    assert_int_equal(b_hears_a(&ca, &cb, what, sizeof what), AEMP_EPROTO);
+    assert_non_null(strstr(what, "no common authentication method"));
 
     /* tls_* needs TLS: skipped when the link has none */
     cb = conf_of("10.0.0.2:1", "s");
     ca.auth_accept = "tls_sha3_512,tls_anon,hmac_sha3_512";
     cb.auth_offer = "tls_sha3_512,tls_anon,hmac_sha3_512";
-    side_start(&a, &ca, NULL);
-    side_start(&b, &cb, NULL);
-    assert_int_equal(feed_hello(&b, &a), 1);
-    assert_string_equal(b.hs.method, "hmac_sha3_512");
-    side_free(&a);
-    side_free(&b);
+    assert_int_equal(b_hears_a(&ca, &cb, what, sizeof what), 1);
+    assert_string_equal(what, "hmac_sha3_512");
 
     /* no secret and no TLS */
     cb = conf_of("10.0.0.2:1", NULL);
-    side_start(&a, &ca, NULL);
-    side_start(&b, &cb, NULL);
-    assert_int_equal(feed_hello(&b, &a), AEMP_EPROTO);
-    assert_string_equal(b.hs.error,
-                        "unable to handshake TLS and no shared secret "
-                        "configured");
-    side_free(&a);
-    side_free(&b);
+    assert_int_equal(b_hears_a(&ca, &cb, what, sizeof what), AEMP_EPROTO);
+    assert_string_equal(what, "unable to handshake TLS and no shared secret "
+                              "configured");
 }
 
 static void hex_of(const char *s, char *out)
@@ -621,24 +617,18 @@ static void cleartext(void **state)
     cb.auth_offer = "cleartext,hmac_sha3_512";
     cb.auth_accept = "cleartext,hmac_sha3_512";
     side_t a, b;
-    side_start(&a, &ca, NULL);
-    side_start(&b, &cb, NULL);
     int ra, rb;
-    exchange(&a, &b, &ra, &rb);
+    exchange(&a, &ca, &b, &cb, &ra, &rb);
     assert_int_equal(ra, 2);
     assert_int_equal(rb, 2);
     assert_string_equal(b.hs.method, "hmac_sha3_512");
     assert_null(strstr(b.auth, "cleartext"));
-    side_free(&a);
-    side_free(&b);
+    sides_free(&a, &b);
     /* only cleartext in common: nothing can be sent */
     ca.auth_accept = "cleartext";
-    side_start(&a, &ca, NULL);
-    side_start(&b, &cb, NULL);
-    assert_int_equal(feed_hello(&b, &a), AEMP_EPROTO);
-    assert_non_null(strstr(b.hs.error, "no common authentication method"));
-    side_free(&a);
-    side_free(&b);
+    char what[160];
+    assert_int_equal(b_hears_a(&ca, &cb, what, sizeof what), AEMP_EPROTO);
+    assert_non_null(strstr(what, "no common authentication method"));
 
     /* a peer (say, a Perl node) that sends cleartext: accepted only when
      * auth_accept lists it, and only with the right secret */
@@ -657,8 +647,7 @@ static void cleartext(void **state)
     };
     for (size_t i = 0; i < sizeof cases / sizeof *cases; i++) {
         ca.auth_accept = cases[i].accept;
-        side_start(&a, &ca, NULL);
-        side_start(&b, &cb, NULL);
+        sides_start(&a, &ca, &b, &cb);
         assert_int_equal(feed_hello(&a, &b), 1);
         snprintf(line, sizeof line, "cleartext;%s;json", cases[i].token);
         assert_int_equal(feed(&a, line), cases[i].rc);
@@ -667,8 +656,7 @@ static void cleartext(void **state)
                 a.hs.error, "authentication failure/shared secret mismatch");
         else
             assert_int_equal(a.hs.recv_framing, AEMP_JSON);
-        side_free(&a);
-        side_free(&b);
+        sides_free(&a, &b);
     }
 }
 
@@ -678,8 +666,7 @@ static void crlf(void **state)
     aemp__hs_conf_t ca = conf_of("10.0.0.1:1", "s"),
                     cb = conf_of("10.0.0.2:1", "s");
     side_t a, b;
-    side_start(&a, &ca, NULL);
-    side_start(&b, &cb, NULL);
+    sides_start(&a, &ca, &b, &cb);
     char l1[AEMP__MAX_LINE + 2], l2[AEMP__MAX_LINE + 2];
     snprintf(l1, sizeof l1, "%s\r", b.l1);
     snprintf(l2, sizeof l2, "%s\r", b.l2);
@@ -697,8 +684,7 @@ static void crlf(void **state)
     split_auth(la, m, tok, fr);
     ref_token("s", a.l1, a.l2, b.l1, b.l2, want);
     assert_string_equal(tok, want);
-    side_free(&a);
-    side_free(&b);
+    sides_free(&a, &b);
 }
 
 /* A nonce line may be anything without CR/LF (PROTOCOL.md §3). */
@@ -741,8 +727,7 @@ static void bad_greeting_in_session(void **state)
     assert_int_equal(feed_hello(&a, &b), 1);
     assert_int_equal(feed(&a, "hmac_sha3_512"), AEMP_EPROTO);
     assert_string_equal(a.hs.error, "unparsable authentication line");
-    side_free(&a);
-    side_free(&b);
+    sides_free(&a, &b);
 }
 
 static void list_has(void **state)

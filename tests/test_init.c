@@ -124,17 +124,7 @@ static void tnode_listen(fx_t *f, tnode_t *t, const char *ref)
                         .monitor_timeout = 5,
                         .connect_interval = 0.2};
     assert_int_equal(aemp_node_configure(t->n, &c), 0);
-    int rc = AEMP_ESYS;
-    for (int tries = 0; rc == AEMP_ESYS && tries < 40; tries++) {
-        if (ref)
-            snprintf(t->ref, sizeof t->ref, "%s", ref);
-        else
-            snprintf(t->ref, sizeof t->ref, "127.0.0.1:%d", nt_free_port());
-        rc = aemp_node_listen(t->n, t->ref);
-        if (rc == AEMP_ESYS && ref)
-            nt_run_for(&f->loop, 0.05); /* the old listener is closing */
-    }
-    assert_int_equal(rc, 0);
+    nt_listen(&f->loop, t->n, ref, t->ref, sizeof t->ref, 40);
 }
 
 static void tnode_free(tnode_t *t)

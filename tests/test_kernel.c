@@ -15,22 +15,6 @@
 static const char *const no_cb_reason =
     "received message on port without callback";
 
-static aemp_node_t *node_new(void)
-{
-    aemp_node_t *n = NULL;
-    assert_int_equal(aemp_node_new(&n, NULL), 0);
-    assert_non_null(n);
-    return n;
-}
-
-static const char *mkport(aemp_node_t *n, aemp_rcv_fn cb, void *user)
-{
-    const char *id = NULL;
-    assert_int_equal(aemp_port(n, cb, user, &id), 0);
-    assert_non_null(id);
-    return id;
-}
-
 /* Splits "<noderef>#<cookie>.<counter>"; fails the test if malformed. */
 static void split_id(const char *id, char *noderef, char *cookie,
                      uint64_t *counter)
@@ -58,7 +42,7 @@ static int cmp_str(const void *a, const void *b)
 
 static void node_owned_loop(void **state)
 {
-    aemp_node_t *n = node_new();
+    aemp_node_t *n = kt_node_new();
     const char *ref = aemp_noderef(n);
     assert_non_null(ref);
     assert_int_equal(strncmp(ref, "anon/", 5), 0);
@@ -79,7 +63,7 @@ static void node_borrowed_loop(void **state)
     assert_ptr_equal(aemp_node_loop(n), &loop);
     kt_rec_t rec = {0};
     kt_tap_t tap = {&rec, "a", 0};
-    const char *p = mkport(n, kt_tap_rcv, &tap);
+    const char *p = kt_port(n, kt_tap_rcv, &tap);
     assert_int_equal(aemp_snd(n, p, "si", "hello", 1), 0);
     RUN(n);
     assert_int_equal(rec.n, 1);
@@ -127,8 +111,8 @@ static void node_of(void **state)
     assert_int_equal(aemp_node_of(NULL, buf, sizeof buf), AEMP_EINVAL);
     assert_int_equal(aemp_node_of("a#b", NULL, 4), AEMP_EINVAL);
 
-    aemp_node_t *n = node_new();
-    const char *p = mkport(n, NULL, NULL);
+    aemp_node_t *n = kt_node_new();
+    const char *p = kt_port(n, NULL, NULL);
     char ref[128];
     assert_int_equal(aemp_node_of(p, ref, sizeof ref),
                      (int)strlen(aemp_noderef(n)));
@@ -140,11 +124,11 @@ static void node_of(void **state)
 
 static void port_id_format(void **state)
 {
-    aemp_node_t *n = node_new();
+    aemp_node_t *n = kt_node_new();
     char ref[128], cookie[64], cookie2[64];
     uint64_t c1, c2;
-    const char *p1 = mkport(n, NULL, NULL);
-    const char *p2 = mkport(n, NULL, NULL);
+    const char *p1 = kt_port(n, NULL, NULL);
+    const char *p2 = kt_port(n, NULL, NULL);
     split_id(p1, ref, cookie, &c1);
     assert_string_equal(ref, aemp_noderef(n));
     assert_true(strlen(cookie) > 0);
@@ -163,12 +147,12 @@ static void port_id_format(void **state)
 static void port_ids_never_reused(void **state)
 {
     enum { N = 1000 };
-    aemp_node_t *n = node_new();
+    aemp_node_t *n = kt_node_new();
     char *ids[3 * N];
     size_t k = 0;
     for (int round = 0; round < 3; round++) {
         for (int i = 0; i < N; i++) {
-            const char *p = mkport(n, NULL, NULL);
+            const char *p = kt_port(n, NULL, NULL);
             ids[k++] = strdup(p);
             if (i % 2 == 0 || round == 1)
                 assert_int_equal(aemp_kil(n, p, NULL), 0);
@@ -186,12 +170,12 @@ static void port_ids_never_reused(void **state)
 
 static void port_ids_across_instances(void **state)
 {
-    aemp_node_t *a = node_new(), *b = node_new();
+    aemp_node_t *a = kt_node_new(), *b = kt_node_new();
     char ref_a[128], ref_b[128], ref_c[128], ck_a[64], ck_b[64], ck_c[64];
     uint64_t ca, cb, cc;
     assert_string_not_equal(aemp_noderef(a), aemp_noderef(b));
-    const char *pa = mkport(a, NULL, NULL);
-    const char *pb = mkport(b, NULL, NULL);
+    const char *pa = kt_port(a, NULL, NULL);
+    const char *pb = kt_port(b, NULL, NULL);
     split_id(pa, ref_a, ck_a, &ca);
     split_id(pb, ref_b, ck_b, &cb);
     assert_string_not_equal(ck_a, ck_b);
@@ -204,10 +188,10 @@ static void port_ids_across_instances(void **state)
     aemp_node_free(a);
 
     /* a re-created node: a new instance, a new cookie */
-    aemp_node_t *c = node_new();
+    aemp_node_t *c = kt_node_new();
     kt_rec_t rec = {0};
     kt_tap_t tap = {&rec, "c", 0};
-    const char *pc = mkport(c, kt_tap_rcv, &tap);
+    const char *pc = kt_port(c, kt_tap_rcv, &tap);
     split_id(pc, ref_c, ck_c, &cc);
     assert_string_not_equal(ck_c, ck_a);
     assert_string_not_equal(ck_c, ck_b);
@@ -249,7 +233,7 @@ static void port_ids_across_instances(void **state)
 static void port_table_churn(void **state)
 {
     enum { STEPS = 30000 };
-    aemp_node_t *n = node_new();
+    aemp_node_t *n = kt_node_new();
     char **ids = calloc(STEPS, sizeof *ids);
     unsigned char *alive = calloc(STEPS, 1);
     size_t nids = 0, nalive = 0;
@@ -258,7 +242,7 @@ static void port_table_churn(void **state)
         x = x * 1103515245u + 12345u;
         uint32_t r = (x >> 8) % 100;
         if (r < 55 || nalive == 0) {
-            ids[nids] = strdup(mkport(n, NULL, NULL));
+            ids[nids] = strdup(kt_port(n, NULL, NULL));
             alive[nids++] = 1;
             nalive++;
         } else {
@@ -312,10 +296,10 @@ static void port_table_churn(void **state)
 
 static void port_without_callback_dies(void **state)
 {
-    aemp_node_t *n = node_new();
+    aemp_node_t *n = kt_node_new();
     kt_rec_t rec = {0};
     kt_tap_t mon = {&rec, "mon", 0};
-    const char *p = mkport(n, NULL, NULL);
+    const char *p = kt_port(n, NULL, NULL);
     char id[256];
     strcpy(id, p);
     assert_int_equal(aemp_mon_cb(n, p, kt_tap_mon, &mon, NULL), 0);
@@ -348,10 +332,10 @@ static int on_ctx_check(aemp_ctx_t *ctx, const aemp_msg_t *msg, void *user)
 
 static void port_default_callback(void **state)
 {
-    aemp_node_t *n = node_new();
+    aemp_node_t *n = kt_node_new();
     kt_rec_t rec = {0};
     kt_tap_t tap = {&rec, "a", 0};
-    const char *p = mkport(n, kt_tap_rcv, &tap);
+    const char *p = kt_port(n, kt_tap_rcv, &tap);
     assert_int_equal(aemp_snd(n, p, "sinbd[s{i}]", "x", 7, 1, 2.5, "y", "k", 3),
                      0);
     RUN(n);
@@ -362,7 +346,7 @@ static void port_default_callback(void **state)
 
     /* SELF and the node in a default callback */
     struct ctx_check cc = {n, NULL, 0};
-    const char *q = mkport(n, on_ctx_check, &cc);
+    const char *q = kt_port(n, on_ctx_check, &cc);
     cc.expect_self = q;
     assert_int_equal(aemp_snd(n, q, ""), 0); /* an empty message */
     RUN(n);
@@ -373,11 +357,11 @@ static void port_default_callback(void **state)
 
 static void rcv_replace_and_remove(void **state)
 {
-    aemp_node_t *n = node_new();
+    aemp_node_t *n = kt_node_new();
     kt_rec_t rec = {0};
     kt_tap_t t1 = {&rec, "one", 0}, t2 = {&rec, "two", 0},
              mon = {&rec, "mon", 0};
-    const char *p = mkport(n, kt_tap_rcv, &t1);
+    const char *p = kt_port(n, kt_tap_rcv, &t1);
     char id[256];
     strcpy(id, p);
     assert_int_equal(aemp_mon_cb(n, p, kt_tap_mon, &mon, NULL), 0);
@@ -400,7 +384,7 @@ static void rcv_replace_and_remove(void **state)
     assert_int_equal(aemp_port_exists(n, id), 0);
 
     /* a port made without a callback can get one */
-    const char *q = mkport(n, NULL, NULL);
+    const char *q = kt_port(n, NULL, NULL);
     assert_int_equal(aemp_rcv(n, q, kt_tap_rcv, &t1), 0);
     assert_int_equal(aemp_snd(n, q, "i", 4), 0);
     RUN(n);
@@ -412,9 +396,9 @@ static void rcv_replace_and_remove(void **state)
 
 static void rcv_errors(void **state)
 {
-    aemp_node_t *n = node_new();
+    aemp_node_t *n = kt_node_new();
     kt_tap_t tap = {NULL, "x", 0};
-    const char *p = mkport(n, NULL, NULL);
+    const char *p = kt_port(n, NULL, NULL);
     char dead[256], ghost[256], ck[64], ref[128];
     uint64_t c;
     strcpy(dead, p);
@@ -440,11 +424,11 @@ static void rcv_errors(void **state)
 
 static void rcv_tag_dispatch(void **state)
 {
-    aemp_node_t *n = node_new();
+    aemp_node_t *n = kt_node_new();
     kt_rec_t rec = {0};
     kt_tap_t def = {&rec, "def", 0}, ta = {&rec, "a", 0}, tb = {&rec, "b", 0},
              t1 = {&rec, "1", 0};
-    const char *p = mkport(n, kt_tap_rcv, &def);
+    const char *p = kt_port(n, kt_tap_rcv, &def);
     assert_int_equal(aemp_rcv_tag(n, p, "a", kt_tap_rcv, &ta), 0);
     assert_int_equal(aemp_rcv_tag(n, p, "b", kt_tap_rcv, &tb), 0);
     assert_int_equal(aemp_rcv_tag(n, p, "1", kt_tap_rcv, &t1), 0);
@@ -480,10 +464,10 @@ static void rcv_tag_dispatch(void **state)
 
 static void rcv_tag_replace_and_unregister(void **state)
 {
-    aemp_node_t *n = node_new();
+    aemp_node_t *n = kt_node_new();
     kt_rec_t rec = {0};
     kt_tap_t def = {&rec, "def", 0}, a1 = {&rec, "a1", 0}, a2 = {&rec, "a2", 0};
-    const char *p = mkport(n, kt_tap_rcv, &def);
+    const char *p = kt_port(n, kt_tap_rcv, &def);
     assert_int_equal(aemp_rcv_tag(n, p, "a", kt_tap_rcv, &a1), 0);
     assert_int_equal(aemp_snd(n, p, "si", "a", 1), 0);
     RUN(n);
@@ -545,10 +529,10 @@ static void rcv_tag_replace_and_unregister(void **state)
 
 static void rcv_tag_without_default(void **state)
 {
-    aemp_node_t *n = node_new();
+    aemp_node_t *n = kt_node_new();
     kt_rec_t rec = {0};
     kt_tap_t ta = {&rec, "a", 0}, mon = {&rec, "mon", 0};
-    const char *p = mkport(n, NULL, NULL);
+    const char *p = kt_port(n, NULL, NULL);
     assert_int_equal(aemp_rcv_tag(n, p, "a", kt_tap_rcv, &ta), 0);
     assert_int_equal(aemp_mon_cb(n, p, kt_tap_mon, &mon, NULL), 0);
     assert_int_equal(aemp_snd(n, p, "si", "a", 1), 0);
@@ -565,9 +549,9 @@ static void rcv_tag_without_default(void **state)
 
 static void rcv_tag_errors(void **state)
 {
-    aemp_node_t *n = node_new();
+    aemp_node_t *n = kt_node_new();
     kt_tap_t tap = {NULL, "x", 0};
-    const char *p = mkport(n, NULL, NULL);
+    const char *p = kt_port(n, NULL, NULL);
     char dead[256];
     strcpy(dead, p);
     assert_int_equal(aemp_rcv_tag(n, p, NULL, kt_tap_rcv, &tap), AEMP_EINVAL);
@@ -609,9 +593,9 @@ static int on_tag_keep(aemp_ctx_t *ctx, const aemp_msg_t *msg, void *user)
 
 static void rcv_tag_message_ref(void **state)
 {
-    aemp_node_t *n = node_new();
+    aemp_node_t *n = kt_node_new();
     struct keep k = {NULL, 0};
-    const char *p = mkport(n, NULL, NULL);
+    const char *p = kt_port(n, NULL, NULL);
     assert_int_equal(aemp_rcv_tag(n, p, "t", on_tag_keep, &k), 0);
     assert_int_equal(aemp_snd(n, p, "sis", "t", 1, "x"), 0);
     RUN(n);
@@ -640,11 +624,11 @@ static int on_tag_forward(aemp_ctx_t *ctx, const aemp_msg_t *msg, void *user)
 
 static void rcv_tag_message_forward(void **state)
 {
-    aemp_node_t *n = node_new();
+    aemp_node_t *n = kt_node_new();
     kt_rec_t rec = {0};
     kt_tap_t tap = {&rec, "dst", 0};
-    struct fwd f = {n, mkport(n, kt_tap_rcv, &tap)};
-    const char *p = mkport(n, NULL, NULL);
+    struct fwd f = {n, kt_port(n, kt_tap_rcv, &tap)};
+    const char *p = kt_port(n, NULL, NULL);
     assert_int_equal(aemp_rcv_tag(n, p, "t", on_tag_forward, &f), 0);
     assert_int_equal(aemp_snd(n, p, "sis", "t", 1, "x"), 0);
     RUN(n);
@@ -688,11 +672,11 @@ static int on_tag_kill_self(aemp_ctx_t *ctx, const aemp_msg_t *msg, void *user)
 
 static void rcv_tag_changed_inside_callback(void **state)
 {
-    aemp_node_t *n = node_new();
+    aemp_node_t *n = kt_node_new();
     kt_rec_t rec = {0};
     kt_tap_t tap = {&rec, "t", 0}, mon = {&rec, "mon", 0};
     struct retag r = {n, &tap, 0};
-    const char *p = mkport(n, NULL, NULL);
+    const char *p = kt_port(n, NULL, NULL);
     assert_int_equal(aemp_rcv_tag(n, p, "a", on_retag, &r), 0);
     assert_int_equal(aemp_rcv_tag(n, p, "k", on_tag_kill_self, NULL), 0);
     assert_int_equal(aemp_mon_cb(n, p, kt_tap_mon, &mon, NULL), 0);
@@ -716,10 +700,10 @@ static void rcv_tag_changed_inside_callback(void **state)
 
 static void snd_is_asynchronous(void **state)
 {
-    aemp_node_t *n = node_new();
+    aemp_node_t *n = kt_node_new();
     kt_rec_t rec = {0};
     kt_tap_t tap = {&rec, "a", 0};
-    const char *p = mkport(n, kt_tap_rcv, &tap);
+    const char *p = kt_port(n, kt_tap_rcv, &tap);
     assert_int_equal(aemp_snd(n, p, "s", "x"), 0);
     assert_int_equal(rec.n, 0);
     aemp_val_t *v = aemp_arr(aemp_str("v"));
@@ -756,9 +740,9 @@ static int on_seq(aemp_ctx_t *ctx, const aemp_msg_t *msg, void *user)
 static void snd_fifo_one_port(void **state)
 {
     enum { N = 100000 };
-    aemp_node_t *n = node_new();
+    aemp_node_t *n = kt_node_new();
     struct seq s = {0, 0};
-    const char *p = mkport(n, on_seq, &s);
+    const char *p = kt_port(n, on_seq, &s);
     for (int i = 0; i < N; i++)
         assert_int_equal(aemp_snd(n, p, "i", i), 0);
     assert_int_equal(s.next, 0);
@@ -771,12 +755,12 @@ static void snd_fifo_one_port(void **state)
 static void snd_fifo_interleaved(void **state)
 {
     enum { P = 7, N = 20000 };
-    aemp_node_t *n = node_new();
+    aemp_node_t *n = kt_node_new();
     struct seq s[P];
     const char *ids[P];
     for (int k = 0; k < P; k++) {
         s[k] = (struct seq){0, 0};
-        ids[k] = mkport(n, on_seq, &s[k]);
+        ids[k] = kt_port(n, on_seq, &s[k]);
     }
     int sent[P] = {0};
     uint32_t x = 7;
@@ -825,9 +809,9 @@ static int on_selfsend(aemp_ctx_t *ctx, const aemp_msg_t *msg, void *user)
 
 static void snd_self_no_recursion(void **state)
 {
-    aemp_node_t *n = node_new();
+    aemp_node_t *n = kt_node_new();
     struct selfsend s = {0, 1000000, 0, 0, 0, 0, 0};
-    const char *p = mkport(n, on_selfsend, &s);
+    const char *p = kt_port(n, on_selfsend, &s);
     assert_int_equal(aemp_snd(n, p, "i", 0), 0);
     RUN(n);
     assert_int_equal(s.count, s.limit);
@@ -841,10 +825,10 @@ static void snd_self_no_recursion(void **state)
 
 static void snd_to_dead_port_dropped(void **state)
 {
-    aemp_node_t *n = node_new();
+    aemp_node_t *n = kt_node_new();
     kt_rec_t rec = {0};
     kt_tap_t tap = {&rec, "a", 0};
-    const char *p = mkport(n, kt_tap_rcv, &tap);
+    const char *p = kt_port(n, kt_tap_rcv, &tap);
     char id[256];
     strcpy(id, p);
     assert_int_equal(aemp_snd(n, id, "i", 1), 0);
@@ -863,10 +847,10 @@ static void snd_to_dead_port_dropped(void **state)
 
 static void sndv_value_form(void **state)
 {
-    aemp_node_t *n = node_new();
+    aemp_node_t *n = kt_node_new();
     kt_rec_t rec = {0};
     kt_tap_t tap = {&rec, "a", 0};
-    const char *p = mkport(n, kt_tap_rcv, &tap);
+    const char *p = kt_port(n, kt_tap_rcv, &tap);
     aemp_val_t *v = aemp_arr(aemp_str("data"), aemp_bytes("\0\1\2", 3),
                              aemp_map_set(aemp_map_new(), "k", aemp_int(-5)),
                              aemp_double(0.5), aemp_null(), aemp_bool(1));
@@ -894,7 +878,7 @@ static void sndv_value_form(void **state)
  * it": a value refused because of the port ID stays the caller's. */
 static void sndv_failure_keeps_value(void **state)
 {
-    aemp_node_t *n = node_new();
+    aemp_node_t *n = kt_node_new();
     aemp_val_t *v = aemp_arr(aemp_str("x"));
     int rc1 = aemp_sndv(n, "", &v);
     int kept1 = v != NULL;
@@ -926,9 +910,9 @@ static int on_ptr(aemp_ctx_t *ctx, const aemp_msg_t *msg, void *user)
 
 static void snd_msg_shared(void **state)
 {
-    aemp_node_t *n = node_new();
+    aemp_node_t *n = kt_node_new();
     struct ptrs seen = {{0}, 0};
-    const char *a = mkport(n, on_ptr, &seen), *b = mkport(n, on_ptr, &seen);
+    const char *a = kt_port(n, on_ptr, &seen), *b = kt_port(n, on_ptr, &seen);
     aemp_msg_t *m = NULL;
     assert_int_equal(aemp_msg_new(&m, "si", "shared", 1), 0);
     assert_int_equal(aemp_snd_msg(n, a, m), 0);
@@ -944,7 +928,7 @@ static void snd_msg_shared(void **state)
     /* the sender may drop its reference at once */
     kt_rec_t rec = {0};
     kt_tap_t tap = {&rec, "c", 0};
-    const char *c = mkport(n, kt_tap_rcv, &tap);
+    const char *c = kt_port(n, kt_tap_rcv, &tap);
     assert_int_equal(aemp_msg_new(&m, "s[ii]", "gone", 1, 2), 0);
     assert_int_equal(aemp_snd_msg(n, c, m), 0);
     aemp_msg_unref(m);
@@ -957,10 +941,10 @@ static void snd_msg_shared(void **state)
 
 static void snd_errors(void **state)
 {
-    aemp_node_t *n = node_new();
+    aemp_node_t *n = kt_node_new();
     kt_rec_t rec = {0};
     kt_tap_t tap = {&rec, "a", 0};
-    const char *p = mkport(n, kt_tap_rcv, &tap);
+    const char *p = kt_port(n, kt_tap_rcv, &tap);
     assert_int_equal(aemp_snd(NULL, p, "i", 1), AEMP_EINVAL);
     assert_int_equal(aemp_snd(n, NULL, "i", 1), AEMP_EINVAL);
     assert_int_equal(aemp_snd(n, "", "i", 1), AEMP_EINVAL);
@@ -1049,7 +1033,7 @@ static const aemp_msg_t *fail_with(aemp_node_t *n, kt_rec_t *rec, int mode)
     static struct failer f;
     mon = (kt_tap_t){rec, "mon", 0};
     f = (struct failer){mode, n, 0};
-    const char *p = mkport(n, on_fail, &f);
+    const char *p = kt_port(n, on_fail, &f);
     char id[256];
     strcpy(id, p);
     assert_int_equal(aemp_mon_cb(n, p, kt_tap_mon, &mon, NULL), 0);
@@ -1071,7 +1055,7 @@ static const aemp_msg_t *fail_with(aemp_node_t *n, kt_rec_t *rec, int mode)
 
 static void callback_failure(void **state)
 {
-    aemp_node_t *n = node_new();
+    aemp_node_t *n = kt_node_new();
     kt_rec_t rec = {0};
     assert_true(kt_msg_is(fail_with(n, &rec, 0), "ss", "die",
                           aemp_strerror(AEMP_ERANGE)));
@@ -1099,12 +1083,12 @@ static void callback_failure(void **state)
 
 static void kil_normal_and_reason(void **state)
 {
-    aemp_node_t *n = node_new();
+    aemp_node_t *n = kt_node_new();
     kt_rec_t rec = {0};
     kt_tap_t ma = {&rec, "ma", 0}, mb = {&rec, "mb", 0}, mc = {&rec, "mc", 0},
              md = {&rec, "md", 0};
-    const char *a = mkport(n, NULL, NULL), *b = mkport(n, NULL, NULL);
-    const char *c = mkport(n, NULL, NULL), *d = mkport(n, NULL, NULL);
+    const char *a = kt_port(n, NULL, NULL), *b = kt_port(n, NULL, NULL);
+    const char *c = kt_port(n, NULL, NULL), *d = kt_port(n, NULL, NULL);
     char ida[256], idb[256], idc[256], idd[256];
     strcpy(ida, a), strcpy(idb, b), strcpy(idc, c), strcpy(idd, d);
     /* b is linked to a; d is linked to c */
@@ -1141,10 +1125,10 @@ static void kil_normal_and_reason(void **state)
 
 static void kil_edge_cases(void **state)
 {
-    aemp_node_t *n = node_new();
+    aemp_node_t *n = kt_node_new();
     kt_rec_t rec = {0};
     kt_tap_t mon = {&rec, "mon", 0}, tap = {&rec, "msg", 0};
-    const char *p = mkport(n, kt_tap_rcv, &tap);
+    const char *p = kt_port(n, kt_tap_rcv, &tap);
     char id[256];
     strcpy(id, p);
     assert_int_equal(aemp_mon_cb(n, p, kt_tap_mon, &mon, NULL), 0);
@@ -1187,10 +1171,10 @@ static void kil_edge_cases(void **state)
 
 static void kilv_value_form(void **state)
 {
-    aemp_node_t *n = node_new();
+    aemp_node_t *n = kt_node_new();
     kt_rec_t rec = {0};
     kt_tap_t mon = {&rec, "mon", 0};
-    const char *a = mkport(n, NULL, NULL), *b = mkport(n, NULL, NULL);
+    const char *a = kt_port(n, NULL, NULL), *b = kt_port(n, NULL, NULL);
     assert_int_equal(aemp_mon_cb(n, a, kt_tap_mon, &mon, NULL), 0);
     assert_int_equal(aemp_mon_cb(n, b, kt_tap_mon, &mon, NULL), 0);
     aemp_val_t *r = aemp_arr(aemp_str("die"), aemp_int(1));
@@ -1216,7 +1200,7 @@ static void kilv_value_form(void **state)
 /* "on failure you still own it" for aemp_kilv as well. */
 static void kilv_failure_keeps_value(void **state)
 {
-    aemp_node_t *n = node_new();
+    aemp_node_t *n = kt_node_new();
     aemp_val_t *r = aemp_arr(aemp_str("die"));
     int rc1 = aemp_kilv(n, aemp_noderef(n), &r);
     int kept1 = r != NULL;
@@ -1266,9 +1250,9 @@ static int task_run_inside(aemp_ctx_t *ctx, void *user)
 
 static void run_from_callback_is_busy(void **state)
 {
-    aemp_node_t *n = node_new();
+    aemp_node_t *n = kt_node_new();
     struct runner r = {n, 0, 0, 0};
-    const char *p = mkport(n, on_run_inside, &r);
+    const char *p = kt_port(n, on_run_inside, &r);
     assert_int_equal(aemp_snd(n, p, "s", "x"), 0);
     RUN(n);
     assert_int_equal(r.count, 1);
@@ -1295,9 +1279,9 @@ static int on_forever(aemp_ctx_t *ctx, const aemp_msg_t *msg, void *user)
 
 static void run_stop(void **state)
 {
-    aemp_node_t *n = node_new();
+    aemp_node_t *n = kt_node_new();
     struct runner r = {n, 0, 10, 0};
-    const char *p = mkport(n, on_forever, &r);
+    const char *p = kt_port(n, on_forever, &r);
     assert_int_equal(aemp_snd(n, p, "s", "go"), 0);
     RUN(n); /* endless work: only aemp_stop ends this */
     assert_true(r.count >= 10);
@@ -1320,8 +1304,8 @@ static void shared_loop_nodes_independent(void **state)
     assert_string_not_equal(aemp_noderef(a), aemp_noderef(b));
     kt_rec_t rec = {0};
     kt_tap_t ta = {&rec, "a", 0}, tb = {&rec, "b", 0}, mb = {&rec, "mb", 0};
-    const char *pa = mkport(a, kt_tap_rcv, &ta);
-    const char *pb = mkport(b, kt_tap_rcv, &tb);
+    const char *pa = kt_port(a, kt_tap_rcv, &ta);
+    const char *pb = kt_port(b, kt_tap_rcv, &tb);
     assert_int_equal(aemp_mon_cb(b, pb, kt_tap_mon, &mb, NULL), 0);
     /* each node only knows its own ports */
     assert_int_equal(aemp_snd(a, pb, "s", "x"), AEMP_ENOROUTE);
@@ -1376,7 +1360,7 @@ static void run_other_node_inside_callback(void **state)
     assert_int_equal(aemp_node_new(&a, &loop), 0);
     assert_int_equal(aemp_node_new(&b, &loop), 0);
     struct other_run o = {b, 0, 0, 0, 1};
-    const char *p = mkport(a, on_run_other, &o);
+    const char *p = kt_port(a, on_run_other, &o);
     assert_int_equal(aemp_snd(a, p, "s", "1"), 0);
     RUN(a);
     aemp_node_free(a);
@@ -1404,11 +1388,11 @@ static int on_switch(aemp_ctx_t *ctx, const aemp_msg_t *msg, void *user)
 
 static void rcv_replaced_inside_callback(void **state)
 {
-    aemp_node_t *n = node_new();
+    aemp_node_t *n = kt_node_new();
     kt_rec_t rec = {0};
     kt_tap_t tap = {&rec, "next", 0};
     struct switcher sw = {n, &tap, 0};
-    const char *p = mkport(n, on_switch, &sw);
+    const char *p = kt_port(n, on_switch, &sw);
     assert_int_equal(aemp_snd(n, p, "i", 1), 0);
     assert_int_equal(aemp_snd(n, p, "i", 2), 0);
     assert_int_equal(aemp_snd(n, p, "i", 3), 0);
@@ -1432,8 +1416,8 @@ static void free_with_pending_work(aemp_node_t *n, uv_loop_t *loop)
     kt_rec_t rec = {0};
     kt_tap_t tap = {&rec, "msg", 0}, mon = {&rec, "mon", 0};
     int res_alive = 0, res_dying = 0, res_ghost = 0, res_free = 0;
-    const char *a = mkport(n, kt_tap_rcv, &tap);
-    const char *b = mkport(n, kt_tap_rcv, &tap);
+    const char *a = kt_port(n, kt_tap_rcv, &tap);
+    const char *b = kt_port(n, kt_tap_rcv, &tap);
     char idb[256], ghost[300];
     strcpy(idb, b);
     snprintf(ghost, sizeof ghost, "%s0", idb);
@@ -1479,7 +1463,7 @@ static void free_with_pending_work(aemp_node_t *n, uv_loop_t *loop)
 
 static void node_free_pending_owned(void **state)
 {
-    free_with_pending_work(node_new(), NULL);
+    free_with_pending_work(kt_node_new(), NULL);
 }
 
 static void node_free_pending_borrowed(void **state)
@@ -1495,7 +1479,7 @@ static void node_free_pending_borrowed(void **state)
 
 static void port_args(void **state)
 {
-    aemp_node_t *n = node_new();
+    aemp_node_t *n = kt_node_new();
     const char *id = (const char *)&id; /* a sentinel */
     assert_int_equal(aemp_port(NULL, NULL, NULL, &id), AEMP_EINVAL);
     assert_ptr_equal(id, (const char *)&id); /* untouched on failure */

@@ -8,25 +8,10 @@
 
 static const char *const nsp_text = "cannot monitor nonexistent port";
 
-static aemp_node_t *node_new(void)
-{
-    aemp_node_t *n = NULL;
-    assert_int_equal(aemp_node_new(&n, NULL), 0);
-    return n;
-}
-
-static const char *mkport(aemp_node_t *n, aemp_rcv_fn cb, void *user)
-{
-    const char *id = NULL;
-    assert_int_equal(aemp_port(n, cb, user, &id), 0);
-    assert_non_null(id);
-    return id;
-}
-
 /* An ID of ours that names no port. */
 static void ghost_of(aemp_node_t *n, char *buf, size_t size)
 {
-    const char *p = mkport(n, NULL, NULL);
+    const char *p = kt_port(n, NULL, NULL);
     snprintf(buf, size, "%s999", p);
     assert_int_equal(aemp_kil(n, p, NULL), 0);
 }
@@ -40,10 +25,10 @@ static int is_no_such_port(const aemp_msg_t *reason, const char *id)
 
 static void mon_cb_normal_and_reason(void **state)
 {
-    aemp_node_t *n = node_new();
+    aemp_node_t *n = kt_node_new();
     kt_rec_t rec = {0};
     kt_tap_t m1 = {&rec, "m1", 0}, m2 = {&rec, "m2", 0};
-    const char *a = mkport(n, NULL, NULL), *b = mkport(n, NULL, NULL);
+    const char *a = kt_port(n, NULL, NULL), *b = kt_port(n, NULL, NULL);
     char ida[256], idb[256];
     strcpy(ida, a);
     strcpy(idb, b);
@@ -82,9 +67,9 @@ static void on_mon_idcheck(aemp_node_t *n, const char *port,
 
 static void mon_cb_id_valid_until_fired(void **state)
 {
-    aemp_node_t *n = node_new();
+    aemp_node_t *n = kt_node_new();
     struct idcheck c = {NULL, "", 0};
-    c.id_ptr = mkport(n, NULL, NULL);
+    c.id_ptr = kt_port(n, NULL, NULL);
     strcpy(c.copy, c.id_ptr);
     assert_int_equal(aemp_mon_cb(n, c.id_ptr, on_mon_idcheck, &c, NULL), 0);
     assert_int_equal(aemp_kil(n, c.id_ptr, "s", "x"), 0);
@@ -97,11 +82,11 @@ static void mon_cb_id_valid_until_fired(void **state)
 
 static void mon_kill_other(void **state)
 {
-    aemp_node_t *n = node_new();
+    aemp_node_t *n = kt_node_new();
     kt_rec_t rec = {0};
     kt_tap_t mb = {&rec, "mb", 0}, md = {&rec, "md", 0};
-    const char *a = mkport(n, NULL, NULL), *b = mkport(n, NULL, NULL);
-    const char *c = mkport(n, NULL, NULL), *d = mkport(n, NULL, NULL);
+    const char *a = kt_port(n, NULL, NULL), *b = kt_port(n, NULL, NULL);
+    const char *c = kt_port(n, NULL, NULL), *d = kt_port(n, NULL, NULL);
     char idb[256], idd[256];
     strcpy(idb, b);
     strcpy(idd, d);
@@ -125,12 +110,12 @@ static void mon_kill_other(void **state)
 
 static void mon_kill_chain(void **state)
 {
-    aemp_node_t *n = node_new();
+    aemp_node_t *n = kt_node_new();
     kt_rec_t rec = {0};
     kt_tap_t mon = {&rec, "mon", 0};
     char ids[5][256];
     for (int i = 0; i < 5; i++) {
-        strcpy(ids[i], mkport(n, NULL, NULL));
+        strcpy(ids[i], kt_port(n, NULL, NULL));
         assert_int_equal(aemp_mon_cb(n, ids[i], kt_tap_mon, &mon, NULL), 0);
     }
     /* ids[i+1] dies when ids[i] dies */
@@ -170,15 +155,15 @@ static int task_link_self(aemp_ctx_t *ctx, void *user)
 
 static void mon_kill_self(void **state)
 {
-    aemp_node_t *n = node_new();
+    aemp_node_t *n = kt_node_new();
     kt_rec_t rec = {0};
     kt_tap_t mon = {&rec, "mon", 0};
-    const char *t1 = mkport(n, NULL, NULL), *t2 = mkport(n, NULL, NULL);
-    const char *t3 = mkport(n, NULL, NULL);
+    const char *t1 = kt_port(n, NULL, NULL), *t2 = kt_port(n, NULL, NULL);
+    const char *t3 = kt_port(n, NULL, NULL);
     struct linker l1 = {n, t1, 1}, l2 = {n, t2, 1}, l3 = {n, t3, 1};
-    const char *a = mkport(n, on_link_self, &l1);
-    const char *b = mkport(n, on_link_self, &l2);
-    const char *c = mkport(n, NULL, NULL);
+    const char *a = kt_port(n, on_link_self, &l1);
+    const char *b = kt_port(n, on_link_self, &l2);
+    const char *c = kt_port(n, NULL, NULL);
     char ida[256], idb[256], idc[256];
     strcpy(ida, a), strcpy(idb, b), strcpy(idc, c);
     assert_int_equal(aemp_mon_cb(n, a, kt_tap_mon, &mon, NULL), 0);
@@ -224,8 +209,8 @@ static void on_mon_link_self(aemp_node_t *n, const char *port,
 
 static void mon_kill_self_not_in_mon_callback(void **state)
 {
-    aemp_node_t *n = node_new();
-    const char *t = mkport(n, NULL, NULL), *a = mkport(n, NULL, NULL);
+    aemp_node_t *n = kt_node_new();
+    const char *t = kt_port(n, NULL, NULL), *a = kt_port(n, NULL, NULL);
     struct linker l = {n, t, 1};
     assert_int_equal(aemp_mon_cb(n, a, on_mon_link_self, &l, NULL), 0);
     assert_int_equal(aemp_kil(n, a, NULL), 0);
@@ -238,12 +223,12 @@ static void mon_kill_self_not_in_mon_callback(void **state)
 
 static void mon_msg_form(void **state)
 {
-    aemp_node_t *n = node_new();
+    aemp_node_t *n = kt_node_new();
     kt_rec_t rec = {0};
     kt_tap_t tap = {&rec, "rcv", 0};
-    const char *r = mkport(n, kt_tap_rcv, &tap);
-    const char *a = mkport(n, NULL, NULL), *b = mkport(n, NULL, NULL);
-    const char *c = mkport(n, NULL, NULL);
+    const char *r = kt_port(n, kt_tap_rcv, &tap);
+    const char *a = kt_port(n, NULL, NULL), *b = kt_port(n, NULL, NULL);
+    const char *c = kt_port(n, NULL, NULL);
     assert_int_equal(aemp_mon_msg(n, a, r, NULL, "si", "down", 7), 0);
     assert_int_equal(aemp_mon_msg(n, b, r, NULL, "si", "down", 8), 0);
     assert_int_equal(aemp_mon_msg(n, c, r, NULL, ""), 0);
@@ -269,13 +254,13 @@ static void on_release_rec(void *res)
 
 static void mon_order(void **state)
 {
-    aemp_node_t *n = node_new();
+    aemp_node_t *n = kt_node_new();
     kt_rec_t rec = {0};
     kt_tap_t m[6];
     static const char *labels[6] = {"0", "1", "2", "3", "4", "5"};
     for (int i = 0; i < 6; i++)
         m[i] = (kt_tap_t){&rec, labels[i], 0};
-    const char *p = mkport(n, NULL, NULL);
+    const char *p = kt_port(n, NULL, NULL);
     assert_int_equal(aemp_mon_cb(n, p, kt_tap_mon, &m[0], NULL), 0);
     assert_int_equal(aemp_mon_guard(n, p, on_release_rec, &m[1], NULL), 0);
     assert_int_equal(aemp_mon_cb(n, p, kt_tap_mon, &m[2], NULL), 0);
@@ -305,10 +290,10 @@ static void on_mon_flag(aemp_node_t *n, const char *port,
 
 static void mon_not_inside_kil_or_snd(void **state)
 {
-    aemp_node_t *n = node_new();
+    aemp_node_t *n = kt_node_new();
     struct flag f = {0}, g = {0};
-    const char *p = mkport(n, NULL, NULL); /* dies of its first message */
-    const char *q = mkport(n, NULL, NULL);
+    const char *p = kt_port(n, NULL, NULL); /* dies of its first message */
+    const char *q = kt_port(n, NULL, NULL);
     assert_int_equal(aemp_mon_cb(n, p, on_mon_flag, &f, NULL), 0);
     assert_int_equal(aemp_mon_cb(n, q, on_mon_flag, &g, NULL), 0);
     assert_int_equal(aemp_snd(n, p, "s", "boom"), 0);
@@ -323,19 +308,19 @@ static void mon_not_inside_kil_or_snd(void **state)
 
 static void mon_nonexistent(void **state)
 {
-    aemp_node_t *n = node_new();
+    aemp_node_t *n = kt_node_new();
     kt_rec_t rec = {0};
     kt_tap_t mon = {&rec, "mon", 0}, tap = {&rec, "rcv", 0},
              mk = {&rec, "killed", 0}, rel = {&rec, "released", 0};
     char never[256], dead[256], dying[256];
     ghost_of(n, never, sizeof never);
-    strcpy(dead, mkport(n, NULL, NULL));
+    strcpy(dead, kt_port(n, NULL, NULL));
     assert_int_equal(aemp_kil(n, dead, NULL), 0);
     RUN(n);
-    strcpy(dying, mkport(n, NULL, NULL));
+    strcpy(dying, kt_port(n, NULL, NULL));
     assert_int_equal(aemp_kil(n, dying, NULL), 0); /* not yet reaped */
-    const char *r = mkport(n, kt_tap_rcv, &tap);
-    const char *k = mkport(n, NULL, NULL);
+    const char *r = kt_port(n, kt_tap_rcv, &tap);
+    const char *k = kt_port(n, NULL, NULL);
     char idk[256];
     strcpy(idk, k);
     assert_int_equal(aemp_mon_cb(n, k, kt_tap_mon, &mk, NULL), 0);
@@ -375,12 +360,12 @@ static void mon_nonexistent(void **state)
 
 static void guard_cancel_before_fire(void **state)
 {
-    aemp_node_t *n = node_new();
+    aemp_node_t *n = kt_node_new();
     kt_rec_t rec = {0};
     kt_tap_t mon = {&rec, "mon", 0}, tap = {&rec, "rcv", 0};
-    const char *r = mkport(n, kt_tap_rcv, &tap);
-    const char *a = mkport(n, NULL, NULL), *b = mkport(n, NULL, NULL);
-    const char *l = mkport(n, NULL, NULL);
+    const char *r = kt_port(n, kt_tap_rcv, &tap);
+    const char *a = kt_port(n, NULL, NULL), *b = kt_port(n, NULL, NULL);
+    const char *l = kt_port(n, NULL, NULL);
     char never[256], idl[256];
     strcpy(idl, l);
     ghost_of(n, never, sizeof never);
@@ -413,11 +398,11 @@ static void guard_cancel_before_fire(void **state)
 
 static void guard_cancel_after_fire(void **state)
 {
-    aemp_node_t *n = node_new();
+    aemp_node_t *n = kt_node_new();
     kt_rec_t rec = {0};
     kt_tap_t mon = {&rec, "mon", 0}, tap = {&rec, "rcv", 0};
-    const char *r = mkport(n, kt_tap_rcv, &tap);
-    const char *a = mkport(n, NULL, NULL), *l = mkport(n, NULL, NULL);
+    const char *r = kt_port(n, kt_tap_rcv, &tap);
+    const char *a = kt_port(n, NULL, NULL), *l = kt_port(n, NULL, NULL);
     char never[256];
     ghost_of(n, never, sizeof never);
     aemp_mon_t *g[5] = {0};
@@ -459,9 +444,9 @@ static void on_mon_selfcancel(aemp_node_t *n, const char *port,
 
 static void guard_cancel_inside_own_callback(void **state)
 {
-    aemp_node_t *n = node_new();
+    aemp_node_t *n = kt_node_new();
     struct selfcancel s1 = {NULL, 0, NULL}, s2 = {NULL, 0, NULL};
-    const char *a = mkport(n, NULL, NULL);
+    const char *a = kt_port(n, NULL, NULL);
     char never[256];
     ghost_of(n, never, sizeof never);
     assert_int_equal(aemp_mon_cb(n, a, on_mon_selfcancel, &s1, &s1.guard), 0);
@@ -491,10 +476,10 @@ static void on_mon_cancel_other(aemp_node_t *n, const char *port,
 
 static void guard_cancel_sibling_inside_callback(void **state)
 {
-    aemp_node_t *n = node_new();
+    aemp_node_t *n = kt_node_new();
     struct cancel_other c = {NULL};
     struct flag f = {0}, last = {0};
-    const char *a = mkport(n, NULL, NULL);
+    const char *a = kt_port(n, NULL, NULL);
     assert_int_equal(aemp_mon_cb(n, a, on_mon_cancel_other, &c, NULL), 0);
     assert_int_equal(aemp_mon_cb(n, a, on_mon_flag, &f, &c.other), 0);
     assert_int_equal(aemp_mon_cb(n, a, on_mon_flag, &last, NULL), 0);
@@ -508,10 +493,10 @@ static void guard_cancel_sibling_inside_callback(void **state)
 
 static void guard_null_is_fine(void **state)
 {
-    aemp_node_t *n = node_new();
+    aemp_node_t *n = kt_node_new();
     struct flag f = {0};
-    const char *r = mkport(n, NULL, NULL);
-    const char *a = mkport(n, NULL, NULL), *l = mkport(n, NULL, NULL);
+    const char *r = kt_port(n, NULL, NULL);
+    const char *a = kt_port(n, NULL, NULL), *l = kt_port(n, NULL, NULL);
     char never[256];
     ghost_of(n, never, sizeof never);
     assert_int_equal(aemp_mon_cb(n, a, on_mon_flag, &f, NULL), 0);
@@ -521,7 +506,7 @@ static void guard_null_is_fine(void **state)
     assert_int_equal(aemp_mon_msg(n, never, r, NULL, "s", "x"), 0);
     assert_int_equal(aemp_mon_kill(n, never, l, NULL), 0); /* kills l */
     /* and some that never fire, freed with the node */
-    const char *alive = mkport(n, NULL, NULL);
+    const char *alive = kt_port(n, NULL, NULL);
     assert_int_equal(aemp_mon_cb(n, alive, on_mon_flag, &f, NULL), 0);
     assert_int_equal(aemp_mon_msg(n, alive, r, NULL, "s", "x"), 0);
     assert_int_equal(aemp_mon_kill(n, alive, r, NULL), 0);
@@ -538,11 +523,11 @@ static void on_count(void *res)
 
 static void mon_guard_release(void **state)
 {
-    aemp_node_t *n = node_new();
+    aemp_node_t *n = kt_node_new();
     int r_dies = 0, r_ghost = 0, r_cancel = 0, r_free = 0, r_held = 0,
         r_twice = 0, r_node = 0;
-    const char *a = mkport(n, NULL, NULL), *b = mkport(n, NULL, NULL);
-    const char *c = mkport(n, NULL, NULL);
+    const char *a = kt_port(n, NULL, NULL), *b = kt_port(n, NULL, NULL);
+    const char *c = kt_port(n, NULL, NULL);
     char never[256];
     ghost_of(n, never, sizeof never);
     aemp_mon_t *g_cancel = NULL, *g_held = NULL, *g_node = NULL;
@@ -582,7 +567,7 @@ static void mon_guard_release(void **state)
 /* The node port never dies; its monitors are dropped at node free. */
 static void mon_node_port(void **state)
 {
-    aemp_node_t *n = node_new();
+    aemp_node_t *n = kt_node_new();
     struct flag f = {0};
     aemp_mon_t *g = NULL;
     assert_int_equal(aemp_mon_cb(n, aemp_noderef(n), on_mon_flag, &f, &g), 0);
@@ -617,12 +602,12 @@ static void on_mon_busy(aemp_node_t *n, const char *port,
 
 static void mon_callback_may_use_node(void **state)
 {
-    aemp_node_t *n = node_new();
+    aemp_node_t *n = kt_node_new();
     kt_rec_t rec = {0};
     kt_tap_t tap = {&rec, "rcv", 0}, late = {&rec, "late", 0},
              mnext = {&rec, "next", 0};
-    const char *r = mkport(n, kt_tap_rcv, &tap);
-    const char *a = mkport(n, NULL, NULL), *b = mkport(n, NULL, NULL);
+    const char *r = kt_port(n, kt_tap_rcv, &tap);
+    const char *a = kt_port(n, NULL, NULL), *b = kt_port(n, NULL, NULL);
     char ida[256], idb[256];
     strcpy(ida, a);
     strcpy(idb, b);
@@ -661,13 +646,13 @@ static int on_send_then_die(aemp_ctx_t *ctx, const aemp_msg_t *msg, void *user)
 
 static void order_message_before_death_notice(void **state)
 {
-    aemp_node_t *n = node_new();
+    aemp_node_t *n = kt_node_new();
     kt_rec_t rec = {0};
     kt_tap_t tc = {&rec, "c-rcv", 0}, mc = {&rec, "c-mon", 0};
-    const char *c = mkport(n, kt_tap_rcv, &tc);
+    const char *c = kt_port(n, kt_tap_rcv, &tc);
     struct sender s = {n, c};
-    const char *a = mkport(n, on_send_then_die, &s);
-    const char *b = mkport(n, NULL, NULL);
+    const char *a = kt_port(n, on_send_then_die, &s);
+    const char *b = kt_port(n, NULL, NULL);
     char ida[256], idb[256];
     strcpy(ida, a);
     strcpy(idb, b);
@@ -712,10 +697,10 @@ static void order_message_before_death_notice(void **state)
 
 static void order_queued_messages_to_killed_port_dropped(void **state)
 {
-    aemp_node_t *n = node_new();
+    aemp_node_t *n = kt_node_new();
     kt_rec_t rec = {0};
     kt_tap_t tb = {&rec, "b", 0}, mb = {&rec, "mon", 0};
-    const char *b = mkport(n, kt_tap_rcv, &tb);
+    const char *b = kt_port(n, kt_tap_rcv, &tb);
     assert_int_equal(aemp_mon_cb(n, b, kt_tap_mon, &mb, NULL), 0);
     for (int i = 0; i < 10; i++)
         assert_int_equal(aemp_snd(n, b, "i", i), 0);
@@ -741,11 +726,11 @@ static int on_dies_at(aemp_ctx_t *ctx, const aemp_msg_t *msg, void *user)
 
 static void order_every_message_or_monitor(void **state)
 {
-    aemp_node_t *n = node_new();
+    aemp_node_t *n = kt_node_new();
     kt_rec_t rec = {0};
     kt_tap_t mon = {&rec, "mon", 0};
     struct dies_at d = {0, 3};
-    const char *p = mkport(n, on_dies_at, &d);
+    const char *p = kt_port(n, on_dies_at, &d);
     assert_int_equal(aemp_mon_cb(n, p, kt_tap_mon, &mon, NULL), 0);
     for (int i = 0; i < 10; i++)
         assert_int_equal(aemp_snd(n, p, "i", i), 0);
@@ -766,10 +751,10 @@ static void on_count_void(void *res)
 
 static void mon_args(void **state)
 {
-    aemp_node_t *n = node_new();
+    aemp_node_t *n = kt_node_new();
     struct flag f = {0};
     int r = 0;
-    const char *p = mkport(n, NULL, NULL);
+    const char *p = kt_port(n, NULL, NULL);
     aemp_mon_t *sentinel = (aemp_mon_t *)&f, *g = sentinel;
     assert_int_equal(aemp_mon_cb(NULL, p, on_mon_flag, &f, &g), AEMP_EINVAL);
     assert_int_equal(aemp_mon_cb(n, p, NULL, &f, &g), AEMP_EINVAL);

@@ -48,17 +48,7 @@ static void tnode_init(tnode_t *t, uv_loop_t *loop, const aemp_netconf_t *c,
         snprintf(t->ref, sizeof t->ref, "%s", aemp_noderef(t->n));
         return;
     }
-    int rc = AEMP_ESYS;
-    for (int tries = 0; rc == AEMP_ESYS && tries < 20; tries++) {
-        if (ref)
-            snprintf(t->ref, sizeof t->ref, "%s", ref);
-        else
-            snprintf(t->ref, sizeof t->ref, "127.0.0.1:%d", nt_free_port());
-        rc = aemp_node_listen(t->n, t->ref);
-        if (rc == AEMP_ESYS && ref)
-            nt_run_for(loop, 0.05); /* the old listener is still closing */
-    }
-    assert_int_equal(rc, 0);
+    nt_listen(loop, t->n, ref, t->ref, sizeof t->ref, 20);
     assert_string_equal(aemp_noderef(t->n), t->ref);
 }
 
@@ -73,6 +63,29 @@ static void tnode_free(tnode_t *t)
     aemp_node_free(t->n);
     t->n = NULL;
     kt_rec_free(&t->log);
+}
+
+/* Starts loop with public node a (and b, unless NULL) on it, configured
+ * with c (NULL: conf_std()). */
+static void nodes_start(uv_loop_t *loop, const aemp_netconf_t *c, tnode_t *a,
+                        tnode_t *b)
+{
+    aemp_netconf_t std = conf_std();
+    uv_loop_init(loop);
+    tnode_init(a, loop, c ? c : &std, true, NULL);
+    if (b)
+        tnode_init(b, loop, c ? c : &std, true, NULL);
+}
+
+/* Frees a, b and rec (those not NULL), then finishes the loop. */
+static void nodes_finish(uv_loop_t *loop, tnode_t *a, tnode_t *b, kt_rec_t *rec)
+{
+    tnode_free(a);
+    if (b)
+        tnode_free(b);
+    if (rec)
+        kt_rec_free(rec);
+    nt_loop_finish(loop);
 }
 
 static void dump_log(const tnode_t *t)
@@ -221,13 +234,26 @@ static int msg_has_str(const aemp_msg_t *m, const char *s)
     return 0;
 }
 
-/* The reason's text (3rd element of ["transport_error", id, text]). */
-static const char *reason_text(const aemp_msg_t *m)
+/* Checks that m is ["transport_error", id, text] (any id if id is NULL);
+ * returns the text. */
+static const char *transport_error(const aemp_msg_t *m, const char *id)
 {
-    const char *kind = NULL, *id = NULL, *text = NULL;
-    if (aemp_msg_unpack(m, "sss", &kind, &id, &text) < 0)
-        return NULL;
+    const char *kind = NULL, *mid = NULL, *text = NULL;
+    assert_int_equal(aemp_msg_unpack(m, "sss", &kind, &mid, &text), 0);
+    assert_string_equal(kind, "transport_error");
+    if (id)
+        assert_string_equal(mid, id);
     return text;
+}
+
+/* How many nodes n knows (aemp_known_nodes). */
+static size_t known_count(aemp_node_t *n)
+{
+    aemp_msg_t *m;
+    assert_int_equal(aemp_known_nodes(n, &m), 0);
+    size_t known = aemp_msg_len(m);
+    aemp_msg_unref(m);
+    return known;
 }
 
 /* ---- numbered streams ---------------------------------------------------- */
@@ -549,6 +575,19 @@ static raw_t *raw_handshaken(uv_loop_t *loop, const char *ref,
     return r;
 }
 
+/* Connects to ref and sends a greeting as node `id` accepting `framings`,
+ * and a nonce: the start of a handshake. */
+static raw_t *raw_greet(uv_loop_t *loop, const char *ref, const char *id,
+                        const char *framings)
+{
+    raw_t *r = raw_connect(loop, ref);
+    char hello[256];
+    int n = snprintf(hello, sizeof hello,
+                     "aemp;1;%s;hmac_sha3_512;%s\nbm9uY2U=\n", id, framings);
+    raw_write(r, hello, (size_t)n);
+    return r;
+}
+
 /* Sends one packet built from picture (the port name first). */
 static void raw_send(raw_t *r, const char *picture, ...)
 {
@@ -571,13 +610,11 @@ static void raw_send(raw_t *r, const char *picture, ...)
 static void bulk_fifo(const char *framings, int64_t total, int64_t window)
 {
     uv_loop_t loop;
-    uv_loop_init(&loop);
     aemp_netconf_t c = conf_std();
     c.framings = framings;
     c.monitor_timeout = 30;
     tnode_t a, b;
-    tnode_init(&a, &loop, &c, true, NULL);
-    tnode_init(&b, &loop, &c, true, NULL);
+    nodes_start(&loop, &c, &a, &b);
     seqrx_t rx = {0}, lost = {0};
     const char *pb = mkport(b.n, seq_rcv, &rx);
     /* A watches the receiver: a loss would show here, not as a hang */
@@ -622,10 +659,8 @@ static void fifo_100k_json(void **state)
 static void fifo_queued_before_link(void **state)
 {
     uv_loop_t loop;
-    uv_loop_init(&loop);
     tnode_t a, b;
-    tnode_pub(&a, &loop);
-    tnode_pub(&b, &loop);
+    nodes_start(&loop, NULL, &a, &b);
     seqrx_t rx = {0};
     const char *pb = mkport(b.n, seq_rcv, &rx);
     for (int64_t i = 0; i < 100000; i++)
@@ -635,9 +670,7 @@ static void fifo_queued_before_link(void **state)
     nt_run_until(&loop, pump_done, &p, 60);
     seqrx_check(&rx, "queued");
     assert_int_equal(rx.count, 100000);
-    tnode_free(&a);
-    tnode_free(&b);
-    nt_loop_finish(&loop);
+    nodes_finish(&loop, &a, &b, NULL);
 }
 
 /* A private node (no listener) reaches a public one; replies come back
@@ -718,10 +751,8 @@ static int arm_self_monitor(aemp_ctx_t *ctx, const aemp_msg_t *m, void *user)
 static void remote_mon_forms(void **state)
 {
     uv_loop_t loop;
-    uv_loop_init(&loop);
     tnode_t a, b;
-    tnode_pub(&a, &loop);
-    tnode_pub(&b, &loop);
+    nodes_start(&loop, NULL, &a, &b);
     kt_rec_t rec = {0};
     kt_tap_t t1 = {&rec, "cb-reason", 0}, t2 = {&rec, "cb-normal", 0},
              tv = {&rec, "victim", 0}, tvn = {&rec, "victim-normal", 0},
@@ -800,19 +831,14 @@ static void remote_mon_forms(void **state)
     /* B forgot the monitors that fired */
     assert_int_equal(watchers_of(b.n, a.ref), 0);
     assert_int_equal(peer_of(a.n, b.ref)->stubs.n, 0);
-    tnode_free(&a);
-    tnode_free(&b);
-    kt_rec_free(&rec);
-    nt_loop_finish(&loop);
+    nodes_finish(&loop, &a, &b, &rec);
 }
 
 static void remote_mon_nonexistent(void **state)
 {
     uv_loop_t loop;
-    uv_loop_init(&loop);
     tnode_t a, b;
-    tnode_pub(&a, &loop);
-    tnode_pub(&b, &loop);
+    nodes_start(&loop, NULL, &a, &b);
     kt_rec_t rec = {0};
     kt_tap_t t1 = {&rec, "never", 0}, t2 = {&rec, "dead", 0},
              t3 = {&rec, "never-again", 0};
@@ -836,10 +862,7 @@ static void remote_mon_nonexistent(void **state)
     assert_true(await_rec(&loop, &rec, "never-again", 1, 10));
     assert_int_equal(kt_rec_count(&rec, "never"), 1);
     assert_int_equal(watchers_of(b.n, a.ref), 0);
-    tnode_free(&a);
-    tnode_free(&b);
-    kt_rec_free(&rec);
-    nt_loop_finish(&loop);
+    nodes_finish(&loop, &a, &b, &rec);
 }
 
 /* Round trip A -> B's node port -> A: everything B sent A before it
@@ -864,10 +887,8 @@ static void round_trip(uv_loop_t *loop, tnode_t *a, const char *bref,
 static void guard_cancel_sends_mon0(void **state)
 {
     uv_loop_t loop;
-    uv_loop_init(&loop);
     tnode_t a, b;
-    tnode_pub(&a, &loop);
-    tnode_pub(&b, &loop);
+    nodes_start(&loop, NULL, &a, &b);
     kt_rec_t rec = {0};
     kt_tap_t t1 = {&rec, "cancelled", 0}, t2 = {&rec, "kept", 0},
              t3 = {&rec, "local", 0};
@@ -892,19 +913,14 @@ static void guard_cancel_sends_mon0(void **state)
     assert_int_equal(kt_rec_count(&rec, "cancelled"), 0);
     assert_true(kt_msg_is(kt_rec_nth(&rec, "kept", 0)->msg, "s", "later2"));
     aemp_mon_cancel(g2b); /* fired: frees it */
-    tnode_free(&a);
-    tnode_free(&b);
-    kt_rec_free(&rec);
-    nt_loop_finish(&loop);
+    nodes_finish(&loop, &a, &b, &rec);
 }
 
 static void remote_kil(void **state)
 {
     uv_loop_t loop;
-    uv_loop_init(&loop);
     tnode_t a, b;
-    tnode_pub(&a, &loop);
-    tnode_pub(&b, &loop);
+    nodes_start(&loop, NULL, &a, &b);
     kt_rec_t rec = {0};
     kt_tap_t t1 = {&rec, "reason", 0}, t2 = {&rec, "normal", 0},
              t3 = {&rec, "remote-mon", 0};
@@ -930,10 +946,7 @@ static void remote_kil(void **state)
     int rc = aemp_kil(a.n, b.ref, "s", "x");
     assert_true(rc == 0 || rc == AEMP_EPERM);
     round_trip(&loop, &a, b.ref, &rec);
-    tnode_free(&a);
-    tnode_free(&b);
-    kt_rec_free(&rec);
-    nt_loop_finish(&loop);
+    nodes_finish(&loop, &a, &b, &rec);
 }
 
 /* ==== the node port over the network =========================================
@@ -1028,10 +1041,8 @@ static void node_event(aemp_node_t *n, const char *id, int up,
 static void mon_nodes_alternate(void **state)
 {
     uv_loop_t loop;
-    uv_loop_init(&loop);
     tnode_t a, b;
-    tnode_pub(&a, &loop);
-    tnode_pub(&b, &loop);
+    nodes_start(&loop, NULL, &a, &b);
     char bref[64];
     snprintf(bref, sizeof bref, "%s", b.ref);
     kt_rec_t ev = {0}, evb = {0};
@@ -1082,12 +1093,7 @@ static void mon_nodes_alternate(void **state)
         if (i % 2 == 0) {
             assert_true(kt_msg_is(ev.ev[i].msg, ""));
         } else {
-            const char *kind, *id, *text;
-            assert_int_equal(
-                aemp_msg_unpack(ev.ev[i].msg, "sss", &kind, &id, &text), 0);
-            assert_string_equal(kind, "transport_error");
-            assert_string_equal(id, bref);
-            assert_non_null(reason_text(ev.ev[i].msg));
+            assert_non_null(transport_error(ev.ev[i].msg, bref));
         }
     }
     /* cancelled: no more events */
@@ -1125,11 +1131,7 @@ static void wrong_secret(void **state)
     assert_int_equal(aemp_snd(a.n, pb, "s", "hello"), 0);
     assert_true(await_rec(&loop, &rec, "mon", 1, 10));
     uint64_t ms = kt_now_ms() - t0;
-    const aemp_msg_t *r = rec.ev[0].msg;
-    const char *kind, *id, *text;
-    assert_int_equal(aemp_msg_unpack(r, "sss", &kind, &id, &text), 0);
-    assert_string_equal(kind, "transport_error");
-    assert_string_equal(id, b.ref);
+    const char *text = transport_error(rec.ev[0].msg, b.ref);
     if (!strstr(text, "authentication")) {
         dump_log(&a);
         fail_msg("reason \"%s\" does not mention authentication", text);
@@ -1145,10 +1147,7 @@ static void wrong_secret(void **state)
     assert_false(aemp_node_is_up(b.n, a.ref));
     assert_int_equal(links_up(a.n), 0);
     assert_int_equal(links_up(b.n), 0);
-    tnode_free(&a);
-    tnode_free(&b);
-    kt_rec_free(&rec);
-    nt_loop_finish(&loop);
+    nodes_finish(&loop, &a, &b, &rec);
 }
 
 /* After each refusal the node still serves: a full round trip works. */
@@ -1165,9 +1164,8 @@ static void still_serving(uv_loop_t *loop, tnode_t *b)
 static void echo_attack(void **state)
 {
     uv_loop_t loop;
-    uv_loop_init(&loop);
     tnode_t b;
-    tnode_pub(&b, &loop);
+    nodes_start(&loop, NULL, &b, NULL);
     raw_t *r = raw_connect(&loop, b.ref);
     assert_true(await_raw_lines(r, 2));
     assert_int_equal(strncmp(r->in, "aemp;1;", 7), 0);
@@ -1183,44 +1181,33 @@ static void echo_attack(void **state)
     raw_close(r);
     still_serving(&loop, &b);
     /* the node did not take its own ID for a peer */
-    aemp_msg_t *m;
-    assert_int_equal(aemp_known_nodes(b.n, &m), 0);
-    size_t known = aemp_msg_len(m);
-    aemp_msg_unref(m);
+    size_t known = known_count(b.n);
     assert_null(peer_of(b.n, b.ref));
     assert_int_equal(known, 2); /* itself and the node of still_serving */
-    tnode_free(&b);
-    nt_loop_finish(&loop);
+    nodes_finish(&loop, &b, NULL, NULL);
 }
 
 /* A node that gets its own ID in a greeting (another nonce). */
 static void refuses_itself(void **state)
 {
     uv_loop_t loop;
-    uv_loop_init(&loop);
     tnode_t b;
-    tnode_pub(&b, &loop);
-    raw_t *r = raw_connect(&loop, b.ref);
-    char hello[256];
-    int n = snprintf(hello, sizeof hello,
-                     "aemp;1;%s;hmac_sha3_512;json\nbm9uY2U=\n", b.ref);
-    raw_write(r, hello, (size_t)n);
+    nodes_start(&loop, NULL, &b, NULL);
+    raw_t *r = raw_greet(&loop, b.ref, b.ref, "json");
     assert_true(await_raw_eof(r, 10));
     assert_true(kt_log_has(&b.log, "refusing to talk to myself"));
     raw_close(r);
     still_serving(&loop, &b);
     assert_null(peer_of(b.n, b.ref));
-    tnode_free(&b);
-    nt_loop_finish(&loop);
+    nodes_finish(&loop, &b, NULL, NULL);
 }
 
 /* Raw bytes that get the connection closed with `why` in the log. */
 static void refused_with(const char *bytes, size_t len, const char *why)
 {
     uv_loop_t loop;
-    uv_loop_init(&loop);
     tnode_t b;
-    tnode_pub(&b, &loop);
+    nodes_start(&loop, NULL, &b, NULL);
     raw_t *r = raw_connect(&loop, b.ref);
     raw_write(r, bytes, len);
     if (!await_raw_eof(r, 10))
@@ -1231,8 +1218,7 @@ static void refused_with(const char *bytes, size_t len, const char *why)
     }
     raw_close(r);
     still_serving(&loop, &b);
-    tnode_free(&b);
-    nt_loop_finish(&loop);
+    nodes_finish(&loop, &b, NULL, NULL);
 }
 
 static void long_greeting(void **state)
@@ -1260,11 +1246,10 @@ static void unparsable_greeting(void **state)
 static void silent_connection_times_out(void **state)
 {
     uv_loop_t loop;
-    uv_loop_init(&loop);
     aemp_netconf_t c = conf_std();
     c.monitor_timeout = 0.5;
     tnode_t b;
-    tnode_init(&b, &loop, &c, true, NULL);
+    nodes_start(&loop, &c, &b, NULL);
     raw_t *r = raw_connect(&loop, b.ref);
     uint64_t t0 = kt_now_ms();
     assert_true(await_raw_eof(r, 10));
@@ -1281,8 +1266,7 @@ static void silent_connection_times_out(void **state)
     assert_true(r->eof_at - t0 < 3000);
     raw_close(r);
     still_serving(&loop, &b);
-    tnode_free(&b);
-    nt_loop_finish(&loop);
+    nodes_finish(&loop, &b, NULL, NULL);
 }
 
 /* Node IDs that peers claim before authenticating are not taken for
@@ -1290,44 +1274,35 @@ static void silent_connection_times_out(void **state)
 static void unauthenticated_ids_not_remembered(void **state)
 {
     uv_loop_t loop;
-    uv_loop_init(&loop);
     tnode_t b;
-    tnode_pub(&b, &loop);
+    nodes_start(&loop, NULL, &b, NULL);
     for (int k = 1; k <= 50; k++) {
-        raw_t *r = raw_connect(&loop, b.ref);
-        char g[128];
-        int n =
-            snprintf(g, sizeof g,
-                     "aemp;1;10.255.0.%d:1;hmac_sha3_512;json\nbm9uY2U=\n", k);
-        raw_write(r, g, (size_t)n);
+        char id[32];
+        snprintf(id, sizeof id, "10.255.0.%d:1", k);
+        raw_t *r = raw_greet(&loop, b.ref, id, "json");
         /* B answered with its auth line: the greeting was accepted */
         assert_true(await_raw_lines(r, 3));
         raw_close(r);
     }
     still_serving(&loop, &b);
     assert_int_equal(aemp_node_is_known(b.n, "10.255.0.1:1"), 0);
-    aemp_msg_t *m;
-    assert_int_equal(aemp_known_nodes(b.n, &m), 0);
-    size_t known = aemp_msg_len(m);
-    aemp_msg_unref(m);
+    size_t known = known_count(b.n);
     if (known != 2)
         fail_msg("%zu known nodes after 50 unauthenticated greetings, "
                  "want 2 (itself and one real peer)",
                  known);
-    tnode_free(&b);
-    nt_loop_finish(&loop);
+    nodes_finish(&loop, &b, NULL, NULL);
 }
 
 /* Packets beyond the configured limits close that link with a reason. */
 static void packet_limits(void **state)
 {
     uv_loop_t loop;
-    uv_loop_init(&loop);
     aemp_netconf_t c = conf_std();
     c.limits.max_packet = 4096;
     c.limits.max_depth = 8;
     tnode_t b;
-    tnode_init(&b, &loop, &c, true, NULL);
+    nodes_start(&loop, &c, &b, NULL);
     kt_rec_t rec = {0};
     kt_tap_t tb = {&rec, "b", 0};
     const char *pb = mkport(b.n, kt_tap_rcv, &tb);
@@ -1350,9 +1325,7 @@ static void packet_limits(void **state)
     assert_int_equal(kt_rec_count(&rec, "b"), 1);
     still_serving(&loop, &b);
     free(big);
-    tnode_free(&b);
-    kt_rec_free(&rec);
-    nt_loop_finish(&loop);
+    nodes_finish(&loop, &b, NULL, &rec);
 }
 
 /* A peer that authenticates, then sends garbage: that link closes, the
@@ -1361,12 +1334,10 @@ static void garbage_after_auth(const char *framings, const char *garbage,
                                size_t glen)
 {
     uv_loop_t loop;
-    uv_loop_init(&loop);
     aemp_netconf_t c = conf_std();
     c.framings = framings;
     tnode_t a, b;
-    tnode_init(&a, &loop, &c, true, NULL);
-    tnode_init(&b, &loop, &c, true, NULL);
+    nodes_start(&loop, &c, &a, &b);
     kt_rec_t rec = {0};
     kt_tap_t tm = {&rec, "raw-port", 0}, ta = {&rec, "a-mon", 0},
              tb = {&rec, "b-port", 0};
@@ -1386,11 +1357,7 @@ static void garbage_after_auth(const char *framings, const char *garbage,
     assert_true(await_raw_eof(r, 10));
     assert_true(await_rec(&loop, &rec, "raw-port", 1, 10));
     const aemp_msg_t *reason = kt_rec_nth(&rec, "raw-port", 0)->msg;
-    const char *kind, *id, *text;
-    assert_int_equal(aemp_msg_unpack(reason, "sss", &kind, &id, &text), 0);
-    assert_string_equal(kind, "transport_error");
-    assert_string_equal(id, r->node_id);
-    assert_non_null(strstr(text, "malformed"));
+    assert_non_null(strstr(transport_error(reason, r->node_id), "malformed"));
     assert_true(kt_log_has(&b.log, "malformed"));
     raw_close(r);
     /* the A-B link was not touched */
@@ -1400,10 +1367,7 @@ static void garbage_after_auth(const char *framings, const char *garbage,
     assert_int_equal(kt_rec_count(&rec, "a-mon"), 0);
     assert_true(aemp_node_is_up(a.n, b.ref));
     assert_true(aemp_node_is_up(b.n, a.ref));
-    tnode_free(&a);
-    tnode_free(&b);
-    kt_rec_free(&rec);
-    nt_loop_finish(&loop);
+    nodes_finish(&loop, &a, &b, &rec);
 }
 
 static void garbage_after_auth_cbor(void **state)
@@ -1433,9 +1397,8 @@ static void garbage_no_port_name(void **state)
 static void wire_monitor_protocol(void **state)
 {
     uv_loop_t loop;
-    uv_loop_init(&loop);
     tnode_t b;
-    tnode_pub(&b, &loop);
+    nodes_start(&loop, NULL, &b, NULL);
     kt_rec_t rec = {0};
     kt_tap_t tb = {&rec, "b", 0};
     const char *p1 = mkport(b.n, kt_tap_rcv, &tb);
@@ -1494,9 +1457,7 @@ static void wire_monitor_protocol(void **state)
     snprintf(raw_id, sizeof raw_id, "%s", r->node_id);
     raw_close(r);
     assert_true(await_up(&loop, b.n, raw_id, 0, 10));
-    tnode_free(&b);
-    kt_rec_free(&rec);
-    nt_loop_finish(&loop);
+    nodes_finish(&loop, &b, NULL, &rec);
 }
 
 /* ==== racing dials
@@ -1529,10 +1490,8 @@ static void simultaneous_connects(void **state)
     int fired_rounds = 0;
     for (int round = 0; round < 20; round++) {
         uv_loop_t loop;
-        uv_loop_init(&loop);
         tnode_t a, b;
-        tnode_pub(&a, &loop);
-        tnode_pub(&b, &loop);
+        nodes_start(&loop, NULL, &a, &b);
         race_t r;
         memset(&r, 0, sizeof r);
         const char *pa = mkport(a.n, seq_rcv, &r.rxa);
@@ -1604,15 +1563,11 @@ static void simultaneous_connects(void **state)
 static void send_during_handshake(void **state)
 {
     uv_loop_t loop;
-    uv_loop_init(&loop);
     tnode_t b;
-    tnode_pub(&b, &loop);
-    char x[64], hello[256], port[96];
+    nodes_start(&loop, NULL, &b, NULL);
+    char x[64], port[96];
     snprintf(x, sizeof x, "127.0.0.1:%d", nt_free_port());
-    raw_t *r = raw_connect(&loop, b.ref);
-    int n = snprintf(hello, sizeof hello,
-                     "aemp;1;%s;hmac_sha3_512;cbor,json\nbm9uY2U=\n", x);
-    raw_write(r, hello, (size_t)n);
+    raw_t *r = raw_greet(&loop, b.ref, x, "cbor,json");
     /* greeting, nonce and B's authentication line: the link is named */
     assert_true(await_raw_lines(r, 3));
     assert_int_equal(peer_of(b.n, x)->handshaking, 1);
@@ -1620,8 +1575,7 @@ static void send_during_handshake(void **state)
     assert_int_equal(aemp_snd(b.n, port, "s", "while handshaking"), 0);
     still_serving(&loop, &b);
     raw_close(r);
-    tnode_free(&b);
-    nt_loop_finish(&loop);
+    nodes_finish(&loop, &b, NULL, NULL);
 }
 
 /* ==== a link cut under load
@@ -1640,10 +1594,8 @@ static int watch_then_count(aemp_ctx_t *ctx, const aemp_msg_t *m, void *user)
 static void cut_under_load(bool form3, bool cut_receiver)
 {
     uv_loop_t loop;
-    uv_loop_init(&loop);
     tnode_t a, b;
-    tnode_pub(&a, &loop);
-    tnode_pub(&b, &loop);
+    nodes_start(&loop, NULL, &a, &b);
     seqrx_t rx = {0};
     kt_rec_t rec = {0};
     kt_tap_t tdeath = {&rec, "pb-death", 0};
@@ -1671,12 +1623,7 @@ static void cut_under_load(bool form3, bool cut_receiver)
     /* A notices too; then give stray packets every chance to show up */
     assert_true(await_up(&loop, a.n, b.ref, 0, 10));
     assert_true(await_up(&loop, b.n, a.ref, 0, 10));
-    tnode_t c;
-    tnode_pub(&c, &loop);
-    kt_rec_t rt = {0};
-    round_trip(&loop, &c, b.ref, &rt);
-    kt_rec_free(&rt);
-    tnode_free(&c);
+    still_serving(&loop, &b);
     fprintf(stderr, "  cut (%s, %s side): %lld sent, %lld delivered\n",
             form3 ? "form 3" : "callback", cut_receiver ? "receiver" : "sender",
             (long long)sent, (long long)rx.count);
@@ -1686,10 +1633,7 @@ static void cut_under_load(bool form3, bool cut_receiver)
     assert_int_equal(rx.after_fire, 0);
     const aemp_msg_t *reason =
         form3 ? kt_rec_nth(&rec, "pb-death", 0)->msg : rx.reason;
-    const char *kind, *id, *text;
-    assert_int_equal(aemp_msg_unpack(reason, "sss", &kind, &id, &text), 0);
-    assert_string_equal(kind, "transport_error");
-    assert_string_equal(id, a.ref);
+    transport_error(reason, a.ref);
     if (form3)
         assert_false(aemp_port_exists(b.n, pb));
     else
@@ -1726,12 +1670,11 @@ static void flushed(aemp_node_t *n, int status, void *user)
 static void unreachable_queue_dropped(void **state)
 {
     uv_loop_t loop;
-    uv_loop_init(&loop);
     aemp_netconf_t c = conf_std();
     c.monitor_timeout = 0.5;
     c.connect_interval = 0.1;
     tnode_t a;
-    tnode_init(&a, &loop, &c, true, NULL);
+    nodes_start(&loop, &c, &a, NULL);
     char dead[64];
     snprintf(dead, sizeof dead, "127.0.0.1:%d", nt_free_port());
     kt_rec_t rec = {0};
@@ -1747,11 +1690,7 @@ static void unreachable_queue_dropped(void **state)
     uint64_t ms = kt_now_ms() - t0;
     assert_true(ms >= 450);
     assert_true(ms < 3000);
-    const char *kind, *id, *text;
-    assert_int_equal(aemp_msg_unpack(rec.ev[0].msg, "sss", &kind, &id, &text),
-                     0);
-    assert_string_equal(kind, "transport_error");
-    assert_string_equal(id, dead);
+    const char *text = transport_error(rec.ev[0].msg, dead);
     fprintf(stderr, "  unreachable after %llu ms: %s\n", (unsigned long long)ms,
             text);
     assert_true(nt_run_flag(&loop, &fl, 5));
@@ -1767,19 +1706,14 @@ static void unreachable_queue_dropped(void **state)
     round_trip(&loop, &a, dead, &rec);
     assert_int_equal(kt_rec_count(&rec, "a"), 1);
     assert_true(kt_msg_is(kt_rec_nth(&rec, "a", 0)->msg, "ss", "new", "x"));
-    tnode_free(&a);
-    tnode_free(&b);
-    kt_rec_free(&rec);
-    nt_loop_finish(&loop);
+    nodes_finish(&loop, &a, &b, &rec);
 }
 
 static void restarted_node(void **state)
 {
     uv_loop_t loop;
-    uv_loop_init(&loop);
     tnode_t a, b;
-    tnode_pub(&a, &loop);
-    tnode_pub(&b, &loop);
+    nodes_start(&loop, NULL, &a, &b);
     char bref[64], old[128];
     snprintf(bref, sizeof bref, "%s", b.ref);
     kt_rec_t rec = {0};
@@ -1791,12 +1725,7 @@ static void restarted_node(void **state)
     assert_true(await_rec(&loop, &rec, "b1", 1, 10));
     tnode_free(&b);
     assert_true(await_rec(&loop, &rec, "mon-old", 1, 10));
-    const char *kind, *id, *text;
-    assert_int_equal(aemp_msg_unpack(kt_rec_nth(&rec, "mon-old", 0)->msg, "sss",
-                                     &kind, &id, &text),
-                     0);
-    assert_string_equal(kind, "transport_error");
-    assert_string_equal(id, bref);
+    transport_error(kt_rec_nth(&rec, "mon-old", 0)->msg, bref);
     /* B comes back on the same address: new instance, new port IDs */
     aemp_netconf_t c = conf_std();
     tnode_init(&b, &loop, &c, true, bref);
@@ -1815,10 +1744,7 @@ static void restarted_node(void **state)
     assert_true(kt_msg_is(kt_rec_nth(&rec, "mon-old-again", 0)->msg, "sss",
                           "no_such_port", "cannot monitor nonexistent port",
                           old));
-    tnode_free(&a);
-    tnode_free(&b);
-    kt_rec_free(&rec);
-    nt_loop_finish(&loop);
+    nodes_finish(&loop, &a, &b, &rec);
 }
 
 /* ==== keepalive
@@ -1833,12 +1759,10 @@ static int link_dropped(void *arg)
 static void keepalive_idle_for(unsigned keepalive, double idle)
 {
     uv_loop_t loop;
-    uv_loop_init(&loop);
     aemp_netconf_t c = conf_std();
     c.keepalive = keepalive;
     tnode_t a, b;
-    tnode_init(&a, &loop, &c, true, NULL);
-    tnode_init(&b, &loop, &c, true, NULL);
+    nodes_start(&loop, &c, &a, &b);
     kt_rec_t ev = {0};
     assert_int_equal(aemp_mon_nodes(a.n, node_event, &ev, NULL), 0);
     assert_int_equal(aemp_snd(a.n, b.ref, "s", "devnull"), 0);
@@ -1861,10 +1785,7 @@ static void keepalive_idle_for(unsigned keepalive, double idle)
     /* and it was kept up by traffic: both sides read something */
     assert_true(peer_of(a.n, b.ref)->link->last_read > read_a);
     assert_true(peer_of(b.n, a.ref)->link->last_read > read_b);
-    tnode_free(&a);
-    tnode_free(&b);
-    kt_rec_free(&ev);
-    nt_loop_finish(&loop);
+    nodes_finish(&loop, &a, &b, &ev);
 }
 
 /* keepalive=1: [] packets keep an idle link up for 3 s. */
@@ -1883,9 +1804,8 @@ static void keepalive_idle_2s(void **state)
 static void keepalive_read_timeout(void **state)
 {
     uv_loop_t loop;
-    uv_loop_init(&loop);
     tnode_t b;
-    tnode_pub(&b, &loop);
+    nodes_start(&loop, NULL, &b, NULL);
     kt_rec_t rec = {0};
     kt_tap_t tm = {&rec, "mon", 0};
     raw_t *r = raw_handshaken(&loop, b.ref, "json", 1);
@@ -1900,16 +1820,11 @@ static void keepalive_read_timeout(void **state)
     assert_true(ms >= 900 && ms < 3500);
     assert_true(kt_log_has(&b.log, "keepalive timeout"));
     assert_true(await_rec(&loop, &rec, "mon", 1, 5));
-    const char *kind, *id, *text;
-    assert_int_equal(aemp_msg_unpack(rec.ev[0].msg, "sss", &kind, &id, &text),
-                     0);
-    assert_string_equal(kind, "transport_error");
-    assert_string_equal(text, "keepalive timeout");
+    assert_string_equal(transport_error(rec.ev[0].msg, NULL),
+                        "keepalive timeout");
     /* B itself sent keepalives meanwhile? (it announced 30 s: not yet) */
     raw_close(r);
-    tnode_free(&b);
-    kt_rec_free(&rec);
-    nt_loop_finish(&loop);
+    nodes_finish(&loop, &b, NULL, &rec);
 }
 
 /* ==== backpressure
@@ -1946,11 +1861,10 @@ static int flood_step(void *arg)
 static void flood_nonreader(void **state)
 {
     uv_loop_t loop;
-    uv_loop_init(&loop);
     aemp_netconf_t c = conf_std();
     c.max_backlog = 1u << 20;
     tnode_t a;
-    tnode_init(&a, &loop, &c, true, NULL);
+    nodes_start(&loop, &c, &a, NULL);
     raw_t *r = raw_handshaken(&loop, a.ref, "cbor", 0);
     assert_true(await_up(&loop, a.n, r->node_id, 1, 10));
     raw_stop_reading(r);
@@ -1972,10 +1886,8 @@ static void flood_nonreader(void **state)
             " max %zu KiB queued\n",
             f.sent_bytes >> 20, f.max_buffered >> 10, f.max_queued >> 10);
     assert_int_equal(mon.fired, 1);
-    const char *kind, *id, *text;
-    assert_int_equal(aemp_msg_unpack(mon.reason, "sss", &kind, &id, &text), 0);
-    assert_string_equal(kind, "transport_error");
-    assert_string_equal(text, "send queue overflow");
+    assert_string_equal(transport_error(mon.reason, NULL),
+                        "send queue overflow");
     assert_false(aemp_node_is_up(a.n, r->node_id));
     /* memory stayed bounded: the link's buffers and the queue after it */
     assert_true(f.max_buffered <= (4u << 20));
@@ -2001,9 +1913,8 @@ static int sigpipe_child(void)
     int fired_total = 0;
     for (int round = 0; round < 10; round++) {
         uv_loop_t loop;
-        uv_loop_init(&loop);
         tnode_t a;
-        tnode_pub(&a, &loop);
+        nodes_start(&loop, NULL, &a, NULL);
         raw_t *r = raw_handshaken(&loop, a.ref, "cbor", 0);
         char target[96];
         snprintf(target, sizeof target, "%s#x.1", r->node_id);

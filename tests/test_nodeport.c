@@ -37,19 +37,10 @@ static int teardown(void **state)
     return 0;
 }
 
-/* Not inlined: GCC 12 takes the out-parameter for a dangling pointer. */
-static __attribute__((noinline)) const char *mkport(aemp_node_t *n,
-                                                    aemp_rcv_fn cb, void *user)
-{
-    const char *id = NULL;
-    assert_int_equal(aemp_port(n, cb, user, &id), 0);
-    return id;
-}
-
 static void devnull_ignored(void **state)
 {
     struct fx *f = *state;
-    const char *p = mkport(f->n, kt_tap_rcv, &f->tap);
+    const char *p = kt_port(f->n, kt_tap_rcv, &f->tap);
     assert_int_equal(aemp_snd(f->n, f->ref, "ssi", "devnull", p, 1), 0);
     assert_int_equal(aemp_snd(f->n, f->ref, "ss", "", p), 0);
     assert_int_equal(aemp_snd(f->n, f->ref, "s", "devnull"), 0);
@@ -62,7 +53,7 @@ static void devnull_ignored(void **state)
 static void snd_relay(void **state)
 {
     struct fx *f = *state;
-    const char *p = mkport(f->n, kt_tap_rcv, &f->tap);
+    const char *p = kt_port(f->n, kt_tap_rcv, &f->tap);
     assert_int_equal(aemp_snd(f->n, f->ref, "sssi[i]", "snd", p, "x", 1, 2), 0);
     assert_int_equal(aemp_snd(f->n, f->ref, "ss", "snd", p), 0); /* empty */
     assert_int_equal(f->rec.n, 0);
@@ -83,8 +74,8 @@ static void snd_multiple_relay(void **state)
 {
     struct fx *f = *state;
     kt_tap_t t2 = {&f->rec, "rcv2", 0};
-    const char *p = mkport(f->n, kt_tap_rcv, &f->tap);
-    const char *q = mkport(f->n, kt_tap_rcv, &t2);
+    const char *p = kt_port(f->n, kt_tap_rcv, &f->tap);
+    const char *q = kt_port(f->n, kt_tap_rcv, &t2);
     assert_int_equal(aemp_snd(f->n, f->ref, "s[ss][ssi]i[ssi]", "snd_multiple",
                               p, "a", q, "b", 2, 99, p, "c", 3),
                      0);
@@ -100,8 +91,8 @@ static void kil_by_name(void **state)
 {
     struct fx *f = *state;
     kt_tap_t mon = {&f->rec, "mon", 0};
-    const char *a = mkport(f->n, NULL, NULL), *b = mkport(f->n, NULL, NULL);
-    const char *c = mkport(f->n, NULL, NULL);
+    const char *a = kt_port(f->n, NULL, NULL), *b = kt_port(f->n, NULL, NULL);
+    const char *c = kt_port(f->n, NULL, NULL);
     char ida[256], idb[256], idc[256];
     strcpy(ida, a), strcpy(idb, b), strcpy(idc, c);
     assert_int_equal(aemp_mon_cb(f->n, a, kt_tap_mon, &mon, NULL), 0);
@@ -132,7 +123,7 @@ static void kil_by_name(void **state)
 static void info_reply(void **state)
 {
     struct fx *f = *state;
-    const char *p = mkport(f->n, kt_tap_rcv, &f->tap);
+    const char *p = kt_port(f->n, kt_tap_rcv, &f->tap);
     assert_int_equal(aemp_snd(f->n, f->ref, "sss", "info", p, "tag"), 0);
     assert_int_equal(aemp_snd(f->n, f->ref, "sssi", "info", p, "a", 1), 0);
     assert_int_equal(aemp_snd(f->n, f->ref, "ss", "info", p), 0);
@@ -151,7 +142,7 @@ static void info_reply(void **state)
 static void time_reply(void **state)
 {
     struct fx *f = *state;
-    const char *p = mkport(f->n, kt_tap_rcv, &f->tap);
+    const char *p = kt_port(f->n, kt_tap_rcv, &f->tap);
     assert_int_equal(aemp_snd(f->n, f->ref, "sss", "time", p, "now"), 0);
     RUN(f->n);
     assert_int_equal(f->rec.n, 1);
@@ -169,7 +160,7 @@ static void time_reply(void **state)
 static void node_lists_reply(void **state)
 {
     struct fx *f = *state;
-    const char *p = mkport(f->n, kt_tap_rcv, &f->tap);
+    const char *p = kt_port(f->n, kt_tap_rcv, &f->tap);
     assert_int_equal(aemp_snd(f->n, f->ref, "sss", "known_nodes", p, "k"), 0);
     assert_int_equal(aemp_snd(f->n, f->ref, "sss", "up_nodes", p, "u"), 0);
     RUN(f->n);
@@ -186,7 +177,7 @@ static void node_lists_reply(void **state)
 static void unknown_request_logged(void **state)
 {
     struct fx *f = *state;
-    const char *p = mkport(f->n, kt_tap_rcv, &f->tap);
+    const char *p = kt_port(f->n, kt_tap_rcv, &f->tap);
     assert_int_equal(aemp_snd(f->n, f->ref, "ssi", "frobnicate", p, 1), 0);
     assert_int_equal(aemp_snd(f->n, f->ref, "is", 42, p), 0); /* no name */
     assert_int_equal(aemp_snd(f->n, f->ref, ""), 0);          /* empty */
@@ -220,7 +211,7 @@ static void node_port_protected(void **state)
     assert_int_equal(aemp_snd(f->n, f->ref, "ss", "kil", ""), 0);
     RUN(f->n);
     assert_int_equal(aemp_port_exists(f->n, f->ref), 1);
-    const char *p = mkport(f->n, kt_tap_rcv, &f->tap);
+    const char *p = kt_port(f->n, kt_tap_rcv, &f->tap);
     assert_int_equal(aemp_snd(f->n, f->ref, "sss", "info", p, "still"), 0);
     RUN(f->n);
     assert_int_equal(f->rec.n, 1);
@@ -231,8 +222,8 @@ static void requests_asynchronous(void **state)
 {
     struct fx *f = *state;
     kt_tap_t mon = {&f->rec, "mon", 0};
-    const char *p = mkport(f->n, kt_tap_rcv, &f->tap);
-    const char *k = mkport(f->n, NULL, NULL);
+    const char *p = kt_port(f->n, kt_tap_rcv, &f->tap);
+    const char *k = kt_port(f->n, NULL, NULL);
     assert_int_equal(aemp_mon_cb(f->n, k, kt_tap_mon, &mon, NULL), 0);
     char name[256];
     strcpy(name, strchr(k, '#') + 1);

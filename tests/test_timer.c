@@ -7,21 +7,6 @@
 
 #define RUN(n) assert_int_equal(aemp_run(n), 0)
 
-static aemp_node_t *node_new(void)
-{
-    aemp_node_t *n = NULL;
-    assert_int_equal(aemp_node_new(&n, NULL), 0);
-    return n;
-}
-
-static const char *mkport(aemp_node_t *n, aemp_rcv_fn cb, void *user)
-{
-    const char *id = NULL;
-    assert_int_equal(aemp_port(n, cb, user, &id), 0);
-    assert_non_null(id);
-    return id;
-}
-
 /* Receives ["tick", i] and records the loop time of arrival. */
 struct ticks {
     uv_loop_t *loop;
@@ -49,10 +34,10 @@ static int on_tick(aemp_ctx_t *ctx, const aemp_msg_t *msg, void *user)
 
 static void after_snd_delay(void **state)
 {
-    aemp_node_t *n = node_new();
+    aemp_node_t *n = kt_node_new();
     uv_loop_t *loop = aemp_node_loop(n);
     struct ticks t = {loop, 0, {0}, {0}, {0}};
-    const char *p = mkport(n, on_tick, &t);
+    const char *p = kt_port(n, on_tick, &t);
     uv_update_time(loop);
     uint64_t t0 = uv_now(loop), h0 = kt_now_ms();
     assert_int_equal(aemp_after_snd(n, 0.02, p, "si", "tick", 1), 0);
@@ -67,10 +52,10 @@ static void after_snd_delay(void **state)
 
 static void after_snd_order_and_zero(void **state)
 {
-    aemp_node_t *n = node_new();
+    aemp_node_t *n = kt_node_new();
     uv_loop_t *loop = aemp_node_loop(n);
     struct ticks t = {loop, 0, {0}, {0}, {0}};
-    const char *p = mkport(n, on_tick, &t);
+    const char *p = kt_port(n, on_tick, &t);
     uv_update_time(loop);
     uint64_t t0 = uv_now(loop);
     assert_int_equal(aemp_after_snd(n, 0.06, p, "si", "tick", 3), 0);
@@ -91,11 +76,11 @@ static void after_snd_order_and_zero(void **state)
 
 static void after_snd_dead_port_and_node_port(void **state)
 {
-    aemp_node_t *n = node_new();
+    aemp_node_t *n = kt_node_new();
     struct ticks t = {aemp_node_loop(n), 0, {0}, {0}, {0}};
     kt_rec_t log = {0};
     aemp_node_set_log(n, AEMP_LOG_DEBUG, kt_log_rec, &log);
-    const char *p = mkport(n, on_tick, &t);
+    const char *p = kt_port(n, on_tick, &t);
     char id[256];
     strcpy(id, p);
     assert_int_equal(aemp_after_snd(n, 0.01, id, "si", "tick", 1), 0);
@@ -136,9 +121,9 @@ static int task_check(aemp_ctx_t *ctx, void *user)
 
 static void after_call_in_port_context(void **state)
 {
-    aemp_node_t *n = node_new();
+    aemp_node_t *n = kt_node_new();
     uv_loop_t *loop = aemp_node_loop(n);
-    const char *p = mkport(n, NULL, NULL);
+    const char *p = kt_port(n, NULL, NULL);
     struct task t = {n, p, loop, 0, 0, 0, 0};
     uv_update_time(loop);
     uint64_t t0 = uv_now(loop);
@@ -154,9 +139,9 @@ static void after_call_in_port_context(void **state)
 
 static void after_call_port_dies_first(void **state)
 {
-    aemp_node_t *n = node_new();
-    const char *p = mkport(n, NULL, NULL), *q = mkport(n, NULL, NULL);
-    const char *r = mkport(n, NULL, NULL);
+    aemp_node_t *n = kt_node_new();
+    const char *p = kt_port(n, NULL, NULL), *q = kt_port(n, NULL, NULL);
+    const char *r = kt_port(n, NULL, NULL);
     struct task tp = {n, p, aemp_node_loop(n), 0, 0, 0, 0};
     struct task tq = {n, q, aemp_node_loop(n), 0, 0, 0, 0};
     struct task tr = {n, r, aemp_node_loop(n), 0, 0, 0, 0};
@@ -174,10 +159,10 @@ static void after_call_port_dies_first(void **state)
 
 static void after_call_failure_kills(void **state)
 {
-    aemp_node_t *n = node_new();
+    aemp_node_t *n = kt_node_new();
     kt_rec_t rec = {0};
     kt_tap_t mon = {&rec, "mon", 0};
-    const char *p = mkport(n, NULL, NULL);
+    const char *p = kt_port(n, NULL, NULL);
     char id[256];
     strcpy(id, p);
     struct task t = {n, p, aemp_node_loop(n), 0, 0, 7, 0};
@@ -209,8 +194,8 @@ static int task_periodic(aemp_ctx_t *ctx, void *user)
 
 static void after_call_rearms(void **state)
 {
-    aemp_node_t *n = node_new();
-    const char *p = mkport(n, NULL, NULL);
+    aemp_node_t *n = kt_node_new();
+    const char *p = kt_port(n, NULL, NULL);
     char id[256];
     strcpy(id, p);
     struct periodic pr = {5, 0};
@@ -229,11 +214,11 @@ static int task_never(aemp_ctx_t *ctx, void *user)
 
 static void after_errors(void **state)
 {
-    aemp_node_t *n = node_new();
+    aemp_node_t *n = kt_node_new();
     int called = 0;
     struct ticks t = {aemp_node_loop(n), 0, {0}, {0}, {0}};
-    const char *p = mkport(n, on_tick, &t);
-    const char *q = mkport(n, NULL, NULL);
+    const char *p = kt_port(n, on_tick, &t);
+    const char *q = kt_port(n, NULL, NULL);
     char dead[256];
     strcpy(dead, q);
     assert_int_equal(aemp_kil(n, q, NULL), 0);
@@ -279,7 +264,7 @@ static void pending_timers(aemp_node_t *n)
 {
     int called = 0;
     struct ticks t = {aemp_node_loop(n), 0, {0}, {0}, {0}};
-    const char *p = mkport(n, on_tick, &t);
+    const char *p = kt_port(n, on_tick, &t);
     for (int i = 0; i < 10; i++) {
         assert_int_equal(aemp_after_snd(n, 10.0 + i, p, "si", "tick", i), 0);
         assert_int_equal(aemp_after_call(n, 10.0 + i, p, task_never, &called),
@@ -296,7 +281,7 @@ static void pending_timers(aemp_node_t *n)
 
 static void timers_pending_at_free_owned(void **state)
 {
-    pending_timers(node_new());
+    pending_timers(kt_node_new());
 }
 
 static void timers_pending_at_free_borrowed(void **state)
@@ -314,8 +299,8 @@ static void timers_pending_at_free_borrowed(void **state)
 
 static void call_in_synchronous(void **state)
 {
-    aemp_node_t *n = node_new();
-    const char *p = mkport(n, NULL, NULL);
+    aemp_node_t *n = kt_node_new();
+    const char *p = kt_port(n, NULL, NULL);
     struct task t = {n, p, aemp_node_loop(n), 0, 0, 0, 0};
     assert_int_equal(aemp_call_in(n, p, task_check, &t), 0);
     assert_int_equal(t.calls, 1); /* ran before aemp_call_in returned */
@@ -328,10 +313,10 @@ static void call_in_synchronous(void **state)
 
 static void call_in_failure_kills(void **state)
 {
-    aemp_node_t *n = node_new();
+    aemp_node_t *n = kt_node_new();
     kt_rec_t rec = {0};
     kt_tap_t mon = {&rec, "mon", 0};
-    const char *p = mkport(n, NULL, NULL);
+    const char *p = kt_port(n, NULL, NULL);
     char id[256];
     strcpy(id, p);
     struct task t = {n, p, aemp_node_loop(n), 0, 0, 3, 0};
@@ -348,9 +333,9 @@ static void call_in_failure_kills(void **state)
 
 static void call_in_dead_port(void **state)
 {
-    aemp_node_t *n = node_new();
+    aemp_node_t *n = kt_node_new();
     int called = 0;
-    const char *p = mkport(n, NULL, NULL);
+    const char *p = kt_port(n, NULL, NULL);
     char id[256];
     strcpy(id, p);
     assert_int_equal(aemp_kil(n, p, NULL), 0);
@@ -363,7 +348,7 @@ static void call_in_dead_port(void **state)
     assert_int_equal(aemp_call_in(n, "other/node#abc.1", task_never, &called),
                      AEMP_ENOTLOCAL);
     assert_true(aemp_call_in(n, aemp_noderef(n), task_never, &called) < 0);
-    const char *q = mkport(n, NULL, NULL);
+    const char *q = kt_port(n, NULL, NULL);
     assert_int_equal(aemp_call_in(n, q, NULL, &called), AEMP_EINVAL);
     assert_int_equal(called, 0);
     aemp_node_free(n);
@@ -394,10 +379,10 @@ static int on_outer(aemp_ctx_t *ctx, const aemp_msg_t *msg, void *user)
 
 static void call_in_nested(void **state)
 {
-    aemp_node_t *n = node_new();
+    aemp_node_t *n = kt_node_new();
     struct nest s = {n, NULL, NULL, 0, 0, 0};
-    s.outer = mkport(n, on_outer, &s);
-    s.inner = mkport(n, NULL, NULL);
+    s.outer = kt_port(n, on_outer, &s);
+    s.inner = kt_port(n, NULL, NULL);
     assert_int_equal(aemp_snd(n, s.outer, "s", "go"), 0);
     RUN(n);
     assert_int_equal(s.ok_inner, 1);
@@ -413,10 +398,10 @@ static int task_kill_self(aemp_ctx_t *ctx, void *user)
 
 static void call_in_kills_self(void **state)
 {
-    aemp_node_t *n = node_new();
+    aemp_node_t *n = kt_node_new();
     kt_rec_t rec = {0};
     kt_tap_t mon = {&rec, "mon", 0};
-    const char *p = mkport(n, NULL, NULL);
+    const char *p = kt_port(n, NULL, NULL);
     assert_int_equal(aemp_mon_cb(n, p, kt_tap_mon, &mon, NULL), 0);
     assert_int_equal(aemp_call_in(n, p, task_kill_self, NULL), 0);
     RUN(n);
