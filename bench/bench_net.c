@@ -553,7 +553,7 @@ static void target(const char *text, int met, double off)
         return;
     printf("  target %-50s %s", text, met ? "met" : "MISSED");
     if (!met)
-        printf(" by %.0f%%", 100 * off);
+        printf(" by %.1f%%", 100 * off);
     printf("\n");
 }
 
