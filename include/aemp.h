@@ -476,7 +476,10 @@ typedef struct aemp_netconf {
 } aemp_netconf_t;
 
 /* Sets the network configuration (copied); zero fields take defaults.
- * Call before the node's first network activity.  AEMP_EBUSY after. */
+ * Call before the node's first network activity.  AEMP_EBUSY after.
+ * Process-wide effect: if SIGPIPE still has its default action, it is set
+ * to SIG_IGN (a peer that hangs up while we write would otherwise end the
+ * program); a disposition the program chose itself is kept. */
 AEMP_API int aemp_node_configure(aemp_node_t *n, const aemp_netconf_t *conf);
 /* Makes the node public on a resolved noderef ("127.0.0.1:4041,[::1]:4041"):
  * binds and listens on every endpoint, and renames the node to noderef
@@ -621,11 +624,14 @@ AEMP_API int aemp_initialise_wait(aemp_node_t *n, const aemp_config_t *cfg,
  * (fn is not called). */
 AEMP_API int aemp_call_in(aemp_node_t *n, const char *port, aemp_task_fn fn,
                           void *user);
-/* after: sends the picture message to port in `seconds`. */
+/* after: sends the picture message to port in `seconds` (0 to 1e9; a delay
+ * under a millisecond is rounded, 0 fires on a later loop iteration, never
+ * within the current one).  AEMP_EINVAL for other delays. */
 AEMP_API int aemp_after_snd(aemp_node_t *n, double seconds, const char *port,
                             const char *picture, ...);
-/* after: calls fn in the context of local port `port` in `seconds`; the
- * timer is dropped silently if the port dies first. */
+/* after: calls fn in the context of local port `port` in `seconds` (as
+ * for aemp_after_snd); the timer is dropped silently if the port dies
+ * first. */
 AEMP_API int aemp_after_call(aemp_node_t *n, double seconds, const char *port,
                              aemp_task_fn fn, void *user);
 

@@ -8,6 +8,7 @@
 
 #define READ_CHUNK 65536
 #define TICK_MS 1000
+#define EAGER_WRITE (256 * 1024)
 
 static void on_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf);
 static void on_alloc(uv_handle_t *h, size_t suggested, uv_buf_t *buf);
@@ -126,6 +127,9 @@ static void on_write(uv_write_t *req, int status)
     size_t bytes = l->inflight.len;
     l->writing = false;
     l->inflight.len = 0;
+    if (l->inflight.cap > 4 * EAGER_WRITE) /* a backlog drained: give the
+                                              memory back */
+        aemp__buf_free(&l->inflight);
     if (l->state == AEMP__LINK_CLOSED)
         return;
     if (status < 0) {
@@ -188,7 +192,12 @@ int aemp__link_write(aemp__link_t *l, const char *name, size_t namelen,
     if (rc < 0)
         return rc;
     l->peer->accepted += l->out.len - before;
-    mark_dirty(l);
+    /* batches go out at the end of the loop iteration, or as soon as one
+     * is big enough: a long dispatch pass must not hold everything back */
+    if (l->out.len >= EAGER_WRITE && !l->writing)
+        link_flush(l);
+    else
+        mark_dirty(l);
     return 0;
 }
 

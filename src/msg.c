@@ -102,6 +102,16 @@ void aemp__msg_release(aemp__blocks_t *bc, aemp_msg_t *m)
     }
 }
 
+size_t aemp__msg_footprint(const aemp_msg_t *m)
+{
+    const aemp_msg_t *b = m->base ? m->base : m;
+    if (b->flags & AEMP__MSG_RECYCLE)
+        return AEMP__BLOCK_SIZE;
+    size_t nodes = 0, text = 0;
+    aemp__val_measure(&b->root, &nodes, &text);
+    return MSG_HDR + (nodes + b->root.len) * sizeof(struct aemp_val) + text;
+}
+
 void aemp__blocks_free(aemp__blocks_t *bc)
 {
     while (bc->head) {

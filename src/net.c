@@ -2,6 +2,7 @@
  * and teardown with the node. */
 #include "net.h"
 
+#include <signal.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -69,6 +70,23 @@ static int node_names(aemp_node_t *n, const aemp_netconf_t *c)
     return 0;
 }
 
+/* libuv writes to sockets with write(2)/writev(2), and the kernel raises
+ * SIGPIPE when the peer has hung up; its default action would end the
+ * whole program for one lost link.  A handler or SIG_IGN the program set
+ * itself is left alone. */
+static void ignore_sigpipe(void)
+{
+    struct sigaction old;
+    if (sigaction(SIGPIPE, NULL, &old) == 0 && old.sa_handler == SIG_DFL &&
+        !(old.sa_flags & SA_SIGINFO)) {
+        struct sigaction ign;
+        memset(&ign, 0, sizeof ign);
+        ign.sa_handler = SIG_IGN;
+        sigemptyset(&ign.sa_mask);
+        sigaction(SIGPIPE, &ign, NULL);
+    }
+}
+
 int aemp_node_configure(aemp_node_t *n, const aemp_netconf_t *conf)
 {
     if (!n || !conf || n->freeing)
@@ -79,6 +97,7 @@ int aemp_node_configure(aemp_node_t *n, const aemp_netconf_t *conf)
     bool fresh = !net;
     if (fresh && !(net = aemp__calloc(1, sizeof *net)))
         return AEMP_ENOMEM;
+    ignore_sigpipe();
     int rc = net_apply(net, conf);
     if (rc < 0) {
         if (fresh)

@@ -256,17 +256,17 @@ static void on_peer_timer(uv_timer_t *h)
 
 /* ---- sending ------------------------------------------------------------- */
 
-static size_t size_estimate(const aemp_msg_t *m, size_t namelen)
+/* The memory a queued packet holds: its record and the message's block
+ * (counted whole even when shared, so that the bound holds). */
+static size_t queued_size(const aemp_msg_t *m, size_t namelen)
 {
-    size_t nodes = 0, text = 0;
-    aemp__val_measure(aemp_msg_val(m), &nodes, &text);
-    return namelen + 9 * nodes + text + 16;
+    return sizeof(aemp__qpkt_t) + namelen + 1 + aemp__msg_footprint(m);
 }
 
 static int queue_packet(aemp__peer_t *p, const char *name, size_t namelen,
                         const aemp_msg_t *m)
 {
-    size_t size = size_estimate(m, namelen);
+    size_t size = queued_size(m, namelen);
     if (p->qbytes + size > p->node->net->conf.max_backlog) {
         peer_fail(p, "send queue overflow");
         p->wait_since = 0;

@@ -73,7 +73,11 @@ static int timer_start(aemp_node_t *n, double seconds, struct aemp__timer *t)
     if (t->next)
         t->next->prev = t;
     n->timers = t;
-    uv_timer_start(&t->h, on_timer, (uint64_t)(seconds * 1000.0 + 0.5), 0);
+    /* at least 1 ms: libuv runs a timer re-armed for "now" from a timer
+     * callback in the same pass, so a zero-delay timer that re-arms
+     * itself would never let the loop go on */
+    uint64_t ms = (uint64_t)(seconds * 1000.0 + 0.5);
+    uv_timer_start(&t->h, on_timer, ms ? ms : 1, 0);
     return 0;
 }
 

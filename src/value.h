@@ -72,6 +72,8 @@ int aemp__msg_alloc_from(aemp__blocks_t *bc, aemp_msg_t **out, size_t nodes,
 aemp_msg_t *aemp__msg_ref(const aemp_msg_t *m);
 /* Drops a reference on the node's thread, recycling the block into bc. */
 void aemp__msg_release(aemp__blocks_t *bc, aemp_msg_t *m);
+/* Bytes of memory the block behind m holds (an upper bound). */
+size_t aemp__msg_footprint(const aemp_msg_t *m);
 void aemp__blocks_free(aemp__blocks_t *bc);
 /* Copies len bytes to the block's text area (NUL-terminated). */
 char *aemp__fill_text(aemp__fill_t *f, const void *p, size_t len);
