@@ -1858,6 +1858,45 @@ static int flood_step(void *arg)
     return f->mon->fired || f->sent_bytes > (512u << 20);
 }
 
+/* One callback that sends far more than a batch to a peer: the batch
+ * goes to the socket while the callback still runs, not only when the
+ * dispatch pass is over (a long pass would hold everything back). */
+struct big_sender {
+    const char *to, *peer;
+    int started_writing;
+};
+
+static int send_big(aemp_ctx_t *ctx, const aemp_msg_t *m, void *user)
+{
+    struct big_sender *s = user;
+    aemp_node_t *n = aemp_ctx_node(ctx);
+    static char blob[1024];
+    for (int i = 0; i < 2048; i++) /* 2 MiB */
+        assert_int_equal(aemp_snd(n, s->to, "sy", "blob", blob, sizeof blob),
+                         0);
+    aemp__peer_t *p = peer_of(n, s->peer);
+    s->started_writing = p && p->link && p->link->writing;
+    return 0;
+}
+
+static void big_batch_written_during_pass(void **state)
+{
+    uv_loop_t loop;
+    tnode_t a, b;
+    kt_rec_t rec = {0};
+    nodes_start(&loop, NULL, &a, &b);
+    kt_tap_t tap = {&rec, "blob", 0};
+    const char *pb = mkport(b.n, kt_tap_rcv, &tap);
+    struct big_sender s = {pb, b.ref, 0};
+    const char *pa = mkport(a.n, send_big, &s);
+    assert_int_equal(aemp_snd(a.n, b.ref, "s", "devnull"), 0);
+    assert_true(await_up(&loop, a.n, b.ref, 1, 10));
+    assert_int_equal(aemp_snd(a.n, pa, "s", "go"), 0);
+    assert_true(await_rec(&loop, &rec, "blob", 2048, 30));
+    assert_true(s.started_writing);
+    nodes_finish(&loop, &a, &b, &rec);
+}
+
 static void flood_nonreader(void **state)
 {
     uv_loop_t loop;
@@ -2041,6 +2080,7 @@ int main(void)
         ISOLATED(keepalive_idle_2s, 60),
         ISOLATED(keepalive_read_timeout, 60),
         ISOLATED(flood_nonreader, 120),
+        ISOLATED(big_batch_written_during_pass, 60),
         ISOLATED(peer_hangup_no_sigpipe, 60),
     };
     /* a cmocka filter from the environment, e.g. AEMP_TEST_FILTER=cut_* */

@@ -206,6 +206,48 @@ static void after_call_rearms(void **state)
     aemp_node_free(n);
 }
 
+/* A zero-delay timer that re-arms itself with delay 0 must leave the loop
+ * its other turns: another timer, due in 20 ms, fires while the chain is
+ * still short (in libuv's timer phase a timer re-armed for "now" runs
+ * again at once, so a 0 ms chain used to run all of its rounds first). */
+struct zero_chain {
+    int rounds, limit, rounds_when_other_fired;
+    uv_timer_t other;
+};
+
+static int task_zero_chain(aemp_ctx_t *ctx, void *user)
+{
+    struct zero_chain *z = user;
+    if (++z->rounds < z->limit)
+        return aemp_after_call(aemp_ctx_node(ctx), 0.0, aemp_self(ctx),
+                               task_zero_chain, z);
+    return aemp_kil(aemp_ctx_node(ctx), aemp_self(ctx), NULL);
+}
+
+static void on_other_timer(uv_timer_t *h)
+{
+    struct zero_chain *z = h->data;
+    z->rounds_when_other_fired = z->rounds;
+    uv_close((uv_handle_t *)h, NULL);
+}
+
+static void after_zero_rearm_lets_loop_run(void **state)
+{
+    aemp_node_t *n = kt_node_new();
+    const char *p = kt_port(n, NULL, NULL);
+    struct zero_chain z = {0, 200000, -1, {0}};
+    uv_timer_init(aemp_node_loop(n), &z.other);
+    z.other.data = &z;
+    uv_timer_start(&z.other, on_other_timer, 20, 0);
+    assert_int_equal(aemp_after_call(n, 0.0, p, task_zero_chain, &z), 0);
+    /* stop the chain early once the other timer got its turn */
+    while (z.rounds_when_other_fired < 0 && z.rounds < z.limit)
+        uv_run(aemp_node_loop(n), UV_RUN_ONCE);
+    assert_true(z.rounds_when_other_fired >= 0);
+    assert_true(z.rounds_when_other_fired < 1000);
+    aemp_node_free(n);
+}
+
 static int task_never(aemp_ctx_t *ctx, void *user)
 {
     (*(int *)user)++;
@@ -421,6 +463,7 @@ int main(void)
         cmocka_unit_test(after_call_port_dies_first),
         cmocka_unit_test(after_call_failure_kills),
         cmocka_unit_test(after_call_rearms),
+        cmocka_unit_test(after_zero_rearm_lets_loop_run),
         cmocka_unit_test(after_errors),
         cmocka_unit_test(timers_pending_at_free_owned),
         cmocka_unit_test(timers_pending_at_free_borrowed),
