@@ -6,7 +6,7 @@ set -eu
 
 PACKAGES="build-essential cmake ninja-build pkg-config libuv1-dev \
 libjansson-dev libcbor-dev libc-ares-dev libssl-dev libcmocka-dev \
-dnsmasq-base iproute2 $*"
+dnsmasq-base iproute2 locales $*"
 
 missing=""
 for p in $PACKAGES; do

@@ -53,8 +53,14 @@ void aemp__reader_set_blocks(struct aemp_reader *r, aemp__blocks_t *bc);
  * max_depth / max_items clamped to what the decoders can honour. */
 void aemp__limits_resolve(aemp_limits_t *lim);
 
-/* The decoders recurse once per nesting level; jansson stops at the same
- * depth by itself. */
+/* JSON whitespace (RFC 8259), all the decoder and scanner allow. */
+static inline bool aemp__json_ws(char c)
+{
+    return c == ' ' || c == '\n' || c == '\r' || c == '\t';
+}
+
+/* The decoders recurse once per nesting level; the JSON decoder counts
+ * values as jansson did (scalars included). */
 #define AEMP__DEPTH_CAP 2048
 
 /* ---- packet boundaries, for the streaming reader ----------------------- */

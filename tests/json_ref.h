@@ -175,8 +175,18 @@ static int ref_json_decode(aemp_msg_t **out, const char *buf, size_t len,
                            const aemp_limits_t *lim, char *errbuf,
                            size_t errlen)
 {
+    /* jansson loses a raw NUL byte read just past a number or literal
+     * ("[1\0]" is [1] to it); the decoder refuses it like any stray byte.
+     * So jansson gets \x01 for every raw NUL: a byte it refuses wherever
+     * it refuses a NUL, and also there. */
+    char *copy = malloc(len + 1);
+    if (!copy)
+        return AEMP_ENOMEM;
+    for (size_t i = 0; i < len; i++)
+        copy[i] = buf[i] ? buf[i] : '\x01';
     json_error_t e;
-    json_t *root = json_loadb(buf ? buf : "", len, JSON_ALLOW_NUL, &e);
+    json_t *root = json_loadb(copy, len, JSON_ALLOW_NUL, &e);
+    free(copy);
     if (!root)
         return ref_load_error(&e, errbuf, errlen);
     int rc = ref_convert(out, root, lim, errbuf, errlen);
