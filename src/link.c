@@ -121,12 +121,20 @@ static void mark_dirty(aemp__link_t *l)
     aemp__net_wake(l->node);
 }
 
+/* Bytes of ours the peer's socket took. */
+static void link_wrote(aemp__link_t *l, size_t bytes)
+{
+    l->last_write = uv_now(l->node->loop);
+    if (l->state == AEMP__LINK_UP && l->peer && l->peer->link == l)
+        aemp__peer_written(l->peer, bytes);
+}
+
 static void on_write(uv_write_t *req, int status)
 {
     aemp__link_t *l = req->data;
-    size_t bytes = l->inflight.len;
+    size_t bytes = l->inflight.len - l->inflight_off;
     l->writing = false;
-    l->inflight.len = 0;
+    l->inflight.len = l->inflight_off = 0;
     if (l->inflight.cap > 4 * EAGER_WRITE) /* a backlog drained: give the
                                               memory back */
         aemp__buf_free(&l->inflight);
@@ -136,21 +144,40 @@ static void on_write(uv_write_t *req, int status)
         aemp__link_close(l, uv_strerror(status));
         return;
     }
-    if (l->state == AEMP__LINK_UP && l->peer && l->peer->link == l)
-        aemp__peer_written(l->peer, bytes);
+    link_wrote(l, bytes);
     if (l->out.len)
         link_flush(l);
 }
 
+/* Writes out what is pending: first straight to the socket (uv_try_write:
+ * no request, no completion callback — a write request's completion costs
+ * libuv an extra loop iteration and an epoll_ctl, which a ping-pong pays
+ * on every message), then what the socket did not take with uv_write,
+ * which waits for room. */
 static void link_flush(aemp__link_t *l)
 {
     if (l->writing || !l->out.len || l->state == AEMP__LINK_CONNECTING)
         return;
+    uv_buf_t b = uv_buf_init(l->out.data, (unsigned)l->out.len);
+    int n = uv_try_write((uv_stream_t *)&l->tcp, &b, 1);
+    if (n < 0 && n != UV_EAGAIN) {
+        aemp__link_close(l, uv_strerror(n));
+        return;
+    }
+    size_t done = n > 0 ? (size_t)n : 0;
+    if (done)
+        link_wrote(l, done);
+    if (done == l->out.len) {
+        l->out.len = 0;
+        return;
+    }
     aemp__buf_t t = l->inflight;
     l->inflight = l->out;
+    l->inflight_off = done;
     l->out = t;
     l->out.len = 0;
-    uv_buf_t b = uv_buf_init(l->inflight.data, (unsigned)l->inflight.len);
+    b = uv_buf_init(l->inflight.data + done,
+                    (unsigned)(l->inflight.len - done));
     l->wreq.data = l;
     int err = uv_write(&l->wreq, (uv_stream_t *)&l->tcp, &b, 1, on_write);
     if (err) {
@@ -158,7 +185,6 @@ static void link_flush(aemp__link_t *l)
         return;
     }
     l->writing = true;
-    l->last_write = uv_now(l->node->loop);
 }
 
 void aemp__links_flush(aemp_node_t *n)
@@ -183,7 +209,8 @@ static int write_raw(aemp__link_t *l, const char *text, size_t len)
 int aemp__link_write(aemp__link_t *l, const char *name, size_t namelen,
                      const aemp_msg_t *m)
 {
-    if (l->out.len + l->inflight.len > net_of(l)->conf.max_backlog)
+    if (l->out.len + l->inflight.len - l->inflight_off >
+        net_of(l)->conf.max_backlog)
         return AEMP_ELIMIT;
     size_t before = l->out.len;
     int rc = l->hs.send_framing == AEMP_CBOR

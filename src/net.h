@@ -71,7 +71,8 @@ struct aemp__link {
     char *line;
     size_t linelen;
     aemp_reader_t *reader;
-    aemp__buf_t out, inflight;
+    aemp__buf_t out, inflight; /* pending; being written by wreq */
+    size_t inflight_off;       /* inflight's bytes written before wreq */
     uint64_t last_read, last_write;
     unsigned peer_timeout;
     char peeraddr[64];
