@@ -18,6 +18,7 @@
  * content. */
 #include "codec.h"
 #include "kernel.h" /* node internals, for the memory breakdown and checks */
+#include "median.h"
 
 #include <malloc.h>
 #include <math.h>
@@ -32,7 +33,6 @@
 #define AEMP_BENCH_ERLANG "bench/erlang/local.erl"
 #endif
 
-#define MAX_RUNS 15
 #define BATCH 1000 /* messages or ports per driver callback */
 #define IDLE_PORTS 100000
 
@@ -141,20 +141,6 @@ static aemp_node_t *node_new(void)
     aemp_node_t *n;
     CHECK(aemp_node_new(&n, NULL));
     return n;
-}
-
-static int cmp_double(const void *a, const void *b)
-{
-    double x = *(const double *)a, y = *(const double *)b;
-    return (x > y) - (x < y);
-}
-
-static double median(const double *runs, int n)
-{
-    double s[MAX_RUNS];
-    memcpy(s, runs, (size_t)n * sizeof *s);
-    qsort(s, (size_t)n, sizeof *s, cmp_double);
-    return n % 2 ? s[n / 2] : (s[n / 2 - 1] + s[n / 2]) / 2;
 }
 
 /* ---- figures --------------------------------------------------------------- */

@@ -16,6 +16,8 @@
  * measured twice: both processes pinned to CPU 0 (sched_setaffinity, as
  * `taskset -c 0`), and unpinned. */
 #define _GNU_SOURCE
+#include "median.h"
+
 #include <errno.h>
 #include <math.h>
 #include <poll.h>
@@ -32,7 +34,6 @@
 #define AEMP_BENCH_ERLANG_NET "bench/erlang/net_bench.erl"
 #endif
 
-#define MAX_RUNS 15
 #define LINE 512
 #define TIMEOUT_MS 180000
 
@@ -134,22 +135,6 @@ static char *prog(const char *name)
 }
 
 /* ---- figures ------------------------------------------------------------------ */
-
-static int cmp_double(const void *a, const void *b)
-{
-    double x = *(const double *)a, y = *(const double *)b;
-    return (x > y) - (x < y);
-}
-
-static double median(const double *runs, int n)
-{
-    double s[MAX_RUNS];
-    if (n == 0)
-        return NAN;
-    memcpy(s, runs, (size_t)n * sizeof *s);
-    qsort(s, (size_t)n, sizeof *s, cmp_double);
-    return n % 2 ? s[n / 2] : (s[n / 2 - 1] + s[n / 2]) / 2;
-}
 
 static struct fig {
     char key[48];

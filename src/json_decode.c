@@ -460,32 +460,6 @@ static void jclose(jdec_t *d, size_t slot, size_t n, bool map)
     }
 }
 
-static int jscan_array(jdec_t *d)
-{
-    size_t slot, n = 0;
-    jtok_t t;
-    int rc = jopen(d, &slot);
-    if (rc == 0)
-        rc = jlex(d, &t);
-    if (rc < 0 || jis(&t, ']'))
-        goto done;
-    while (t.kind != J_EOF) {
-        if ((rc = jscan_value(d, &t)) < 0 || (rc = jlex(d, &t)) < 0)
-            goto done;
-        n++;
-        if (!jis(&t, ','))
-            break;
-        if ((rc = jlex(d, &t)) < 0)
-            goto done;
-    }
-    if (!jis(&t, ']'))
-        rc = jfail(d, AEMP_EPROTO, "']' expected", t.at);
-done:
-    if (rc == 0)
-        jclose(d, slot, n, false);
-    return rc;
-}
-
 /* One "key": value pair, the key's token in t. */
 static int jscan_pair(jdec_t *d, jtok_t *t)
 {
@@ -505,18 +479,25 @@ static int jscan_pair(jdec_t *d, jtok_t *t)
     return jscan_value(d, t);
 }
 
-static int jscan_object(jdec_t *d)
+/* The elements of [ values ] or the pairs of { "key": value }, from after
+ * the opening bracket to after the closing one. */
+static int jscan_container(jdec_t *d, bool map)
 {
+    const char close = map ? '}' : ']';
     size_t slot, n = 0;
     jtok_t t;
     int rc = jopen(d, &slot);
-    d->objects = true;
+    if (map)
+        d->objects = true;
     if (rc == 0)
         rc = jlex(d, &t);
-    if (rc < 0 || jis(&t, '}'))
+    if (rc < 0 || jis(&t, close))
         goto done;
-    for (;;) {
-        if ((rc = jscan_pair(d, &t)) < 0 || (rc = jlex(d, &t)) < 0)
+    /* at the end of the text an array says "']' expected", an object
+     * (through jscan_pair) "string or '}' expected", as jansson does */
+    while (map || t.kind != J_EOF) {
+        if ((rc = map ? jscan_pair(d, &t) : jscan_value(d, &t)) < 0 ||
+            (rc = jlex(d, &t)) < 0)
             goto done;
         n++;
         if (!jis(&t, ','))
@@ -524,11 +505,12 @@ static int jscan_object(jdec_t *d)
         if ((rc = jlex(d, &t)) < 0)
             goto done;
     }
-    if (!jis(&t, '}'))
-        rc = jfail(d, AEMP_EPROTO, "'}' expected", t.at);
+    if (!jis(&t, close))
+        rc = jfail(d, AEMP_EPROTO, map ? "'}' expected" : "']' expected",
+                   t.at);
 done:
     if (rc == 0)
-        jclose(d, slot, n, true);
+        jclose(d, slot, n, map);
     return rc;
 }
 
@@ -554,9 +536,9 @@ static int jscan_value(jdec_t *d, const jtok_t *t)
     case J_INVALID: rc = jfail(d, AEMP_EPROTO, "invalid token", t->at); break;
     default:
         if (jis(t, '['))
-            rc = jscan_array(d);
+            rc = jscan_container(d, false);
         else if (jis(t, '{'))
-            rc = jscan_object(d);
+            rc = jscan_container(d, true);
         else
             rc = jfail(d, AEMP_EPROTO, "unexpected token", t->at);
     }

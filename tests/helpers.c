@@ -764,3 +764,45 @@ void cp_rm_rf(const char *path)
         unlink(path);
     }
 }
+
+/* ---- a locale with ',' for a decimal point -------------------------------- */
+
+#include <locale.h>
+
+/* An installed one, else one built for the test with localedef (Debian's
+ * locales package has the sources), found through LOCPATH. */
+void kt_comma_locale(char *dir, size_t dirlen)
+{
+    const char *names[] = {"de_DE.UTF-8", "de_DE.utf8", "fr_FR.UTF-8",
+                           "fr_FR.utf8"};
+    const char *set = NULL;
+    *dir = 0;
+    for (size_t i = 0; i < sizeof names / sizeof *names && !set; i++)
+        set = setlocale(LC_NUMERIC, names[i]);
+    if (!set) {
+        char cmd[256];
+        snprintf(dir, dirlen, "/tmp/aemp-locale-XXXXXX");
+        if (!mkdtemp(dir))
+            fail_msg("mkdtemp: %s", strerror(errno));
+        snprintf(cmd, sizeof cmd,
+                 "localedef -i de_DE -f UTF-8 %s/de_DE.UTF-8 >/dev/null 2>&1",
+                 dir);
+        if (system(cmd) == 0) {
+            setenv("LOCPATH", dir, 1);
+            set = setlocale(LC_NUMERIC, "de_DE.UTF-8");
+        }
+    }
+    if (!set)
+        fail_msg("no locale with ',' for a decimal point, and localedef "
+                 "could not make one (Debian package: locales)");
+    assert_string_equal(localeconv()->decimal_point, ",");
+}
+
+void kt_comma_locale_done(const char *dir)
+{
+    setlocale(LC_NUMERIC, "C");
+    if (*dir) {
+        cp_rm_rf(dir);
+        unsetenv("LOCPATH");
+    }
+}

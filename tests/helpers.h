@@ -204,4 +204,10 @@ char *cp_slurp(const char *path, size_t *len);
 void cp_write_file(const char *path, const char *text);
 /* Removes a directory tree (rm -rf); missing is fine. */
 void cp_rm_rf(const char *path);
+/* Sets LC_NUMERIC to a locale whose decimal point is ',' (dir receives a
+ * directory made for it, or ""), failing the test if there is none;
+ * kt_comma_locale_done restores "C" and removes dir. */
+void kt_comma_locale(char *dir, size_t dirlen);
+void kt_comma_locale_done(const char *dir);
+
 #endif

@@ -282,24 +282,15 @@ static void test_json_text(void **state)
 static void test_json_locale(void **state)
 {
     (void)state;
-    const char *names[] = {"de_DE.UTF-8", "de_DE.utf8", "fr_FR.UTF-8", "de_DE"};
-    const char *old = setlocale(LC_NUMERIC, NULL);
-    char *saved = old ? strdup(old) : NULL;
-    const char *got = NULL;
-    for (size_t i = 0; i < 4 && !got; i++)
-        got = setlocale(LC_NUMERIC, names[i]);
-    if (!got) {
-        free(saved);
-        skip(); /* no such locale installed */
-    }
+    char dir[64] = "";
+    kt_comma_locale(dir, sizeof dir);
     aemp_msg_t *m = msg_of(aemp_arr(aemp_double(0.5), aemp_double(-2.25e-10)));
     assert_json(m, "[0.5,-2.25e-10]");
     aemp_msg_t *d = roundtrip(m, AEMP_JSON);
     assert_true(aemp_val_equal(aemp_msg_val(d), aemp_msg_val(m)));
     aemp_msg_unref(d);
     aemp_msg_unref(m);
-    setlocale(LC_NUMERIC, saved ? saved : "C");
-    free(saved);
+    kt_comma_locale_done(dir);
 }
 
 static void test_cbor_bytes(void **state)
