@@ -11,7 +11,6 @@
 #undef FUZZ_ENTRY
 
 #include <dirent.h>
-#include <locale.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
