@@ -212,6 +212,15 @@ static void run_prints_noderef_and_rpc_info(void **state)
     cp_expect_status(c, 0);
     assert_true(c->obuf[0] == '[');
     cp_free(c);
+    /* a port that does not exist: a clear error, not a wait */
+    char nosuch[128];
+    snprintf(nosuch, sizeof nosuch, "%s#nosuch.1", ref);
+    const char *gone[] = {"rpc", nosuch, "x", "--secret", SECRET, NULL};
+    c = run_cmd(&loop, gone, 15);
+    cp_expect_status(c, 1);
+    assert_non_null(strstr(c->ebuf, "gone without an answer"));
+    assert_non_null(strstr(c->ebuf, "no_such_port"));
+    cp_free(c);
     assert_false(r->exited);
     cp_free(r);
     nt_loop_finish(&loop);

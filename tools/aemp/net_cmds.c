@@ -192,6 +192,21 @@ static int on_reply(aemp_ctx_t *ctx, const aemp_msg_t *m, void *user)
     return 0;
 }
 
+/* The port asked died (or never existed) before it answered. */
+static void on_target_gone(aemp_node_t *n, const char *port,
+                           const aemp_msg_t *reason, void *user)
+{
+    job_t *j = user;
+    char *text = NULL;
+    size_t len;
+    if (j->status >= 0)
+        return;
+    aemp_msg_encode(reason, AEMP_JSON, &text, &len);
+    cli_error("%s is gone without an answer: %s", port, text ? text : "?");
+    aemp_free(text);
+    job_done(j, 1);
+}
+
 int cmd_rpc(const cli_opts_t *o, int argc, char **argv)
 {
     if (argc < 1)
@@ -206,7 +221,7 @@ int cmd_rpc(const cli_opts_t *o, int argc, char **argv)
         msg = aemp_arr_push(msg, aemp_str(reply));
     if (rc == 0 && (rc = aemp_sndv(j.node, argv[0], &msg)) == 0 &&
         strchr(argv[0], '#'))
-        rc = aemp_mon_cb(j.node, argv[0], on_node_trouble, &j, NULL);
+        rc = aemp_mon_cb(j.node, argv[0], on_target_gone, &j, NULL);
     aemp_val_free(msg);
     if (rc < 0) {
         cli_error("rpc %s: %s", argv[0], aemp_strerror(rc));
