@@ -902,6 +902,10 @@ static void cli_showconfig(void **state)
     expect_json(show(f->path, "profile", "n1", "showconfig", NULL),
                 "{\"secret\": \"********\", \"seeds\": [\"a:1\"], "
                 "\"noderef\": \"127.0.0.1:4041\"}");
+    /* without a name: the profile `run` would use (--profile here) */
+    expect_json(show(f->path, "--profile", "n1", "showconfig", NULL),
+                "{\"secret\": \"********\", \"seeds\": [\"a:1\"], "
+                "\"noderef\": \"127.0.0.1:4041\"}");
     /* the PEM data is not dumped either */
     json_t *n2 = show(f->path, "showconfig", "n2", NULL);
     const char *cert = json_string_value(json_object_get(n2, "cert"));

@@ -38,4 +38,9 @@ int cmd_snd(const cli_opts_t *o, int argc, char **argv);
 int cmd_rpc(const cli_opts_t *o, int argc, char **argv);
 int cmd_mon(const cli_opts_t *o, int argc, char **argv);
 
+/* The profile `run` (and showconfig) uses: --profile, else the node name
+ * (the configuration's "nodename", else the host's). */
+void cli_profile(const cli_opts_t *o, const aemp_config_t *c, char *buf,
+                 size_t size);
+
 #endif

@@ -8,6 +8,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/utsname.h>
 
 int cli_config(const cli_opts_t *o, aemp_config_t **out)
 {
@@ -240,12 +241,30 @@ static int command(aemp_config_t *c, const char *profile, int argc,
     return -1;
 }
 
+/* The profile `run` uses: --profile, else the node name (the
+ * configuration's "nodename", else the host's). */
+void cli_profile(const cli_opts_t *o, const aemp_config_t *c, char *buf,
+                 size_t size)
+{
+    const char *name = o->profile;
+    struct utsname u;
+    if (!name && aemp_val_str(aemp_config_get(c, NULL, "nodename"), &name,
+                              NULL) < 0)
+        name = uname(&u) == 0 ? u.nodename : "localhost";
+    snprintf(buf, size, "%s", name);
+}
+
 int cmd_config(const cli_opts_t *o, int argc, char **argv)
 {
     aemp_config_t *c;
     if (cli_config(o, &c))
         return 1;
-    int rc = command(c, NULL, argc, argv, o->show_secret);
+    /* showconfig alone: the settings `run` would use */
+    char profile[256];
+    cli_profile(o, c, profile, sizeof profile);
+    int rc = argc == 1 && !strcmp(argv[0], "showconfig")
+                 ? show(c, profile, o->show_secret)
+                 : command(c, NULL, argc, argv, o->show_secret);
     aemp_config_free(c);
     if (rc < 0)
         return cli_error("%s: wrong arguments (try aemp --help)", argv[0]);

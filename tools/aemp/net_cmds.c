@@ -5,7 +5,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/utsname.h>
 #include <uv.h>
 
 static void log_stderr(aemp_node_t *n, int level, const char *text, void *u)
@@ -343,19 +342,6 @@ static void on_node_event(aemp_node_t *n, const char *id, int up,
             up ? "" : ": ", why);
 }
 
-/* The profile `run` uses: --profile, else the node name (the
- * configuration's "nodename", else the host's). */
-static void run_profile(const cli_opts_t *o, const aemp_config_t *c,
-                        char *buf, size_t size)
-{
-    const char *name = o->profile;
-    struct utsname u;
-    if (!name && aemp_val_str(aemp_config_get(c, NULL, "nodename"), &name,
-                              NULL) < 0)
-        name = uname(&u) == 0 ? u.nodename : "localhost";
-    snprintf(buf, size, "%s", name);
-}
-
 /* key = text in the profile, in memory only: it wins over the file. */
 static void run_override(aemp_config_t *c, const char *profile,
                          const char *key, const char *text)
@@ -419,7 +405,7 @@ int cmd_run(const cli_opts_t *o, int argc, char **argv)
     if (cli_config(o, &c))
         return 1;
     char profile[256];
-    run_profile(o, c, profile, sizeof profile);
+    cli_profile(o, c, profile, sizeof profile);
     /* a noderef on the command line; else the profile's; else the node
      * name with port 4040 (the empty component) */
     const char *noderef = argc > 0 ? argv[0] : NULL;
