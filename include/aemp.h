@@ -412,6 +412,12 @@ AEMP_API int aemp_node_handle(aemp_node_t *n, const char *request,
  * Monitoring the node port (a bare noderef) is allowed: it can only fire for
  * a remote node, on a transport error.
  *
+ * Ports reached through a relay (a slave's ports from any node but its
+ * master, and other nodes' ports from a slave, except its master's) cannot
+ * be monitored: AEMP_ENOROUTE.  The relay would have to watch the link on
+ * the far side for us to keep the guarantee above, and the protocol has no
+ * request for that; messages do pass through relays.
+ *
  * Each form takes `aemp_mon_t **guard`: pass NULL if you never cancel.  A
  * guard you asked for is yours: release it with aemp_mon_cancel() exactly
  * once, before the monitor fired (cancelling it) or after (freeing it).
