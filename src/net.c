@@ -303,9 +303,7 @@ int aemp_node_seed(aemp_node_t *n, const char *noderef)
 
 int aemp_node_is_up(aemp_node_t *n, const char *node_id)
 {
-    aemp__peer_t *p = n && n->net && node_id
-                          ? aemp__peer_get(n, node_id, strlen(node_id), false)
-                          : NULL;
+    aemp__peer_t *p = aemp__peer_find(n, node_id);
     return p && p->up;
 }
 
@@ -315,7 +313,7 @@ int aemp_node_is_known(aemp_node_t *n, const char *node_id)
         return 0;
     if (!strcmp(node_id, n->noderef))
         return 1;
-    return n->net && aemp__peer_get(n, node_id, strlen(node_id), false);
+    return aemp__peer_find(n, node_id) != NULL;
 }
 
 /* ---- teardown --------------------------------------------------------- */

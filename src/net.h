@@ -111,6 +111,8 @@ void aemp__net_wake(aemp_node_t *n);
 /* peer.c */
 aemp__peer_t *aemp__peer_get(aemp_node_t *n, const char *id, size_t len,
                              bool create);
+/* The peer of a node ID from the public API (NULL n, net or ID: NULL). */
+aemp__peer_t *aemp__peer_find(aemp_node_t *n, const char *node_id);
 int aemp__peer_send(aemp__peer_t *p, const char *name, size_t namelen,
                     const aemp_msg_t *m);
 /* A node-port request ["<req>", pic...] to p. */

@@ -16,6 +16,13 @@ static bool id_connectable(const char *id, size_t len)
     return !(len >= 5 && (!memcmp(id, "anon/", 5) || !memcmp(id, "slave/", 6)));
 }
 
+aemp__peer_t *aemp__peer_find(aemp_node_t *n, const char *node_id)
+{
+    return n && n->net && node_id
+               ? aemp__peer_get(n, node_id, strlen(node_id), false)
+               : NULL;
+}
+
 aemp__peer_t *aemp__peer_get(aemp_node_t *n, const char *id, size_t len,
                              bool create)
 {
@@ -137,6 +144,29 @@ static void fail_flushers(aemp__peer_t *p, int status)
     }
 }
 
+/* Takes one of the peer's port stubs out of its table (NULL: none left). */
+static aemp__port_t *pop_stub(aemp__peer_t *p)
+{
+    size_t i = 0;
+    aemp__port_t *stub = aemp__strmap_next(&p->stubs, &i);
+    if (stub) /* the stub's ID is "<node ID>#<name>": keyed by name */
+        aemp__strmap_del(&p->stubs, stub->id + p->idlen + 1,
+                         stub->idlen - p->idlen - 1);
+    return stub;
+}
+
+/* Forgets the monitors the peer set on our ports. */
+static void drop_watchers(aemp__peer_t *p)
+{
+    size_t i;
+    struct aemp_mon *m;
+    while ((i = 0, m = aemp__strmap_next(&p->watchers, &i))) {
+        aemp__strmap_del(&p->watchers, m->u.watch.name,
+                         strlen(m->u.watch.name));
+        aemp_mon_cancel(m);
+    }
+}
+
 /* Every monitor of that node's ports fires, the queue is dropped, and the
  * peer's monitors of our ports are forgotten — all before any user code
  * runs, so nothing sent after the loss can overtake the notices. */
@@ -144,23 +174,10 @@ static void peer_fail(aemp__peer_t *p, const char *why)
 {
     aemp_node_t *n = p->node;
     drop_queue(p);
-    size_t i = 0;
     aemp__port_t *stub;
-    while ((i = 0, stub = aemp__strmap_next(&p->stubs, &i))) {
-        aemp__strmap_del(&p->stubs, stub->id + p->idlen + 1,
-                         stub->idlen - p->idlen - 1);
-        aemp_msg_t *reason = transport_error(p, why);
-        if (reason)
-            aemp__stub_kill(n, stub, reason);
-        else
-            aemp__stub_kill(n, stub, NULL);
-    }
-    struct aemp_mon *m;
-    while ((i = 0, m = aemp__strmap_next(&p->watchers, &i))) {
-        aemp__strmap_del(&p->watchers, m->u.watch.name,
-                         strlen(m->u.watch.name));
-        aemp_mon_cancel(m);
-    }
+    while ((stub = pop_stub(p))) /* a NULL reason (no memory) still kills */
+        aemp__stub_kill(n, stub, transport_error(p, why));
+    drop_watchers(p);
     fail_flushers(p, AEMP_ENOROUTE);
 }
 
@@ -399,9 +416,7 @@ int aemp_flush(aemp_node_t *n, const char *node_id, aemp_flush_fn fn,
 
 size_t aemp_backlog(aemp_node_t *n, const char *node_id)
 {
-    aemp__peer_t *p = n && n->net && node_id
-                          ? aemp__peer_get(n, node_id, strlen(node_id), false)
-                          : NULL;
+    aemp__peer_t *p = aemp__peer_find(n, node_id);
     if (!p)
         return 0;
     size_t b = p->qbytes;
@@ -509,21 +524,13 @@ void aemp__peer_free(aemp__peer_t *p)
 {
     aemp_node_t *n = p->node;
     drop_queue(p);
-    size_t i = 0;
     aemp__port_t *stub;
-    while ((i = 0, stub = aemp__strmap_next(&p->stubs, &i))) {
-        aemp__strmap_del(&p->stubs, stub->id + p->idlen + 1,
-                         stub->idlen - p->idlen - 1);
+    while ((stub = pop_stub(p))) {
         aemp__port_drop_mons(n, stub);
         aemp__free(stub);
     }
     aemp__strmap_free(&p->stubs);
-    struct aemp_mon *m;
-    while ((i = 0, m = aemp__strmap_next(&p->watchers, &i))) {
-        aemp__strmap_del(&p->watchers, m->u.watch.name,
-                         strlen(m->u.watch.name));
-        aemp_mon_cancel(m);
-    }
+    drop_watchers(p);
     aemp__strmap_free(&p->watchers);
     aemp__flushw_t *w;
     while ((w = p->flushers)) {
