@@ -156,10 +156,11 @@ static int job_finish(job_t *j)
 static void on_flushed(aemp_node_t *n, int status, void *user)
 {
     job_t *j = user;
-    if (status < 0 && j->status < 0)
-        cli_error("message to %s not delivered: %s", j->node_id,
-                  aemp_strerror(status));
-    job_done(j, status < 0);
+    /* a failure is the node given up: the monitor on its node port fires
+     * from the loop right after, with the reason (authentication refused,
+     * connection refused, ...), and ends the job */
+    if (status == 0)
+        job_done(j, 0);
 }
 
 int cmd_snd(const cli_opts_t *o, int argc, char **argv)
