@@ -237,8 +237,10 @@ static const char *on_greeting(aemp__link_t *l)
 {
     aemp_node_t *n = l->node;
     const char *id = l->hs.peer.node_id;
-    l->named_new = !aemp__peer_get(n, id, strlen(id), false);
-    aemp__peer_t *p = aemp__peer_get(n, id, strlen(id), !l->outgoing);
+    aemp__peer_t *p = aemp__peer_get(n, id, strlen(id), false);
+    l->named_new = !p;
+    if (!p && !l->outgoing)
+        p = aemp__peer_get(n, id, strlen(id), true);
     if (l->outgoing)
         return p == l->peer ? NULL : "reached a different node than dialled";
     if (!p)

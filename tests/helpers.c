@@ -349,6 +349,19 @@ long helper_alloc_end(void)
     return live;
 }
 
+long helper_alloc_sweep(void (*run)(void))
+{
+    long n;
+    for (n = 1;; n++) {
+        helper_alloc_begin(n);
+        run();
+        int hit = helper_alloc_failed();
+        assert_int_equal(helper_alloc_end(), 0);
+        if (!hit)
+            return n; /* every allocation of a full run failed once */
+    }
+}
+
 /* ---- network tests (nt_*) --------------------------------------------- */
 
 #include <arpa/inet.h>

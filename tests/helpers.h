@@ -98,6 +98,10 @@ void helper_alloc_begin(long fail_at);
 long helper_alloc_attempts(void);
 int helper_alloc_failed(void);
 long helper_alloc_end(void);
+/* Runs run() with its 1st, 2nd, ... allocation failing until a run has
+ * no failure left, asserting that no run leaks; returns the number of
+ * runs (allocations of a full run + 1). */
+long helper_alloc_sweep(void (*run)(void));
 
 /* ---- network tests (nt_*): driving a loop until something happens ------ */
 
