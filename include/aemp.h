@@ -479,6 +479,14 @@ typedef struct aemp_netconf {
                                 naked ports; default: uname's nodename */
     const char *dns_servers; /* "ip[:port],..." for the resolver instead of
                                 the system's (tests use a local server) */
+    /* Receiving: packets read from links wait in the node's queue for their
+     * port callbacks.  While it holds max_queued_bytes (default 8 MiB,
+     * counting each packet's memory) or max_queued_items (default 32768)
+     * or more, the node stops reading from its links and resumes once it
+     * is below half; TCP's flow control then carries the pressure back to
+     * the senders, whose aemp_backlog() grows. */
+    size_t max_queued_bytes;
+    size_t max_queued_items;
 } aemp_netconf_t;
 
 /* Sets the network configuration (copied); zero fields take defaults.

@@ -46,12 +46,16 @@ enum aemp__item_kind {
     AEMP__DIED,    /* port died: fire its monitors with reason, free it */
     AEMP__FIRE,    /* fire one monitor (no_such_port) with reason */
     AEMP__NODE_EVENT, /* node id up (counter 1) or down, for mon_nodes */
+    AEMP__LOSS,       /* a link or connection attempt failed: fire every
+                         monitor of that node's ports (u.ptr: the network's
+                         record of the node, which owns this item) */
 };
 
 typedef struct aemp__item {
     struct aemp__item *next;
     uint8_t kind;
     uint8_t skip; /* DELIVER: the message starts with the port name */
+    uint32_t bytes; /* DELIVER from a link: counted in n->qbytes */
     uint64_t counter;
     aemp_msg_t *msg;
     char *id; /* FIRE: the monitored port's ID; DELIVER to the node port:
@@ -59,6 +63,7 @@ typedef struct aemp__item {
     union {
         aemp__port_t *port;
         struct aemp_mon *mon;
+        void *ptr;
     } u;
 } aemp__item_t;
 
@@ -83,6 +88,8 @@ struct aemp_mon {
     aemp_node_t *node;
     aemp__port_t *port; /* while ARMED */
     uint8_t kind, state, held;
+    uint64_t seq; /* set-up order across ports: a lost link fires its
+                     node's monitors in this order */
     union {
         struct { aemp_mon_fn fn; void *user; } cb;
         struct { char *other; } kill;
@@ -114,6 +121,9 @@ struct aemp_node {
     aemp__port_t *node_port;
 
     aemp__item_t *head, **tail;
+    size_t qitems, qbytes; /* packets from links waiting in the queue: the
+                              network stops reading above its bound */
+    uint64_t next_mon_seq;
     aemp__item_t *free_items;
     size_t nfree_items;
     aemp__blocks_t blocks; /* recycled message blocks */
@@ -165,6 +175,8 @@ void aemp__tags_free(struct aemp__tags *t);
 /* node.c */
 aemp__item_t *aemp__item_new(aemp_node_t *n, uint8_t kind);
 void aemp__enqueue(aemp_node_t *n, aemp__item_t *it);
+/* Takes a queued item out of the queue without running it. */
+void aemp__dequeue_item(aemp_node_t *n, aemp__item_t *it);
 /* Runs cb in port context; kills the port with ["die", ...] on failure. */
 void aemp__run_in(aemp_node_t *n, aemp__port_t *p, aemp_rcv_fn rcv,
                   aemp_task_fn task, const aemp_msg_t *m, void *user);
@@ -204,6 +216,14 @@ void aemp__process_fire(aemp_node_t *n, aemp__item_t *it);
 void aemp__drop_fire(aemp_node_t *n, aemp__item_t *it);
 /* At node free: releases guards, orphans held monitors. */
 void aemp__port_drop_mons(aemp_node_t *n, aemp__port_t *p);
+/* Fires every monitor of the remote port stubs (taken and freed) in the
+ * order they were set up, with reason (borrowed; NULL under memory
+ * exhaustion). */
+void aemp__stubs_fire(aemp_node_t *n, aemp__port_t **stubs, size_t count,
+                      const aemp_msg_t *reason);
+/* Tells the mon_nodes subscribers that node id went up or down. */
+void aemp__nodes_notify(aemp_node_t *n, const char *id, bool up,
+                        const aemp_msg_t *reason);
 
 /* timer.c */
 void aemp__timers_close(aemp_node_t *n);

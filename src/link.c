@@ -13,6 +13,7 @@
 static void on_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf);
 static void on_alloc(uv_handle_t *h, size_t suggested, uv_buf_t *buf);
 static void link_flush(aemp__link_t *l);
+static void packets(aemp__link_t *l, const char *data, size_t len);
 
 static aemp__net_t *net_of(aemp__link_t *l) { return l->node->net; }
 
@@ -97,6 +98,9 @@ void aemp__link_close(aemp__link_t *l, const char *why)
         return;
     int prev = l->state;
     l->state = AEMP__LINK_CLOSED;
+    if (l->hold & AEMP__HOLD_QUEUE)
+        net_of(l)->queue_holds--;
+    l->hold = 0;
     links_unlink(l);
     aemp_node_t *n = l->node;
     if (why && !l->peer)
@@ -122,17 +126,22 @@ static void mark_dirty(aemp__link_t *l)
 }
 
 /* Bytes of ours the peer's socket took. */
-static void link_wrote(aemp__link_t *l, size_t bytes)
+static void link_wrote(aemp__link_t *l)
 {
     l->last_write = uv_now(l->node->loop);
     if (l->state == AEMP__LINK_UP && l->peer && l->peer->link == l)
-        aemp__peer_written(l->peer, bytes);
+        aemp__peer_written(l->peer);
+}
+
+size_t aemp__link_unwritten(const aemp__link_t *l)
+{
+    /* libuv counts what its write requests have yet to write */
+    return l->out.len + uv_stream_get_write_queue_size((uv_stream_t *)&l->tcp);
 }
 
 static void on_write(uv_write_t *req, int status)
 {
     aemp__link_t *l = req->data;
-    size_t bytes = l->inflight.len - l->inflight_off;
     l->writing = false;
     l->inflight.len = l->inflight_off = 0;
     if (l->inflight.cap > 4 * EAGER_WRITE) /* a backlog drained: give the
@@ -144,7 +153,7 @@ static void on_write(uv_write_t *req, int status)
         aemp__link_close(l, uv_strerror(status));
         return;
     }
-    link_wrote(l, bytes);
+    link_wrote(l);
     if (l->out.len)
         link_flush(l);
 }
@@ -165,10 +174,9 @@ static void link_flush(aemp__link_t *l)
         return;
     }
     size_t done = n > 0 ? (size_t)n : 0;
-    if (done)
-        link_wrote(l, done);
     if (done == l->out.len) {
         l->out.len = 0;
+        link_wrote(l);
         return;
     }
     aemp__buf_t t = l->inflight;
@@ -185,6 +193,8 @@ static void link_flush(aemp__link_t *l)
         return;
     }
     l->writing = true;
+    if (done)
+        link_wrote(l);
 }
 
 void aemp__links_flush(aemp_node_t *n)
@@ -201,16 +211,17 @@ void aemp__links_flush(aemp_node_t *n)
 static int write_raw(aemp__link_t *l, const char *text, size_t len)
 {
     int rc = aemp__buf_append(&l->out, text, len);
-    if (rc == 0)
+    if (rc == 0) {
+        l->appended += len;
         mark_dirty(l);
+    }
     return rc;
 }
 
 int aemp__link_write(aemp__link_t *l, const char *name, size_t namelen,
                      const aemp_msg_t *m)
 {
-    if (l->out.len + l->inflight.len - l->inflight_off >
-        net_of(l)->conf.max_backlog)
+    if (aemp__link_unwritten(l) > net_of(l)->conf.max_backlog)
         return AEMP_ELIMIT;
     size_t before = l->out.len;
     int rc = l->hs.send_framing == AEMP_CBOR
@@ -218,7 +229,7 @@ int aemp__link_write(aemp__link_t *l, const char *name, size_t namelen,
                  : aemp__json_encode(&l->out, name, namelen, m);
     if (rc < 0)
         return rc;
-    l->peer->accepted += l->out.len - before;
+    l->appended += l->out.len - before;
     /* batches go out at the end of the loop iteration, or as soon as one
      * is big enough: a long dispatch pass must not hold everything back */
     if (l->out.len >= EAGER_WRITE && !l->writing)
@@ -323,8 +334,6 @@ static int hs_line(aemp__link_t *l, const char *line, size_t len)
     return 0;
 }
 
-static void packets(aemp__link_t *l, const char *data, size_t len);
-
 /* Splits handshake bytes into lines; what follows the last handshake line
  * belongs to the data phase. */
 static void hs_bytes(aemp__link_t *l, const char *data, size_t len)
@@ -391,14 +400,45 @@ static void start_handshake(aemp__link_t *l)
 
 /* ---- data phase -------------------------------------------------------------- */
 
+/* Backpressure: a node whose queue is full stops reading, TCP's window
+ * closes, and the sender's backlog grows until it paces itself (or hits
+ * max_backlog).  What was read already waits in the reader. */
+void aemp__link_hold(aemp__link_t *l, unsigned why)
+{
+    if (l->hold & why)
+        return;
+    if (!l->hold && l->state != AEMP__LINK_CLOSED)
+        uv_read_stop((uv_stream_t *)&l->tcp);
+    l->hold |= why;
+    if (why == AEMP__HOLD_QUEUE)
+        net_of(l)->queue_holds++;
+}
+
+void aemp__link_release(aemp__link_t *l, unsigned why)
+{
+    if (!(l->hold & why))
+        return;
+    l->hold &= ~why;
+    if (why == AEMP__HOLD_QUEUE)
+        net_of(l)->queue_holds--;
+    if (l->hold || l->state != AEMP__LINK_UP)
+        return;
+    l->last_read = uv_now(l->node->loop); /* not silent: we did not look */
+    packets(l, NULL, 0); /* what waits in the reader first */
+    if (!l->hold && l->state == AEMP__LINK_UP &&
+        uv_read_start((uv_stream_t *)&l->tcp, on_alloc, on_read) != 0)
+        aemp__link_close(l, "cannot read");
+}
+
 static void packets(aemp__link_t *l, const char *data, size_t len)
 {
     aemp_node_t *n = l->node;
     /* a failed feed still leaves the packets before the bad one to take */
     int fed = aemp_reader_feed(l->reader, data, len);
     aemp_msg_t *m;
-    int rc;
-    while ((rc = aemp_reader_next(l->reader, &m)) == 1) {
+    int rc = 0;
+    /* while held, the fed bytes wait in the reader, undecoded */
+    while (!l->hold && (rc = aemp_reader_next(l->reader, &m)) == 1) {
         /* [] is a keepalive */
         rc = aemp_msg_len(m) ? aemp__deliver_packet(n, l->peer->id, m) : 0;
         aemp__msg_release(&n->blocks, m); /* the next packet's block */
@@ -408,6 +448,8 @@ static void packets(aemp__link_t *l, const char *data, size_t len)
         }
         if (l->state == AEMP__LINK_CLOSED)
             return; /* by what a callback did: the rest is lost with it */
+        if (aemp__net_queue_full(n))
+            aemp__link_hold(l, AEMP__HOLD_QUEUE);
     }
     if (rc == 0 && fed < 0)
         rc = fed;
@@ -482,7 +524,7 @@ static void on_tick(uv_timer_t *h)
             write_raw(l, "[]", 2);
         link_flush(l);
     }
-    if (ours && l->peer_timeout &&
+    if (ours && l->peer_timeout && !l->hold &&
         now - l->last_read >= (uint64_t)l->peer_timeout * 1000)
         aemp__link_close(l, "keepalive timeout");
 }

@@ -2,6 +2,7 @@
  * monitors fire from the loop, so no user code runs inside aemp_kil. */
 #include "net.h"
 
+#include <stdlib.h>
 #include <string.h>
 
 /* ---- killing ------------------------------------------------------------ */
@@ -225,6 +226,66 @@ void aemp__process_died(aemp_node_t *n, aemp__item_t *it)
     aemp__free(p);
 }
 
+/* One monitor of a lost node's port, and the stub it was set on. */
+struct lost_mon {
+    struct aemp_mon *m;
+    const aemp__port_t *stub;
+};
+
+static int by_setup_order(const void *a, const void *b)
+{
+    uint64_t x = ((const struct lost_mon *)a)->m->seq;
+    uint64_t y = ((const struct lost_mon *)b)->m->seq;
+    return x < y ? -1 : x > y;
+}
+
+void aemp__stubs_fire(aemp_node_t *n, aemp__port_t **stubs, size_t count,
+                      const aemp_msg_t *reason)
+{
+    size_t total = 0;
+    for (size_t i = 0; i < count; i++) {
+        stubs[i]->dead = 1; /* a cancelled last monitor frees no stub */
+        for (struct aemp_mon *m = stubs[i]->mons; m; m = m->next)
+            total++;
+    }
+    struct lost_mon *all = total ? aemp__calloc(total, sizeof *all) : NULL;
+    if (!all) {
+        /* no memory to sort: port by port, each in set-up order */
+        for (size_t i = 0; i < count; i++) {
+            struct aemp_mon *m;
+            while ((m = stubs[i]->mons)) {
+                aemp__mon_unlink(m);
+                mon_fire(n, m, stubs[i]->id, reason);
+            }
+            aemp__free(stubs[i]);
+        }
+        return;
+    }
+    size_t k = 0;
+    for (size_t i = 0; i < count; i++) {
+        struct aemp_mon *m;
+        while ((m = stubs[i]->mons)) {
+            aemp__mon_unlink(m);
+            /* a callback may cancel a monitor that has yet to fire: as
+             * for a queued firing, cancelling then only marks it */
+            m->state = AEMP__MON_QUEUED;
+            all[k].m = m;
+            all[k++].stub = stubs[i];
+        }
+    }
+    qsort(all, k, sizeof *all, by_setup_order);
+    for (size_t i = 0; i < k; i++) {
+        struct aemp_mon *m = all[i].m;
+        if (m->state == AEMP__MON_CANCELLED)
+            aemp__mon_free(m);
+        else
+            mon_fire(n, m, all[i].stub->id, reason);
+    }
+    aemp__free(all);
+    for (size_t i = 0; i < count; i++)
+        aemp__free(stubs[i]);
+}
+
 void aemp__process_fire(aemp_node_t *n, aemp__item_t *it)
 {
     struct aemp_mon *m = it->u.mon;
@@ -338,6 +399,7 @@ static int mon_setup(aemp_node_t *n, const char *port, struct aemp_mon *m,
     m->node = n;
     m->held = guard != NULL;
     m->state = AEMP__MON_ARMED;
+    m->seq = n->next_mon_seq++;
     if (rc == 0) {
         if ((rc = aemp__net_route(n, port, &peer, &name)) < 0 ||
             (rc = aemp__peer_monitor(peer, name, m)) < 0)
@@ -504,6 +566,14 @@ int aemp_mon_nodes(aemp_node_t *n, aemp_node_fn fn, void *user,
 
 void aemp__process_node_event(aemp_node_t *n, aemp__item_t *it)
 {
+    aemp__nodes_notify(n, it->id, it->counter, it->msg);
+    aemp_msg_unref(it->msg);
+    aemp__free(it->id);
+}
+
+void aemp__nodes_notify(aemp_node_t *n, const char *id, bool up,
+                        const aemp_msg_t *reason)
+{
     /* a subscriber may cancel any subscriber from its callback: walk a
      * snapshot of the list */
     size_t count = 0;
@@ -518,12 +588,9 @@ void aemp__process_node_event(aemp_node_t *n, aemp__item_t *it)
         for (m = n->node_mons; m && m != snap[i]; m = m->next)
             ; /* still subscribed? */
         if (m)
-            m->u.nodes.fn(n, it->id, (int)it->counter, it->msg,
-                          m->u.nodes.user);
+            m->u.nodes.fn(n, id, up, reason, m->u.nodes.user);
     }
     aemp__free(snap);
-    aemp_msg_unref(it->msg);
-    aemp__free(it->id);
 }
 
 void aemp__nodes_drop(aemp_node_t *n)

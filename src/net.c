@@ -43,6 +43,10 @@ static int net_apply(aemp__net_t *net, const aemp_netconf_t *c)
         c->connect_interval > 0 ? c->connect_interval : 2;
     net->conf.keepalive = c->keepalive ? c->keepalive : 30;
     net->conf.max_backlog = c->max_backlog ? c->max_backlog : 64u << 20;
+    net->conf.max_queued_bytes =
+        c->max_queued_bytes ? c->max_queued_bytes : 8u << 20;
+    net->conf.max_queued_items =
+        c->max_queued_items ? c->max_queued_items : 32768;
     aemp__limits_resolve(&net->conf.limits);
     net->hs.secret = net->secret;
     net->hs.framings = net->framings;
@@ -156,6 +160,30 @@ static void on_flush_prep(uv_prepare_t *h)
     aemp__peers_sweep(n);
     if (!n->net->dirty && !n->net->flush_checks && !n->net->free_pending)
         uv_prepare_stop(h);
+}
+
+/* ---- backpressure: reading follows the queue ------------------------------ */
+
+bool aemp__net_queue_full(const aemp_node_t *n)
+{
+    const aemp_netconf_t *c = &n->net->conf;
+    return n->qbytes >= c->max_queued_bytes || n->qitems >= c->max_queued_items;
+}
+
+void aemp__net_queue_drained(aemp_node_t *n)
+{
+    aemp__net_t *net = n->net;
+    if (!net->queue_holds || n->qbytes > net->conf.max_queued_bytes / 2 ||
+        n->qitems > net->conf.max_queued_items / 2)
+        return;
+    /* a released link may fill the queue again at once: it holds again
+     * and the rest wait for the next pass */
+    aemp__link_t *l, *next;
+    for (l = net->links; l && !aemp__net_queue_full(n); l = next) {
+        next = l->next;
+        if (l->hold & AEMP__HOLD_QUEUE)
+            aemp__link_release(l, AEMP__HOLD_QUEUE);
+    }
 }
 
 /* ---- listening -------------------------------------------------------- */

@@ -21,7 +21,8 @@ typedef struct aemp__qpkt {
 
 typedef struct aemp__flushw {
     struct aemp__flushw *next;
-    uint64_t upto; /* done when the peer's written bytes reach this */
+    uint64_t upto; /* done when the link's written bytes reach this;
+                      UINT64_MAX until the peer's link is ready */
     aemp_flush_fn fn;
     void *user;
 } aemp__flushw_t;
@@ -34,14 +35,17 @@ struct aemp__peer {
     aemp__link_t *link;    /* the established link, or NULL */
     aemp__link_t *dialing; /* our outgoing attempt, or NULL */
     int handshaking;       /* links in handshake that named this peer */
-    bool up, seed, connectable, free_pending;
+    bool up;      /* the link is ready and users were told (node-up) */
+    bool in_loss; /* lost, and the loss step (the `loss` item) has yet to
+                     fire its monitors: until then the node is unreachable
+                     — sends are dropped, a link that comes up waits */
+    bool seed, connectable, free_pending;
     bool master_candidate; /* a slave's seed, until one becomes master */
     aemp__peer_t *via;     /* reached through this peer's relay, or NULL */
     aemp__qpkt_t *qhead, **qtail;
     size_t qbytes;
-    uint64_t accepted; /* bytes encoded for this peer, ever */
-    uint64_t written;  /* bytes of those written to a socket */
     aemp__flushw_t *flushers;
+    aemp__item_t loss;    /* the loss step, queued while in_loss */
     uv_timer_t timer;     /* reconnect wait and monitor-timeout check */
     uint64_t wait_since;  /* loop time when waiting for a link began; 0 */
     uint64_t next_dial;   /* loop time of the next connect attempt */
@@ -49,6 +53,12 @@ struct aemp__peer {
     char last_error[160]; /* why the last attempt failed */
     aemp__strmap_t stubs;    /* port name -> remote port stub we monitor */
     aemp__strmap_t watchers; /* port name -> monitor this peer set on us */
+};
+
+/* Reasons a link stops reading. */
+enum {
+    AEMP__HOLD_QUEUE = 1, /* the node's queue is above its bound */
+    AEMP__HOLD_LOSS = 2,  /* came up while its peer's loss is reported */
 };
 
 enum aemp__link_state { AEMP__LINK_CONNECTING, AEMP__LINK_HANDSHAKE,
@@ -64,6 +74,7 @@ struct aemp__link {
     aemp__link_t *next, *prev;  /* all links of the node */
     aemp__link_t *dirty_next;   /* links with output to flush */
     int state, handles;
+    unsigned hold; /* why reading is stopped (AEMP__HOLD_*); 0: reading */
     bool outgoing, writing, dirty, named;
     bool named_new; /* the greeting's node was unknown before: forget it
                        if the handshake fails */
@@ -73,6 +84,7 @@ struct aemp__link {
     aemp_reader_t *reader;
     aemp__buf_t out, inflight; /* pending; being written by wreq */
     size_t inflight_off;       /* inflight's bytes written before wreq */
+    uint64_t appended;         /* bytes ever put into out */
     uint64_t last_read, last_write;
     unsigned peer_timeout;
     char peeraddr[64];
@@ -91,6 +103,7 @@ typedef struct aemp__net {
     uv_tcp_t **listeners; /* each freed by its close callback */
     size_t nlisteners;
     int flush_checks;      /* peers with flush waiters to check */
+    int queue_holds;       /* links held by AEMP__HOLD_QUEUE */
     int free_pending;      /* peers to forget (aemp__peers_sweep) */
     char **old_names;           /* names the node had before listen */
     size_t nold;
@@ -107,6 +120,11 @@ int aemp__net_route(aemp_node_t *n, const char *port, aemp__peer_t **peer,
                     const char **name);
 /* Makes sure the flush step runs at the end of this loop iteration. */
 void aemp__net_wake(aemp_node_t *n);
+/* The node's queue is above its bound: links stop reading. */
+bool aemp__net_queue_full(const aemp_node_t *n);
+/* After a dispatch pass: links held for the queue read again once it is
+ * below half its bound. */
+void aemp__net_queue_drained(aemp_node_t *n);
 
 /* peer.c */
 aemp__peer_t *aemp__peer_get(aemp_node_t *n, const char *id, size_t len,
@@ -123,7 +141,10 @@ void aemp__peer_link_up(aemp__peer_t *p, aemp__link_t *l);
 void aemp__peer_lost(aemp__peer_t *p, const char *why);
 /* A dial failed or a handshake did not complete. */
 void aemp__peer_dial_failed(aemp__peer_t *p, const char *why);
-void aemp__peer_written(aemp__peer_t *p, size_t bytes);
+/* Bytes of the peer's ready link reached the socket: flushes may be done. */
+void aemp__peer_written(aemp__peer_t *p);
+/* The AEMP__LOSS item: fires the lost node's monitors (node.c runs it). */
+void aemp__process_loss(aemp_node_t *n, aemp__item_t *it);
 void aemp__peer_free(aemp__peer_t *p);
 void aemp__peers_check_flushers(aemp_node_t *n);
 /* Frees the peers marked free_pending that are still idle. */
@@ -136,8 +157,8 @@ void aemp__peer_stub_idle(aemp_node_t *n, aemp__port_t *stub);
 void aemp__peer_watch(aemp__peer_t *p, const char *name);
 void aemp__peer_unwatch(aemp__peer_t *p, const char *name);
 void aemp__peer_kil0(aemp__peer_t *p, const aemp_msg_t *req);
-void aemp__peer_node_event(aemp_node_t *n, aemp__peer_t *p, bool up,
-                           const char *why);
+/* Queues the node-up event (node-down is part of the loss step). */
+void aemp__peer_node_up(aemp__peer_t *p);
 
 /* slave.c */
 int aemp__slave_candidate(aemp_node_t *n, const char *noderef);
@@ -161,6 +182,12 @@ int aemp__link_accept(aemp_node_t *n, uv_stream_t *server);
 int aemp__link_write(aemp__link_t *l, const char *name, size_t namelen,
                      const aemp_msg_t *m);
 void aemp__link_close(aemp__link_t *l, const char *why);
+/* Bytes put into the link's output and not yet handed to the kernel. */
+size_t aemp__link_unwritten(const aemp__link_t *l);
+/* Stops / resumes reading for one reason (AEMP__HOLD_*); reading goes on
+ * when no reason is left. */
+void aemp__link_hold(aemp__link_t *l, unsigned why);
+void aemp__link_release(aemp__link_t *l, unsigned why);
 void aemp__links_flush(aemp_node_t *n);
 
 /* Parses "a.b.c.d:port" or "[v6]:port" into addr. */

@@ -92,6 +92,7 @@ aemp__item_t *aemp__item_new(aemp_node_t *n, uint8_t kind)
     it->msg = NULL;
     it->id = NULL;
     it->skip = 0;
+    it->bytes = 0;
     return it;
 }
 
@@ -119,7 +120,25 @@ static aemp__item_t *dequeue(aemp_node_t *n)
     aemp__item_t *it = n->head;
     if (it && !(n->head = it->next))
         n->tail = &n->head;
+    if (it && it->bytes) {
+        n->qitems--;
+        n->qbytes -= it->bytes;
+    }
     return it;
+}
+
+void aemp__dequeue_item(aemp_node_t *n, aemp__item_t *it)
+{
+    aemp__item_t **pp = &n->head, *prev = NULL;
+    while (*pp && *pp != it) {
+        prev = *pp;
+        pp = &(*pp)->next;
+    }
+    if (!*pp)
+        return;
+    *pp = it->next;
+    if (n->tail == &it->next)
+        n->tail = prev ? &prev->next : &n->head;
 }
 
 /* ---- dispatch -------------------------------------------------------------- */
@@ -193,6 +212,9 @@ static void process(aemp_node_t *n, aemp__item_t *it)
     case AEMP__NODE_EVENT:
         aemp__process_node_event(n, it);
         break;
+    case AEMP__LOSS:
+        aemp__process_loss(n, it);
+        return; /* the item belongs to the peer */
     }
     item_free(n, it);
 }
@@ -207,6 +229,8 @@ static void on_idle(uv_idle_t *h)
     n->dispatching--;
     if (!n->head)
         uv_idle_stop(h);
+    if (n->net)
+        aemp__net_queue_drained(n);
 }
 
 int aemp__deliver_packet(aemp_node_t *n, const char *from, const aemp_msg_t *m)
@@ -239,6 +263,11 @@ int aemp__deliver_packet(aemp_node_t *n, const char *from, const aemp_msg_t *m)
     it->counter = counter;
     it->skip = 1;
     it->msg = aemp__msg_ref(m); /* decoded packets are blocks: never NULL */
+    /* counted for the network's read bound (never 0: a block) */
+    size_t fp = aemp__msg_footprint(m);
+    it->bytes = fp > UINT32_MAX ? UINT32_MAX : (uint32_t)fp;
+    n->qitems++;
+    n->qbytes += it->bytes;
     aemp__enqueue(n, it);
     return 0;
 }
@@ -334,8 +363,10 @@ static void drain_queue(aemp_node_t *n)
             aemp__drop_fire(n, it);
         }
         aemp_msg_unref(it->msg);
+        it->msg = NULL;
         aemp__free(it->id);
-        aemp__free(it);
+        if (it->kind != AEMP__LOSS) /* a peer's own item */
+            aemp__free(it);
     }
 }
 

@@ -134,13 +134,13 @@ static void drop_queue(aemp__peer_t *p)
     p->qbytes = 0;
 }
 
-static void fail_flushers(aemp__peer_t *p, int status)
+static void call_flushers(aemp_node_t *n, aemp__flushw_t *w, int status)
 {
-    aemp__flushw_t *w;
-    while ((w = p->flushers)) {
-        p->flushers = w->next;
-        w->fn(p->node, status, w->user);
+    while (w) {
+        aemp__flushw_t *next = w->next;
+        w->fn(n, status, w->user);
         aemp__free(w);
+        w = next;
     }
 }
 
@@ -167,28 +167,78 @@ static void drop_watchers(aemp__peer_t *p)
     }
 }
 
-/* Every monitor of that node's ports fires, the queue is dropped, and the
- * peer's monitors of our ports are forgotten — all before any user code
- * runs, so nothing sent after the loss can overtake the notices. */
-static void peer_fail(aemp__peer_t *p, const char *why)
+/* The no-holes rule (PROTOCOL.md §8).  The link (or the attempt to make
+ * one) failed, and what was queued or in flight is lost.  The monitors of
+ * the node's ports cannot fire here — this may be deep inside a user's
+ * aemp_snd — so the loss is reported by one step of the node's queue, and
+ * until that step the node is unreachable: whatever is sent to it is
+ * dropped (the monitors that fire cover it), a monitor set up meanwhile
+ * fires with the others, and a link that comes up meanwhile waits.  So no
+ * message sent after the first lost one is delivered before every monitor
+ * has fired, whoever sends it: port callbacks, timers, the program's own
+ * libuv handles. */
+static void peer_fail(aemp__peer_t *p, const char *why, bool node_down)
 {
-    aemp_node_t *n = p->node;
     drop_queue(p);
-    aemp__port_t *stub;
-    while ((stub = pop_stub(p))) /* a NULL reason (no memory) still kills */
-        aemp__stub_kill(n, stub, transport_error(p, why));
     drop_watchers(p);
-    fail_flushers(p, AEMP_ENOROUTE);
+    if (p->in_loss)
+        return; /* the pending step reports this failure too; node_down is
+                   false: no node-up was told while in loss */
+    p->in_loss = true;
+    aemp__item_t *it = &p->loss;
+    memset(it, 0, sizeof *it);
+    it->kind = AEMP__LOSS;
+    it->counter = node_down;
+    it->msg = transport_error(p, why); /* NULL (no memory) still fires */
+    it->u.ptr = p;
+    aemp__enqueue(p->node, it);
+}
+
+static void peer_link_ready(aemp__peer_t *p);
+
+void aemp__process_loss(aemp_node_t *n, aemp__item_t *it)
+{
+    aemp__peer_t *p = it->u.ptr;
+    aemp_msg_t *reason = it->msg;
+    bool node_down = it->counter;
+    it->msg = NULL;
+    /* From here on, what the callbacks below send waits for the next link:
+     * none can come up before this step ends. */
+    p->in_loss = false;
+    aemp__flushw_t *flushers = p->flushers;
+    p->flushers = NULL;
+    call_flushers(n, flushers, AEMP_ENOROUTE);
+    size_t count = p->stubs.n;
+    aemp__port_t **stubs = count ? aemp__calloc(count, sizeof *stubs) : NULL;
+    if (stubs) {
+        for (size_t i = 0; i < count; i++)
+            stubs[i] = pop_stub(p);
+        aemp__stubs_fire(n, stubs, count, reason);
+        aemp__free(stubs);
+    } else {
+        aemp__port_t *stub; /* no memory: one port at a time */
+        while (count-- && (stub = pop_stub(p)))
+            aemp__stubs_fire(n, &stub, 1, reason);
+    }
+    if (node_down)
+        aemp__nodes_notify(n, p->id, false, reason);
+    aemp_msg_unref(reason);
+    if (p->link && !p->up)
+        peer_link_ready(p); /* it came up while the loss was reported */
+    else if (peer_needed(p))
+        aemp__peer_need(p);
+    else if (!p->connectable)
+        aemp__peer_forget(p);
 }
 
 void aemp__peer_lost(aemp__peer_t *p, const char *why)
 {
     aemp_node_t *n = p->node;
     aemp__log(n, AEMP_LOG_INFO, "link to %s lost: %s", p->id, why);
+    bool was_up = p->up;
     p->link = NULL;
     p->up = false;
-    peer_fail(p, why);
-    aemp__peer_node_event(n, p, false, why);
+    peer_fail(p, why, was_up);
     p->wait_since = 0;
     p->next_dial = uv_now(n->loop) +
                    (uint64_t)(jitter(n->net->conf.connect_interval) * 1000.0);
@@ -224,7 +274,7 @@ void aemp__peers_sweep(aemp_node_t *n)
             continue;
         p->free_pending = false;
         if (p->link || p->dialing || p->handshaking || peer_needed(p) ||
-            p->watchers.n)
+            p->watchers.n || p->in_loss)
             continue;
         aemp__strmap_del(&net->peers, p->id, p->idlen);
         aemp__peer_free(p);
@@ -241,7 +291,7 @@ void aemp__peer_dial_failed(aemp__peer_t *p, const char *why)
     p->next_dial =
         now + (uint64_t)(jitter(n->net->conf.connect_interval) * 1000.0);
     if (p->wait_since && now >= deadline(p)) {
-        peer_fail(p, why);
+        peer_fail(p, why, false);
         p->wait_since = 0;
     }
     if (peer_needed(p))
@@ -262,7 +312,7 @@ static void on_peer_timer(uv_timer_t *h)
             snprintf(why, sizeof why, "unable to connect: %s", p->last_error);
         else
             snprintf(why, sizeof why, "unable to connect");
-        peer_fail(p, why);
+        peer_fail(p, why, false);
         p->wait_since = 0;
     }
     if (peer_needed(p))
@@ -285,8 +335,9 @@ static int queue_packet(aemp__peer_t *p, const char *name, size_t namelen,
 {
     size_t size = queued_size(m, namelen);
     if (p->qbytes + size > p->node->net->conf.max_backlog) {
-        peer_fail(p, "send queue overflow");
+        peer_fail(p, "send queue overflow", false);
         p->wait_since = 0;
+        return 0; /* lost with the queue; the monitors tell */
     }
     aemp__qpkt_t *q = aemp__malloc(sizeof *q + namelen + 1);
     if (!q)
@@ -306,9 +357,11 @@ static int queue_packet(aemp__peer_t *p, const char *name, size_t namelen,
 int aemp__peer_send(aemp__peer_t *p, const char *name, size_t namelen,
                     const aemp_msg_t *m)
 {
+    if (p->in_loss)
+        return 0; /* lost with the link: the loss step's monitors tell */
     if (!p->link && p->via)
         return aemp__relay(p, name, namelen, m);
-    if (!p->link)
+    if (!p->up) /* no link yet, or one waiting for the loss step */
         return queue_packet(p, name, namelen, m);
     int rc = aemp__link_write(p->link, name, namelen, m);
     if (rc == AEMP_ELIMIT) {
@@ -336,13 +389,24 @@ int aemp__peer_request(aemp__peer_t *p, const char *pic, ...)
 void aemp__peer_link_up(aemp__peer_t *p, aemp__link_t *l)
 {
     p->link = l;
-    p->up = true;
     p->wait_since = 0;
     uv_timer_stop(&p->timer);
-    aemp__peer_node_event(p->node, p, true, NULL);
+    if (p->in_loss)
+        aemp__link_hold(l, AEMP__HOLD_LOSS); /* ready after the loss step */
+    else
+        peer_link_ready(p);
+}
+
+/* The link is the peer's: users hear of it, the queue goes onto it. */
+static void peer_link_ready(aemp__peer_t *p)
+{
+    aemp__link_t *l = p->link;
+    p->up = true;
+    aemp__link_release(l, AEMP__HOLD_LOSS);
+    aemp__peer_node_up(p);
     aemp__init_link_up(p->node, p);
     aemp__qpkt_t *q;
-    while ((q = p->qhead) && p->link) {
+    while ((q = p->qhead) && p->up) {
         p->qhead = q->next;
         aemp__peer_send(p, q->name, q->namelen, q->msg);
         aemp_msg_unref(q->msg);
@@ -351,16 +415,19 @@ void aemp__peer_link_up(aemp__peer_t *p, aemp__link_t *l)
     if (!p->qhead)
         p->qtail = &p->qhead;
     p->qbytes = 0;
+    if (!p->up)
+        return;
     for (aemp__flushw_t *w = p->flushers; w; w = w->next)
         if (w->upto == UINT64_MAX)
-            w->upto = p->accepted;
+            w->upto = l->appended;
+    if (p->flushers)
+        aemp__peer_written(p);
 }
 
 /* ---- flushing ------------------------------------------------------------ */
 
-void aemp__peer_written(aemp__peer_t *p, size_t bytes)
+void aemp__peer_written(aemp__peer_t *p)
 {
-    p->written += bytes;
     if (p->flushers) {
         p->node->net->flush_checks++;
         aemp__net_wake(p->node);
@@ -375,16 +442,23 @@ void aemp__peers_check_flushers(aemp_node_t *n)
     size_t i = 0;
     aemp__peer_t *p;
     while ((p = aemp__strmap_next(&n->net->peers, &i))) {
-        aemp__flushw_t **wp = &p->flushers, *w;
+        if (!p->flushers || !p->up)
+            continue;
+        /* every byte put into the link's output before the target was
+         * taken has been handed to the kernel */
+        uint64_t written = p->link->appended - aemp__link_unwritten(p->link);
+        aemp__flushw_t **wp = &p->flushers, *w, *done = NULL;
         while ((w = *wp)) {
-            if (w->upto > p->written) {
+            if (w->upto > written) {
                 wp = &w->next;
                 continue;
             }
             *wp = w->next;
-            w->fn(n, 0, w->user);
-            aemp__free(w);
+            w->next = done;
+            done = w;
         }
+        /* callbacks last: they may send, flush, or drop the link */
+        call_flushers(n, done, 0);
     }
 }
 
@@ -401,9 +475,9 @@ int aemp_flush(aemp_node_t *n, const char *node_id, aemp_flush_fn fn,
     aemp__flushw_t *w = aemp__malloc(sizeof *w);
     if (!w)
         return AEMP_ENOMEM;
-    /* with a link, everything sent so far is encoded; without one the
-     * target is fixed when the queue moves onto the link */
-    w->upto = p->link ? p->accepted : UINT64_MAX;
+    /* with a ready link, everything sent so far is in its output; without
+     * one the target is fixed when the queue moves onto the link */
+    w->upto = p->up ? p->link->appended : UINT64_MAX;
     w->fn = fn;
     w->user = user;
     w->next = p->flushers;
@@ -419,10 +493,7 @@ size_t aemp_backlog(aemp_node_t *n, const char *node_id)
     aemp__peer_t *p = aemp__peer_find(n, node_id);
     if (!p)
         return 0;
-    size_t b = p->qbytes;
-    if (p->link)
-        b += p->link->out.len + p->link->inflight.len;
-    return b;
+    return p->qbytes + (p->link ? aemp__link_unwritten(p->link) : 0);
 }
 
 /* ---- remote monitors ---------------------------------------------------------- */
@@ -497,16 +568,11 @@ void aemp__peer_kil0(aemp__peer_t *p, const aemp_msg_t *req)
     aemp__stub_kill(p->node, stub, reason);
 }
 
-void aemp__peer_node_event(aemp_node_t *n, aemp__peer_t *p, bool up,
-                           const char *why)
+void aemp__peer_node_up(aemp__peer_t *p)
 {
     aemp_msg_t *reason = NULL;
-    if (up)
-        aemp_msg_new(&reason, "");
-    else
-        reason = transport_error(p, why);
-    if (reason)
-        aemp__queue_node_event(n, p->id, up, reason);
+    if (aemp_msg_new(&reason, "") == 0)
+        aemp__queue_node_event(p->node, p->id, true, reason);
 }
 
 /* ---- teardown (node free): nothing fires ---------------------------------- */
@@ -523,6 +589,11 @@ static void on_peer_closed(uv_handle_t *h)
 void aemp__peer_free(aemp__peer_t *p)
 {
     aemp_node_t *n = p->node;
+    if (p->in_loss) { /* node free: the step never runs */
+        aemp__dequeue_item(n, &p->loss);
+        aemp_msg_unref(p->loss.msg);
+        p->in_loss = false;
+    }
     drop_queue(p);
     aemp__port_t *stub;
     while ((stub = pop_stub(p))) {

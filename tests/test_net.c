@@ -1873,13 +1873,14 @@ static int send_big(aemp_ctx_t *ctx, const aemp_msg_t *m, void *user)
     static char blob[1024];
     aemp__peer_t *p = peer_of(n, s->peer);
     assert_non_null(p);
-    uint64_t before = p->written;
+    assert_non_null(p->link);
     for (int i = 0; i < 2048; i++) /* 2 MiB */
         assert_int_equal(aemp_snd(n, s->to, "sy", "blob", blob, sizeof blob),
                          0);
-    /* the socket took some (written), or is taking it (a write request) */
+    /* the socket took some, or is taking it (a write request) */
     s->started_writing =
-        p->written > before || (p->link && p->link->writing);
+        p->link && (aemp__link_unwritten(p->link) < p->link->appended ||
+                    p->link->writing);
     return 0;
 }
 
