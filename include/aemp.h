@@ -458,6 +458,20 @@ AEMP_API void aemp_mon_cancel(aemp_mon_t *guard);
  * lost or cannot be made within monitor_timeout, the queue is dropped and
  * every monitor of that node's ports fires with
  * ["transport_error", <node ID>, <text>].
+ *
+ * No holes.  After mon, either every message sent to the port arrives, in
+ * order, or the monitor fires; and no message sent after the first lost one
+ * arrives before the monitor has fired.  How: a lost link is reported by
+ * one step of the node's queue (after what the link delivered before it
+ * was lost), which fires every monitor of that node's ports in the order
+ * they were set up, then the node-down event (aemp_mon_nodes), and fails
+ * the pending flushes.  From the loss until that step the node counts as
+ * unreachable: whatever is sent to its ports is dropped as lost with the
+ * link — from port callbacks, aemp_after_* and aemp_call_in callbacks, or
+ * the program's own libuv handles alike — a monitor set up meanwhile fires
+ * in that step too, and a new link that comes up meanwhile is used only
+ * after it.  What the monitor callbacks themselves send, and monitors they
+ * set up, belong to the next link.
  * ------------------------------------------------------------------------ */
 
 typedef struct aemp_netconf {
@@ -522,11 +536,13 @@ AEMP_API int aemp_node_is_known(aemp_node_t *n, const char *node_id);
 AEMP_API int aemp_known_nodes(aemp_node_t *n, aemp_msg_t **out);
 AEMP_API int aemp_up_nodes(aemp_node_t *n, aemp_msg_t **out);
 
-/* Bytes sent to node_id that are not yet written to its socket (queued
- * while connecting, or buffered behind a slow peer); 0 for unknown nodes.
- * snd never blocks, so a sender that produces faster than the network
- * drains paces itself with this: at max_backlog the link is dropped as a
- * transport error (monitors fire; nothing is lost silently). */
+/* Bytes sent to node_id that the kernel has not taken yet (queued while
+ * connecting, or buffered behind a slow peer — a receiver that stops
+ * reading because its own queue is full, see max_queued_bytes); 0 for
+ * unknown nodes.  snd never blocks, so a sender that produces faster than
+ * the network and the receiver drain paces itself with this: at
+ * max_backlog the link is dropped as a transport error (monitors fire;
+ * nothing is lost silently). */
 AEMP_API size_t aemp_backlog(aemp_node_t *n, const char *node_id);
 
 /* resolve_node: turns an unresolved noderef into a resolved one (SPEC §3),
@@ -547,10 +563,13 @@ typedef void (*aemp_resolve_fn)(aemp_node_t *n, int status,
 AEMP_API int aemp_resolve(aemp_node_t *n, const char *noderef,
                           aemp_resolve_fn fn, void *user);
 
-/* Calls fn(node, status, user) once everything sent to node_id so far has
- * been written to its socket (status 0), or when that can no longer happen
- * (a negative code: AEMP_ENOROUTE when the link was lost or never came up
- * within monitor_timeout). */
+/* Calls fn(node, status, user) from the loop once every byte of every
+ * message sent to node_id before the call has been handed to the kernel
+ * on one link (status 0) — which is not delivery: the peer may still lose
+ * it with the link, as its monitors would tell — or when that can no
+ * longer happen (AEMP_ENOROUTE: the link was lost, or none came up within
+ * monitor_timeout; it fails in the loss step, see "No holes" above).
+ * Without a link, the flush waits for one.  AEMP_EINVAL for a port ID. */
 typedef void (*aemp_flush_fn)(aemp_node_t *n, int status, void *user);
 AEMP_API int aemp_flush(aemp_node_t *n, const char *node_id, aemp_flush_fn fn,
                         void *user);
@@ -559,7 +578,8 @@ AEMP_API int aemp_flush(aemp_node_t *n, const char *node_id, aemp_flush_fn fn,
  * Configuration (SPEC.md §4): one JSON file.  Top-level keys are defaults;
  * "profile": {"<name>": {...}} holds per-node overrides; a node's settings
  * are the defaults merged with its profile.  Keys: noderef, secret, cert,
- * seeds, services, monitor_timeout, connect_interval, framing, auth_accept,
+ * seeds, services, monitor_timeout, connect_interval, max_backlog,
+ * max_queued_bytes, max_queued_items, framing, auth_accept,
  * auth_offer, dns_servers, nodename.
  * ------------------------------------------------------------------------ */
 

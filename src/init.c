@@ -54,6 +54,17 @@ static double number(const aemp_config_t *c, const char *profile,
     return aemp_val_double(aemp_config_get(c, profile, key), &d) == 0 ? d : def;
 }
 
+/* A positive whole number setting; anything else leaves def. */
+static size_t size(const aemp_config_t *c, const char *profile,
+                   const char *key, size_t def)
+{
+    int64_t v;
+    return aemp_val_int(aemp_config_get(c, profile, key), &v) == 0 && v > 0 &&
+                   (uint64_t)v <= SIZE_MAX
+               ? (size_t)v
+               : def;
+}
+
 /* The node's network settings: the configuration's where it has them, the
  * program's (an earlier aemp_node_configure) otherwise. */
 static int apply_config(aemp_node_t *n, const aemp_config_t *c,
@@ -88,6 +99,11 @@ static int apply_config(aemp_node_t *n, const aemp_config_t *c,
             number(c, profile, "monitor_timeout", conf.monitor_timeout);
         conf.connect_interval =
             number(c, profile, "connect_interval", conf.connect_interval);
+        conf.max_backlog = size(c, profile, "max_backlog", conf.max_backlog);
+        conf.max_queued_bytes =
+            size(c, profile, "max_queued_bytes", conf.max_queued_bytes);
+        conf.max_queued_items =
+            size(c, profile, "max_queued_items", conf.max_queued_items);
     }
     return aemp_node_configure(n, &conf);
 }

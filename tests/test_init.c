@@ -6,6 +6,8 @@
  * master and are reached through it. */
 #include "helpers.h"
 
+#include "net.h" /* to see the settings a node took */
+
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
@@ -362,6 +364,25 @@ static void profile_defaults_to_nodename(void **state)
         aemp_initialise(b.n, f->cfg, NULL, NULL, NULL, 0, on_init, &ir), 0);
     expect_init_ok(f, &b, &ir);
     assert_string_equal(aemp_noderef(b.n), bref);
+    tnode_free(&b);
+}
+
+/* The send and receive bounds come from the file too. */
+static void bounds_from_configuration(void **state)
+{
+    fx_t *f = *state;
+    tnode_t b;
+    initr_t ir = {0};
+    cfg_val(f->cfg, NULL, "max_backlog", aemp_int(1 << 20));
+    cfg_val(f->cfg, NULL, "max_queued_bytes", aemp_int(123456));
+    cfg_val(f->cfg, NULL, "max_queued_items", aemp_int(777));
+    tnode_new(f, &b);
+    assert_int_equal(
+        aemp_initialise(b.n, f->cfg, NULL, NULL, NULL, 0, on_init, &ir), 0);
+    expect_init_ok(f, &b, &ir);
+    assert_int_equal(b.n->net->conf.max_backlog, 1 << 20);
+    assert_int_equal(b.n->net->conf.max_queued_bytes, 123456);
+    assert_int_equal(b.n->net->conf.max_queued_items, 777);
     tnode_free(&b);
 }
 
@@ -835,6 +856,8 @@ int main(void)
         cmocka_unit_test_setup_teardown(profile_noderef_seeds_services, setup,
                                         teardown),
         cmocka_unit_test_setup_teardown(twice_is_busy, setup, teardown),
+        cmocka_unit_test_setup_teardown(bounds_from_configuration, setup,
+                                        teardown),
         cmocka_unit_test_setup_teardown(unknown_service_logged, setup,
                                         teardown),
         cmocka_unit_test_setup_teardown(seed_started_later, setup, teardown),
