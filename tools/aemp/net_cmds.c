@@ -153,14 +153,14 @@ static int job_finish(job_t *j)
 
 /* ---- snd --------------------------------------------------------------- */
 
-static void on_flushed(aemp_node_t *n, int status, void *user)
+/* The target node answered a request sent after the message: it has read
+ * the message (packets on a link are handled in order), which is now in
+ * its queue for the port.  A flush would only say that our kernel took it
+ * — and the process exits right after. */
+static int on_acknowledged(aemp_ctx_t *ctx, const aemp_msg_t *m, void *user)
 {
-    job_t *j = user;
-    /* a failure is the node given up: the monitor on its node port fires
-     * from the loop right after, with the reason (authentication refused,
-     * connection refused, ...), and ends the job */
-    if (status == 0)
-        job_done(j, 0);
+    job_done(user, 0);
+    return 0;
 }
 
 int cmd_snd(const cli_opts_t *o, int argc, char **argv)
@@ -171,10 +171,14 @@ int cmd_snd(const cli_opts_t *o, int argc, char **argv)
     if (job_start(&j, o, argv[0]))
         return 1;
     aemp_val_t *msg = cli_args(argc - 1, argv + 1);
+    const char *ack;
     int rc = aemp_sndv(j.node, argv[0], &msg);
     aemp_val_free(msg);
-    if (rc == 0)
-        rc = aemp_flush(j.node, j.node_id, on_flushed, &j);
+    /* a failure to reach the node ends the job through the monitor on its
+     * node port, with the reason (authentication refused, connection
+     * refused, ...) */
+    if (rc == 0 && (rc = aemp_port(j.node, on_acknowledged, &j, &ack)) == 0)
+        rc = aemp_snd(j.node, j.node_id, "ss", "time", ack);
     if (rc < 0) {
         cli_error("snd %s: %s", argv[0], aemp_strerror(rc));
         j.status = 1;
