@@ -223,6 +223,120 @@ static void fire_in_setup_order(void **state)
     nodes_finish(&loop, &a, &b, NULL);
 }
 
+/* A link that comes up while the loss is being reported waits for the loss
+ * step: the other node dials back at once, while a long queue holds the
+ * step back. */
+typedef struct comeback {
+    tnode_t *a, *b;
+    const char *pa, *pb;
+    int fired, held_seen, window_sent, bgot_window, bgot_after, agot;
+    int64_t next;
+    kt_rec_t ev; /* a's node events */
+    uv_timer_t btimer;
+} comeback_t;
+
+static int busy(aemp_ctx_t *ctx, const aemp_msg_t *m, void *user)
+{
+    uint64_t t0 = uv_hrtime();
+    while (uv_hrtime() - t0 < 10000) /* 10 us */
+        ;
+    return 0;
+}
+
+static int comeback_b_rcv(aemp_ctx_t *ctx, const aemp_msg_t *m, void *user)
+{
+    comeback_t *c = user;
+    const char *what;
+    assert_int_equal(aemp_msg_unpack(m, "s", &what), 0);
+    if (!strcmp(what, "window"))
+        c->bgot_window++;
+    else
+        c->bgot_after++;
+    return 0;
+}
+
+static int comeback_a_rcv(aemp_ctx_t *ctx, const aemp_msg_t *m, void *user)
+{
+    ((comeback_t *)user)->agot++;
+    return 0;
+}
+
+static void comeback_fired(aemp_node_t *n, const char *port,
+                           const aemp_msg_t *reason, void *user)
+{
+    comeback_t *c = user;
+    c->fired++;
+    transport_error(reason, c->b->ref);
+    assert_int_equal(aemp_snd(n, c->pb, "s", "after"), 0);
+}
+
+static void comeback_node(aemp_node_t *n, const char *id, int up,
+                          const aemp_msg_t *reason, void *user)
+{
+    kt_rec_add(user, up ? "up" : "down", id, reason);
+}
+
+static void b_keeps_sending(uv_timer_t *t)
+{
+    comeback_t *c = t->data;
+    assert_int_equal(aemp_snd(c->b->n, c->pa, "s", "from b"), 0);
+}
+
+static int comeback_settled(void *arg)
+{
+    comeback_t *c = arg;
+    aemp__peer_t *p = peer_of(c->a->n, c->b->ref);
+    if (p && p->in_loss) {
+        if (p->link)
+            c->held_seen = 1;
+        /* A's own code goes on sending into the window */
+        assert_int_equal(aemp_snd(c->a->n, c->pb, "s", "window"), 0);
+        c->window_sent++;
+    }
+    return c->fired && c->bgot_after && c->agot > 0 &&
+           kt_rec_count(&c->ev, "up") == 2;
+}
+
+static void link_up_during_loss_waits(void **state)
+{
+    uv_loop_t loop;
+    tnode_t a, b;
+    nodes_start(&loop, NULL, &a, &b);
+    comeback_t c = {.a = &a, .b = &b};
+    c.pa = mkport(a.n, comeback_a_rcv, &c);
+    c.pb = mkport(b.n, comeback_b_rcv, &c);
+    assert_int_equal(aemp_mon_nodes(a.n, comeback_node, &c.ev, NULL), 0);
+    assert_int_equal(aemp_mon_cb(a.n, c.pb, comeback_fired, &c, NULL), 0);
+    await_watchers(&loop, b.n, a.ref, 1);
+    assert_true(await_up(&loop, a.n, b.ref, 1, 5));
+    /* 1.5 s of work queued on A ahead of the loss step */
+    const char *slow = mkport(a.n, busy, NULL);
+    for (int i = 0; i < 150000; i++)
+        assert_int_equal(aemp_snd(a.n, slow, "s", "work"), 0);
+    aemp__link_close(peer_of(a.n, b.ref)->link, "cut by the test");
+    uv_timer_init(&loop, &c.btimer);
+    c.btimer.data = &c;
+    uv_timer_start(&c.btimer, b_keeps_sending, 5, 5);
+    assert_true(nt_run_until(&loop, comeback_settled, &c, 30));
+    nt_run_for(&loop, 0.2);
+    fprintf(stderr, "  %d sent into the window; b got %d of them, %d after; "
+                    "a got %d from b\n",
+            c.window_sent, c.bgot_window, c.bgot_after, c.agot);
+    assert_int_equal(c.held_seen, 1); /* the case under test happened */
+    assert_int_equal(c.fired, 1);
+    assert_true(c.window_sent > 0);
+    assert_int_equal(c.bgot_window, 0);
+    assert_int_equal(c.bgot_after, 1);
+    /* up (before the test), down, up: strictly alternating */
+    assert_int_equal(c.ev.n, 3);
+    assert_string_equal(c.ev.ev[0].label, "up");
+    assert_string_equal(c.ev.ev[1].label, "down");
+    assert_string_equal(c.ev.ev[2].label, "up");
+    uv_close((uv_handle_t *)&c.btimer, NULL);
+    kt_rec_free(&c.ev);
+    nodes_finish(&loop, &a, &b, NULL);
+}
+
 /* ==== flush and backlog ====================================================
  */
 
@@ -438,6 +552,7 @@ int main(void)
         ISOLATED(no_holes_port_callback, 60),
         ISOLATED(no_holes_after_call, 60),
         ISOLATED(fire_in_setup_order, 60),
+        ISOLATED(link_up_during_loss_waits, 60),
         ISOLATED(flush_and_backlog_honest, 120),
         ISOLATED(flush_after_loss, 60),
         ISOLATED(receiver_bounded, 120),
