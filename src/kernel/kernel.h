@@ -232,7 +232,7 @@ void aemp__timers_close(aemp_node_t *n);
 void aemp__log(aemp_node_t *n, int level, const char *fmt, ...)
     AEMP_PRINTF(3, 4);
 
-/* init.c: a port running init function `name` with args. */
+/* services.c: a port running init function `name` with args. */
 int aemp__start(aemp_node_t *n, const char *name, const aemp_msg_t *args,
                 const char **id);
 

@@ -1,7 +1,6 @@
 /* Error codes, their names and texts: generated from AEMP_ERRNO_MAP. */
 #include "internal.h"
 
-#include <openssl/rand.h>
 
 const char *aemp_strerror(int err)
 {
@@ -32,10 +31,3 @@ const char *aemp_err_name(int err)
 }
 
 const char *aemp_version(void) { return AEMP_VERSION_STRING; }
-
-int aemp__random(void *buf, size_t n)
-{
-    if (n > INT32_MAX || RAND_bytes(buf, (int)n) != 1)
-        return AEMP_ESYS;
-    return 0;
-}
