@@ -7,6 +7,9 @@ cd "$(dirname "$0")/.."
 scripts/deps.sh
 jobs=$(nproc 2>/dev/null || echo 2)
 
+echo "== layering (no layer includes a header of one above it)"
+scripts/check-layers.sh
+
 echo "== build (-Werror) and test"
 scripts/build.sh build-test -DAEMP_WERROR=ON -DCMAKE_BUILD_TYPE=RelWithDebInfo
 ctest --test-dir build-test --output-on-failure -j "$jobs"

@@ -432,22 +432,6 @@ int nt_free_port(void)
     return ntohs(sa.sin_port);
 }
 
-void nt_listen(uv_loop_t *loop, aemp_node_t *n, const char *ref, char *buf,
-               size_t size, int tries)
-{
-    int rc = AEMP_ESYS;
-    for (int k = 0; rc == AEMP_ESYS && k < tries; k++) {
-        if (ref)
-            snprintf(buf, size, "%s", ref);
-        else
-            snprintf(buf, size, "127.0.0.1:%d", nt_free_port());
-        rc = aemp_node_listen(n, buf);
-        if (rc == AEMP_ESYS && ref)
-            nt_run_for(loop, 0.05); /* the old listener is still closing */
-    }
-    assert_int_equal(rc, 0);
-}
-
 static void nt_close_walk(uv_handle_t *h, void *arg)
 {
     (void)arg;

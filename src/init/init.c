@@ -180,13 +180,14 @@ static void init_done(init_job_t *j, int status, const char *fmt, ...)
         vsnprintf(j->error, sizeof j->error, fmt, ap);
         va_end(ap);
     }
-    if (n->net)
-        n->net->init = NULL;
+    if (n->net) {
+        n->net->on_link_ready = NULL;
+        n->net->on_link_ready_user = NULL;
+    }
     j->fn(n, status, status ? j->error : NULL, j->user);
     if (status == 0) /* after initialisation, as the profile asks */
         start_services(j);
-    n->closing++;
-    uv_close((uv_handle_t *)&j->timer, on_job_timer_closed);
+    aemp__node_close(n, (uv_handle_t *)&j->timer, on_job_timer_closed);
 }
 
 /* ---- public nodes ------------------------------------------------------------ */
@@ -249,10 +250,10 @@ static void on_no_master(uv_timer_t *t)
 }
 
 /* A link came up while we wait for a master: the first one wins. */
-void aemp__init_link_up(aemp_node_t *n, aemp__peer_t *p)
+static void on_link_ready(aemp_node_t *n, aemp__peer_t *p, void *user)
 {
-    init_job_t *j = n->net->init;
-    if (!j || !j->slave || !p->master_candidate || n->net->master)
+    init_job_t *j = user;
+    if (!j->slave || !p->master_candidate || n->net->master)
         return;
     int rc = aemp__slave_attach(n, p);
     uv_timer_stop(&j->timer);
@@ -266,7 +267,7 @@ static int start_slave(init_job_t *j)
 {
     aemp_node_t *n = j->node;
     char *name = aemp__asprintf("slave/%s", n->cookie);
-    int rc = name ? aemp__node_rename(n, name) : AEMP_ENOMEM;
+    int rc = name ? aemp__net_rename(n, name) : AEMP_ENOMEM;
     aemp__free(name);
     if (rc < 0)
         return rc;
@@ -339,15 +340,16 @@ int aemp_initialise(aemp_node_t *n, const aemp_config_t *cfg,
     uv_timer_init(n->loop, &j->timer);
     j->timer.data = j;
     n->initialised = true;
-    n->net->init = j;
+    n->net->on_link_ready = on_link_ready;
+    n->net->on_link_ready_user = j;
     n->net->active = true;
     rc = j->slave ? start_slave(j)
                   : aemp_resolve(n, j->noderef, on_noderef, j);
     if (rc < 0) {
         n->initialised = false;
-        n->net->init = NULL;
-        n->closing++;
-        uv_close((uv_handle_t *)&j->timer, on_job_timer_closed);
+        n->net->on_link_ready = NULL;
+        n->net->on_link_ready_user = NULL;
+        aemp__node_close(n, (uv_handle_t *)&j->timer, on_job_timer_closed);
     }
     return rc;
 }

@@ -46,9 +46,8 @@ enum aemp__item_kind {
     AEMP__DIED,    /* port died: fire its monitors with reason, free it */
     AEMP__FIRE,    /* fire one monitor (no_such_port) with reason */
     AEMP__NODE_EVENT, /* node id up (counter 1) or down, for mon_nodes */
-    AEMP__LOSS,       /* a link or connection attempt failed: fire every
-                         monitor of that node's ports (u.ptr: the network's
-                         record of the node, which owns this item) */
+    AEMP__NET_ITEM,   /* the network layer's own step (its ops->run_item;
+                         the item is its, never freed here) */
 };
 
 typedef struct aemp__item {
@@ -101,6 +100,41 @@ struct aemp_mon {
 };
 
 struct aemp__timer;
+struct aemp__net;
+
+/* What the kernel asks of the network layer, which installs this table
+ * when the node gets a network configuration (the way nng's transports
+ * plug in).  Until then remote port IDs give AEMP_ENOROUTE.  Port IDs and
+ * messages are borrowed. */
+typedef struct aemp__net_ops {
+    int (*send)(aemp_node_t *n, const char *port, const aemp_msg_t *m);
+    int (*kill)(aemp_node_t *n, const char *port, const aemp_msg_t *reason);
+    /* Arms monitor m on remote port `port` (on a stub the network keeps);
+     * m is not freed on failure. */
+    int (*monitor)(aemp_node_t *n, const char *port, struct aemp_mon *m);
+    /* The last monitor of a stub was cancelled: the network frees it. */
+    void (*stub_idle)(aemp_node_t *n, aemp__port_t *stub);
+    /* A port of ours a peer monitors (AEMP__MON_WATCH) died. */
+    void (*watch_fired)(aemp_node_t *n, struct aemp_mon *m,
+                        const aemp_msg_t *reason);
+    /* Appends the IDs of the nodes we know (up_only: with a link). */
+    aemp_val_t *(*nodes)(aemp_node_t *n, aemp_val_t *arr, bool up_only);
+    void (*run_item)(aemp_node_t *n, aemp__item_t *it); /* AEMP__NET_ITEM */
+    void (*queue_drained)(aemp_node_t *n); /* after each dispatch pass */
+    void (*close)(aemp_node_t *n);         /* aemp_node_free */
+} aemp__net_ops_t;
+
+/* A node-port request (PROTOCOL.md §7): fn(node, request, from) with the
+ * whole request message and the sending node's ID (NULL: a local sender). */
+typedef void (*aemp__request_fn)(aemp_node_t *n, const aemp_msg_t *req,
+                                 const char *from);
+typedef struct aemp__request {
+    const char *name;
+    aemp__request_fn fn;
+    bool peer_only; /* about the link to the sender: peers only */
+} aemp__request_t;
+
+#define AEMP__FREE_HOOKS 4
 
 struct aemp_node {
     uv_loop_t *loop;
@@ -112,6 +146,9 @@ struct aemp_node {
 
     char *noderef;
     size_t noderef_len;
+    char **old_names; /* names the node had before (listen, attach): its
+                         ports made then keep them and stay ours */
+    size_t nold;
     char cookie[AEMP__COOKIE_LEN + 1];
     uint64_t next_counter;
 
@@ -135,7 +172,10 @@ struct aemp_node {
     void *log_user;
     int log_level;
     struct aemp__timer *timers;
-    struct aemp__net *net; /* NULL until networking is configured */
+    struct aemp__net *net; /* the network layer's, NULL until configured */
+    const aemp__net_ops_t *net_ops;
+    const aemp__request_t *net_requests; /* its node-port requests, {NULL} */
+    void (*free_hooks[AEMP__FREE_HOOKS])(aemp_node_t *n); /* at node free */
     struct aemp__tags *handlers; /* node-port requests (aemp_node_handle) */
     struct aemp__tags *inits;    /* init functions (aemp_register) */
     bool initialised;
@@ -191,6 +231,12 @@ int aemp__send(aemp_node_t *n, const char *port, const aemp_msg_t *m);
 
 /* One of the node's handles finished closing (n->closing counts them). */
 void aemp__node_handle_closed(aemp_node_t *n);
+/* uv_close on a handle of the node's (h->data must lead to the node for
+ * cb); the node's free waits for it. */
+void aemp__node_close(aemp_node_t *n, uv_handle_t *h, uv_close_cb cb);
+/* fn(n) runs at aemp_node_free (once, however often added).  AEMP_ENOMEM
+ * when all slots are taken. */
+int aemp__node_at_free(aemp_node_t *n, void (*fn)(aemp_node_t *n));
 /* The node takes a new name (going public); the old one stays ours. */
 int aemp__node_rename(aemp_node_t *n, const char *noderef);
 
@@ -236,11 +282,12 @@ void aemp__log(aemp_node_t *n, int level, const char *fmt, ...)
 int aemp__start(aemp_node_t *n, const char *name, const aemp_msg_t *args,
                 const char **id);
 
-/* resolve.c */
-void aemp__dns_free(aemp_node_t *n);
-
 /* nodeport.c */
 void aemp__nodeport_dispatch(aemp_node_t *n, const aemp_msg_t *m,
                              const char *from);
+/* A reply ["...", results] to the port ID at element `at` of req, followed
+ * by the elements after it (result taken). */
+void aemp__nodeport_reply(aemp_node_t *n, const aemp_msg_t *req, size_t at,
+                          aemp_msg_t *result);
 
 #endif

@@ -1,6 +1,6 @@
 /* Killing ports and the monitors that notice it.  Deaths are queued and
  * monitors fire from the loop, so no user code runs inside aemp_kil. */
-#include "net.h"
+#include "kernel.h"
 
 #include <stdlib.h>
 #include <string.h>
@@ -44,25 +44,6 @@ void aemp__kill_die(aemp_node_t *n, aemp__port_t *p, const char *text)
     aemp__port_kill(n, p, reason);
 }
 
-/* ["", "kil", name, reason...] to the port's node. */
-static int kill_remote(aemp_node_t *n, const char *port,
-                       const aemp_msg_t *reason)
-{
-    aemp__peer_t *peer;
-    const char *name;
-    aemp_msg_t *head, *req;
-    int rc = aemp__net_route(n, port, &peer, &name);
-    if (rc < 0 || (rc = aemp_msg_new(&head, "ss", "kil", name)) < 0)
-        return rc;
-    rc = aemp__msg_concat(&req, head, reason);
-    aemp_msg_unref(head);
-    if (rc == 0) {
-        rc = aemp__peer_send(peer, "", 0, req);
-        aemp_msg_unref(req);
-    }
-    return rc;
-}
-
 int aemp__kill_id(aemp_node_t *n, const char *port, const aemp_msg_t *reason)
 {
     uint64_t counter;
@@ -70,7 +51,7 @@ int aemp__kill_id(aemp_node_t *n, const char *port, const aemp_msg_t *reason)
     if (rc < 0)
         return rc;
     if (rc == 0)
-        return kill_remote(n, port, reason);
+        return n->net_ops ? n->net_ops->kill(n, port, reason) : AEMP_ENOROUTE;
     if (counter == 0)
         return AEMP_EPERM;
     aemp__port_t *p = aemp__port_get(n, counter);
@@ -155,26 +136,6 @@ void aemp__mon_unlink(struct aemp_mon *m)
     m->port = NULL;
 }
 
-/* Our port that a peer monitors died: ["", "kil0", name, reason...]. */
-static void watch_fire(aemp_node_t *n, struct aemp_mon *m,
-                       const aemp_msg_t *reason)
-{
-    aemp__peer_t *peer = aemp__peer_get(n, m->u.watch.peer,
-                                        strlen(m->u.watch.peer), false);
-    if (!peer)
-        return;
-    aemp__strmap_del(&peer->watchers, m->u.watch.name,
-                     strlen(m->u.watch.name));
-    aemp_msg_t *head, *req;
-    if (aemp_msg_new(&head, "ss", "kil0", m->u.watch.name) < 0)
-        return;
-    if (aemp__msg_concat(&req, head, reason) == 0) {
-        aemp__peer_send(peer, "", 0, req);
-        aemp_msg_unref(req);
-    }
-    aemp_msg_unref(head);
-}
-
 /* Runs a monitor's action.  Nothing touches m after a user callback when
  * the user holds the guard (they may cancel it from inside). */
 static void mon_fire(aemp_node_t *n, struct aemp_mon *m, const char *port,
@@ -204,8 +165,9 @@ static void mon_fire(aemp_node_t *n, struct aemp_mon *m, const char *port,
     case AEMP__MON_GUARD:
         m->u.guard.release(m->u.guard.resource);
         break;
-    case AEMP__MON_WATCH:
-        watch_fire(n, m, reason);
+    case AEMP__MON_WATCH: /* a peer's monitor: the network tells it */
+        if (n->net_ops)
+            n->net_ops->watch_fired(n, m, reason);
         break;
     case AEMP__MON_NODES:
         break;
@@ -345,7 +307,7 @@ void aemp_mon_cancel(aemp_mon_t *m)
     case AEMP__MON_ARMED:
         aemp__mon_unlink(m);
         if (p->remote && !p->mons && !p->dead)
-            aemp__peer_stub_idle(m->node, p); /* last monitor: mon0 */
+            m->node->net_ops->stub_idle(m->node, p); /* last monitor */
         /* fall through */
     case AEMP__MON_QUEUED:
         if (m->kind == AEMP__MON_GUARD)
@@ -391,8 +353,6 @@ static int mon_setup(aemp_node_t *n, const char *port, struct aemp_mon *m,
                      aemp_mon_t **guard)
 {
     uint64_t counter;
-    aemp__peer_t *peer;
-    const char *name;
     int rc = aemp__port_locate(n, port, &counter);
     if (rc < 0)
         goto fail;
@@ -401,8 +361,8 @@ static int mon_setup(aemp_node_t *n, const char *port, struct aemp_mon *m,
     m->state = AEMP__MON_ARMED;
     m->seq = n->next_mon_seq++;
     if (rc == 0) {
-        if ((rc = aemp__net_route(n, port, &peer, &name)) < 0 ||
-            (rc = aemp__peer_monitor(peer, name, m)) < 0)
+        rc = n->net_ops ? n->net_ops->monitor(n, port, m) : AEMP_ENOROUTE;
+        if (rc < 0)
             goto fail;
     } else {
         aemp__port_t *p = counter ? aemp__port_get(n, counter) : n->node_port;

@@ -1,6 +1,6 @@
 /* Node lifecycle and the dispatch queue: every delivery and death notice
  * runs from the loop, in FIFO order, never re-entrantly from snd/kil. */
-#include "net.h"
+#include "kernel.h"
 
 #include <string.h>
 
@@ -212,9 +212,9 @@ static void process(aemp_node_t *n, aemp__item_t *it)
     case AEMP__NODE_EVENT:
         aemp__process_node_event(n, it);
         break;
-    case AEMP__LOSS:
-        aemp__process_loss(n, it);
-        return; /* the item belongs to the peer */
+    case AEMP__NET_ITEM:
+        n->net_ops->run_item(n, it);
+        return; /* the network's own item */
     }
     item_free(n, it);
 }
@@ -229,8 +229,8 @@ static void on_idle(uv_idle_t *h)
     n->dispatching--;
     if (!n->head)
         uv_idle_stop(h);
-    if (n->net)
-        aemp__net_queue_drained(n);
+    if (n->net_ops)
+        n->net_ops->queue_drained(n);
 }
 
 int aemp__deliver_packet(aemp_node_t *n, const char *from, const aemp_msg_t *m)
@@ -336,6 +336,9 @@ static void free_node_memory(aemp_node_t *n)
     aemp__free(n->nodename);
     aemp__free(n->dns_servers);
     aemp__free(n->noderef);
+    for (size_t i = 0; i < n->nold; i++)
+        aemp__free(n->old_names[i]);
+    aemp__free(n->old_names);
     aemp__free(n);
 }
 
@@ -348,6 +351,25 @@ void aemp__node_handle_closed(aemp_node_t *n)
 static void on_idle_closed(uv_handle_t *h)
 {
     aemp__node_handle_closed(h->data);
+}
+
+void aemp__node_close(aemp_node_t *n, uv_handle_t *h, uv_close_cb cb)
+{
+    n->closing++;
+    uv_close(h, cb);
+}
+
+int aemp__node_at_free(aemp_node_t *n, void (*fn)(aemp_node_t *n))
+{
+    for (size_t i = 0; i < AEMP__FREE_HOOKS; i++) {
+        if (n->free_hooks[i] == fn)
+            return 0;
+        if (!n->free_hooks[i]) {
+            n->free_hooks[i] = fn;
+            return 0;
+        }
+    }
+    return AEMP_ENOMEM;
 }
 
 /* Drops queued work without running it: messages are released, death
@@ -365,7 +387,7 @@ static void drain_queue(aemp_node_t *n)
         aemp_msg_unref(it->msg);
         it->msg = NULL;
         aemp__free(it->id);
-        if (it->kind != AEMP__LOSS) /* a peer's own item */
+        if (it->kind != AEMP__NET_ITEM) /* the network's own */
             aemp__free(it);
     }
 }
@@ -375,15 +397,16 @@ void aemp_node_free(aemp_node_t *n)
     if (!n)
         return;
     n->freeing = true;
-    n->closing++; /* the idle handle */
-    aemp__net_free(n); /* closes links and listeners */
-    aemp__dns_free(n);
+    if (n->net_ops)
+        n->net_ops->close(n); /* closes links and listeners */
+    for (size_t i = 0; i < AEMP__FREE_HOOKS && n->free_hooks[i]; i++)
+        n->free_hooks[i](n);
     aemp__nodes_drop(n);
     drain_queue(n);
     aemp__ports_free(n);
     drain_queue(n); /* nothing new should appear, but stay safe */
     aemp__timers_close(n);
-    uv_close((uv_handle_t *)&n->idle, on_idle_closed);
+    aemp__node_close(n, (uv_handle_t *)&n->idle, on_idle_closed);
     if (n->owns_loop) {
         while (n->closing)
             uv_run(&n->own_loop, UV_RUN_ONCE);

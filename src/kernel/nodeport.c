@@ -1,15 +1,15 @@
 /* The node port (PROTOCOL.md §7): requests ["<request>", args...] sent to
  * the bare noderef, by local code or by peers (`from` names the sending
  * node; NULL for local senders). */
-#include "net.h"
+#include "kernel.h"
 
 #include <string.h>
 #include <time.h>
 
 /* snd(target..., result): target is the request's elements from `at` on:
  * a port ID and leading message elements. */
-static void reply(aemp_node_t *n, const aemp_msg_t *req, size_t at,
-                  aemp_msg_t *result)
+void aemp__nodeport_reply(aemp_node_t *n, const aemp_msg_t *req, size_t at,
+                          aemp_msg_t *result)
 {
     const char *port;
     aemp_msg_t *head = NULL, *msg = NULL;
@@ -50,7 +50,13 @@ static void relay(aemp_node_t *n, const aemp_msg_t *req, size_t at)
     aemp_msg_unref(msg);
 }
 
-static void relay_multiple(aemp_node_t *n, const aemp_msg_t *req)
+static void req_snd(aemp_node_t *n, const aemp_msg_t *req, const char *from)
+{
+    relay(n, req, 1);
+}
+
+static void req_snd_multiple(aemp_node_t *n, const aemp_msg_t *req,
+                             const char *from)
 {
     for (size_t i = 1; i < aemp_msg_len(req); i++) {
         aemp_msg_t *one;
@@ -61,7 +67,7 @@ static void relay_multiple(aemp_node_t *n, const aemp_msg_t *req)
     }
 }
 
-static void kill_named(aemp_node_t *n, const aemp_msg_t *req)
+static void req_kil(aemp_node_t *n, const aemp_msg_t *req, const char *from)
 {
     const char *name;
     aemp_msg_t *reason;
@@ -99,11 +105,8 @@ static aemp_msg_t *node_list(aemp_node_t *n, bool up_only)
     aemp_msg_t *m = NULL;
     /* we know ourselves, but are not "up" to ourselves */
     aemp_val_t *arr = up_only ? aemp_arr_new() : aemp_arr(aemp_str(n->noderef));
-    size_t i = 0;
-    aemp__peer_t *p;
-    while (arr && n->net && (p = aemp__strmap_next(&n->net->peers, &i)))
-        if (!up_only || p->up)
-            arr = aemp_arr_push(arr, aemp_strn(p->id, p->idlen));
+    if (arr && n->net_ops)
+        arr = n->net_ops->nodes(n, arr, up_only);
     aemp_msg_from_val(&m, &arr);
     aemp_val_free(arr);
     return m;
@@ -123,32 +126,6 @@ int aemp_up_nodes(aemp_node_t *n, aemp_msg_t **out)
     return (*out = node_list(n, true)) ? 0 : AEMP_ENOMEM;
 }
 
-/* Requests only a peer can make: they are about the link to it. */
-static bool peer_request(aemp_node_t *n, const char *req, const aemp_msg_t *m,
-                         const char *from)
-{
-    aemp__peer_t *peer =
-        from ? aemp__peer_get(n, from, strlen(from), false) : NULL;
-    const char *name;
-    if (strcmp(req, "mon1") && strcmp(req, "mon0") && strcmp(req, "kil0") &&
-        strcmp(req, "iam"))
-        return false;
-    if (!peer || aemp_val_str(aemp_msg_at(m, 1), &name, NULL) < 0) {
-        aemp__log(n, AEMP_LOG_WARN, "node port: malformed %s from %s", req,
-                  from ? from : "a local port");
-        return true;
-    }
-    if (!strcmp(req, "mon1"))
-        aemp__peer_watch(peer, name);
-    else if (!strcmp(req, "mon0"))
-        aemp__peer_unwatch(peer, name);
-    else if (!strcmp(req, "kil0"))
-        aemp__peer_kil0(peer, m);
-    else
-        aemp__peer_iam(peer, name);
-    return true;
-}
-
 /* A request the program registered with aemp_node_handle; code sent by a
  * peer is never evaluated, unknown names are only logged. */
 static void user_request(aemp_node_t *n, const char *req, const aemp_msg_t *m)
@@ -163,6 +140,65 @@ static void user_request(aemp_node_t *n, const char *req, const aemp_msg_t *m)
     aemp__run_in(n, n->node_port, h->cb, NULL, &view, h->user);
 }
 
+static void req_ignore(aemp_node_t *n, const aemp_msg_t *req, const char *from)
+{
+}
+
+static void req_info(aemp_node_t *n, const aemp_msg_t *req, const char *from)
+{
+    aemp__nodeport_reply(n, req, 1, result_of("s", n->noderef));
+}
+
+static void req_time(aemp_node_t *n, const aemp_msg_t *req, const char *from)
+{
+    aemp__nodeport_reply(n, req, 1, result_of("d", wall_time()));
+}
+
+static void req_known_nodes(aemp_node_t *n, const aemp_msg_t *req,
+                            const char *from)
+{
+    aemp__nodeport_reply(n, req, 1, node_list(n, false));
+}
+
+static void req_up_nodes(aemp_node_t *n, const aemp_msg_t *req,
+                         const char *from)
+{
+    aemp__nodeport_reply(n, req, 1, node_list(n, true));
+}
+
+static void req_spawn(aemp_node_t *n, const aemp_msg_t *req, const char *from)
+{
+    /* the name is reserved for the protocol's spawn, which is not built
+     * yet: say so rather than pass it to a program's handler */
+    aemp__log(n, AEMP_LOG_WARN, "node port: spawn requests are not supported "
+                                "yet (from %s)", from ? from : "a local port");
+}
+
+/* The kernel's requests; the network layer adds its own (n->net_requests:
+ * mon1, mon0, kil0, iam), then come the program's (aemp_node_handle). */
+static const aemp__request_t kernel_requests[] = {
+    {"", req_ignore, false},
+    {"devnull", req_ignore, false},
+    {"snd", req_snd, false},
+    {"snd_multiple", req_snd_multiple, false},
+    {"kil", req_kil, false},
+    {"info", req_info, false},
+    {"time", req_time, false},
+    {"known_nodes", req_known_nodes, false},
+    {"up_nodes", req_up_nodes, false},
+    {"AnyEvent::MP::_spawn", req_spawn, false},
+    {NULL, NULL, false},
+};
+
+static const aemp__request_t *request_find(const aemp__request_t *t,
+                                           const char *name)
+{
+    for (; t && t->name; t++)
+        if (!strcmp(t->name, name))
+            return t;
+    return NULL;
+}
+
 void aemp__nodeport_dispatch(aemp_node_t *n, const aemp_msg_t *m,
                              const char *from)
 {
@@ -171,39 +207,25 @@ void aemp__nodeport_dispatch(aemp_node_t *n, const aemp_msg_t *m,
         aemp__log(n, AEMP_LOG_WARN, "node port: request without a name");
         return;
     }
-    if (!*req || !strcmp(req, "devnull"))
-        return;
-    if (!strcmp(req, "snd"))
-        relay(n, m, 1);
-    else if (!strcmp(req, "snd_multiple"))
-        relay_multiple(n, m);
-    else if (!strcmp(req, "kil"))
-        kill_named(n, m);
-    else if (!strcmp(req, "info"))
-        reply(n, m, 1, result_of("s", n->noderef));
-    else if (!strcmp(req, "time"))
-        reply(n, m, 1, result_of("d", wall_time()));
-    else if (!strcmp(req, "known_nodes"))
-        reply(n, m, 1, node_list(n, false));
-    else if (!strcmp(req, "up_nodes"))
-        reply(n, m, 1, node_list(n, true));
-    else if (peer_request(n, req, m, from))
-        ;
-    else
+    const aemp__request_t *r = request_find(kernel_requests, req);
+    if (!r)
+        r = request_find(n->net_requests, req);
+    if (!r) {
         user_request(n, req, m);
+    } else if (r->peer_only && !from) {
+        aemp__log(n, AEMP_LOG_WARN, "node port: %s is for peers only", req);
+    } else {
+        r->fn(n, m, from);
+    }
 }
-
-static const char *const builtin[] = {
-    "", "devnull", "snd", "snd_multiple", "kil", "info", "time", "known_nodes",
-    "up_nodes", "mon1", "mon0", "kil0", "iam", "AnyEvent::MP::_spawn", NULL};
 
 int aemp_node_handle(aemp_node_t *n, const char *request, aemp_rcv_fn fn,
                      void *user)
 {
     if (!n || !request)
         return AEMP_EINVAL;
-    for (size_t i = 0; builtin[i]; i++)
-        if (!strcmp(request, builtin[i]))
-            return AEMP_EPERM;
+    if (request_find(kernel_requests, request) ||
+        request_find(n->net_requests, request))
+        return AEMP_EPERM;
     return aemp__tags_set(&n->handlers, request, fn, user);
 }

@@ -1,6 +1,6 @@
 /* Local ports: the table keyed by counter, IDs, receive callbacks, and
  * working out where a port ID points. */
-#include "net.h"
+#include "kernel.h"
 
 #include <string.h>
 
@@ -216,8 +216,8 @@ static size_t own_prefix(const aemp_node_t *n, const char *id, size_t len)
     if (len >= nl && (len == nl || id[nl] == '#') &&
         aemp__same(id, n->noderef, nl))
         return nl;
-    for (size_t i = 0; n->net && i < n->net->nold; i++) {
-        const char *old = n->net->old_names[i];
+    for (size_t i = 0; i < n->nold; i++) {
+        const char *old = n->old_names[i];
         size_t ol = strlen(old);
         if (len >= ol && (len == ol || id[ol] == '#') && !memcmp(id, old, ol))
             return ol;
@@ -370,11 +370,10 @@ int aemp_die(aemp_ctx_t *ctx, const char *fmt, ...)
 
 int aemp__node_rename(aemp_node_t *n, const char *noderef)
 {
-    aemp__net_t *net = n->net;
     char *name = aemp__strdup(noderef);
-    char **old = aemp__reallocarray(net->old_names, net->nold + 1, sizeof *old);
+    char **old = aemp__reallocarray(n->old_names, n->nold + 1, sizeof *old);
     if (old)
-        net->old_names = old;
+        n->old_names = old;
     char *prev = n->noderef;
     n->noderef = name;
     n->noderef_len = name ? strlen(name) : 0;
@@ -391,7 +390,6 @@ int aemp__node_rename(aemp_node_t *n, const char *noderef)
         m->port = np;
     aemp__free(n->node_port);
     n->node_port = np;
-    net->old_names[net->nold++] = prev;
-    net->hs.node_id = n->noderef;
+    n->old_names[n->nold++] = prev;
     return 0;
 }

@@ -1,5 +1,5 @@
 /* snd: turning a port ID and a message into a delivery. */
-#include "net.h"
+#include "kernel.h"
 
 #include <string.h>
 
@@ -23,10 +23,8 @@ static int send_take(aemp_node_t *n, const char *port, aemp_msg_t *m)
         aemp__enqueue(n, it);
         return 0;
     }
-    aemp__peer_t *peer;
-    const char *name;
-    if (rc == 0 && (rc = aemp__net_route(n, port, &peer, &name)) == 0)
-        rc = aemp__peer_send(peer, name, strlen(name), m);
+    if (rc == 0)
+        rc = n->net_ops ? n->net_ops->send(n, port, m) : AEMP_ENOROUTE;
     aemp_msg_unref(m);
     return rc;
 }

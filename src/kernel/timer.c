@@ -36,8 +36,7 @@ static void on_timer_closed(uv_handle_t *h)
 
 static void timer_close(struct aemp__timer *t)
 {
-    t->node->closing++;
-    uv_close((uv_handle_t *)&t->h, on_timer_closed);
+    aemp__node_close(t->node, (uv_handle_t *)&t->h, on_timer_closed);
 }
 
 static void on_timer(uv_timer_t *h)

@@ -7,6 +7,7 @@
 #include <string.h>
 
 static void on_flush_prep(uv_prepare_t *h);
+static const aemp__net_ops_t net_ops;
 
 static int copy_str(char **dst, const char *src, const char *def)
 {
@@ -113,9 +114,25 @@ int aemp_node_configure(aemp_node_t *n, const aemp_netconf_t *conf)
         net->flush_prep.data = n;
         net->node = n;
         n->net = net;
+        n->net_ops = &net_ops;
+        n->net_requests = aemp__net_requests;
     }
     net->hs.node_id = n->noderef;
     return node_names(n, conf);
+}
+
+int aemp__net_rename(aemp_node_t *n, const char *noderef)
+{
+    int rc = aemp__node_rename(n, noderef);
+    if (rc == 0)
+        n->net->hs.node_id = n->noderef; /* the greeting's node ID */
+    return rc;
+}
+
+void aemp__net_link_ready(aemp_node_t *n, aemp__peer_t *p)
+{
+    if (n->net->on_link_ready)
+        n->net->on_link_ready(n, p, n->net->on_link_ready_user);
 }
 
 int aemp__net_get(aemp_node_t *n, aemp__net_t **out)
@@ -246,8 +263,7 @@ static void on_listener_closed(uv_handle_t *h)
 static void listeners_close(aemp_node_t *n, aemp__net_t *net)
 {
     for (size_t i = 0; i < net->nlisteners; i++) {
-        n->closing++;
-        uv_close((uv_handle_t *)net->listeners[i], on_listener_closed);
+        aemp__node_close(n, (uv_handle_t *)net->listeners[i], on_listener_closed);
     }
     aemp__free(net->listeners);
     net->listeners = NULL;
@@ -306,7 +322,7 @@ int aemp_node_listen(aemp_node_t *n, const char *noderef)
         p = e + 1;
     }
     if (rc == 0)
-        rc = aemp__node_rename(n, noderef);
+        rc = aemp__net_rename(n, noderef);
     if (rc < 0) {
         listeners_close(n, net);
         return rc;
@@ -355,7 +371,7 @@ static void on_prep_closed(uv_handle_t *h)
     aemp__node_handle_closed(n);
 }
 
-void aemp__net_free(aemp_node_t *n)
+static void net_close(aemp_node_t *n)
 {
     aemp__net_t *net = n->net;
     if (!net)
@@ -371,11 +387,31 @@ void aemp__net_free(aemp_node_t *n)
     }
     aemp__strmap_free(&net->peers);
     net_strings_free(net);
-    for (size_t k = 0; k < net->nold; k++)
-        aemp__free(net->old_names[k]);
-    aemp__free(net->old_names);
     n->net = NULL;
-    n->closing++;
+    n->net_ops = NULL;
+    n->net_requests = NULL;
     net->flush_prep.data = net;
-    uv_close((uv_handle_t *)&net->flush_prep, on_prep_closed);
+    aemp__node_close(n, (uv_handle_t *)&net->flush_prep, on_prep_closed);
 }
+
+/* ---- the kernel's network operations ------------------------------------ */
+
+static int net_send(aemp_node_t *n, const char *port, const aemp_msg_t *m)
+{
+    aemp__peer_t *peer;
+    const char *name;
+    int rc = aemp__net_route(n, port, &peer, &name);
+    return rc < 0 ? rc : aemp__peer_send(peer, name, strlen(name), m);
+}
+
+static const aemp__net_ops_t net_ops = {
+    .send = net_send,
+    .kill = aemp__remote_kill,
+    .monitor = aemp__remote_monitor,
+    .stub_idle = aemp__remote_stub_idle,
+    .watch_fired = aemp__remote_watch_fired,
+    .nodes = aemp__peer_ids,
+    .run_item = aemp__peer_loss_step,
+    .queue_drained = aemp__net_queue_drained,
+    .close = net_close,
+};

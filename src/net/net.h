@@ -105,16 +105,18 @@ typedef struct aemp__net {
     int flush_checks;      /* peers with flush waiters to check */
     int queue_holds;       /* links held by AEMP__HOLD_QUEUE */
     int free_pending;      /* peers to forget (aemp__peers_sweep) */
-    char **old_names;           /* names the node had before listen */
-    size_t nold;
     bool public_, active;
-    struct init_job *init; /* initialise in progress */
-    aemp__peer_t *master;  /* a slave's master */
+    /* initialisation's hook: a link to p is ready (aemp_initialise waits
+     * for a slave's master this way) */
+    void (*on_link_ready)(aemp_node_t *n, aemp__peer_t *p, void *user);
+    void *on_link_ready_user;
+    aemp__peer_t *master; /* a slave's master */
 } aemp__net_t;
 
 /* net.c */
 int aemp__net_get(aemp_node_t *n, aemp__net_t **out); /* AEMP_ENOROUTE */
-void aemp__net_free(aemp_node_t *n);
+/* The node takes a new name (aemp__node_rename) and greets with it. */
+int aemp__net_rename(aemp_node_t *n, const char *noderef);
 /* Splits a port ID into the peer (created if new) and port name. */
 int aemp__net_route(aemp_node_t *n, const char *port, aemp__peer_t **peer,
                     const char **name);
@@ -143,22 +145,35 @@ void aemp__peer_lost(aemp__peer_t *p, const char *why);
 void aemp__peer_dial_failed(aemp__peer_t *p, const char *why);
 /* Bytes of the peer's ready link reached the socket: flushes may be done. */
 void aemp__peer_written(aemp__peer_t *p);
-/* The AEMP__LOSS item: fires the lost node's monitors (node.c runs it). */
-void aemp__process_loss(aemp_node_t *n, aemp__item_t *it);
+/* The peer's loss step (an AEMP__NET_ITEM): fires the lost node's
+ * monitors, node-down, failed flushes. */
+void aemp__peer_loss_step(aemp_node_t *n, aemp__item_t *it);
+/* Appends the node IDs we know (up_only: with a ready link). */
+aemp_val_t *aemp__peer_ids(aemp_node_t *n, aemp_val_t *arr, bool up_only);
 void aemp__peer_free(aemp__peer_t *p);
 void aemp__peers_check_flushers(aemp_node_t *n);
 /* Frees the peers marked free_pending that are still idle. */
 void aemp__peers_sweep(aemp_node_t *n);
 /* Forget p soon unless it is in use by then (aemp__peers_sweep). */
 void aemp__peer_forget(aemp__peer_t *p);
-int aemp__peer_monitor(aemp__peer_t *p, const char *name,
-                       struct aemp_mon *m);
-void aemp__peer_stub_idle(aemp_node_t *n, aemp__port_t *stub);
-void aemp__peer_watch(aemp__peer_t *p, const char *name);
-void aemp__peer_unwatch(aemp__peer_t *p, const char *name);
-void aemp__peer_kil0(aemp__peer_t *p, const aemp_msg_t *req);
 /* Queues the node-up event (node-down is part of the loss step). */
 void aemp__peer_node_up(aemp__peer_t *p);
+
+/* remote.c: remote monitors and kil (the kernel's network operations) */
+int aemp__remote_monitor(aemp_node_t *n, const char *port, struct aemp_mon *m);
+void aemp__remote_stub_idle(aemp_node_t *n, aemp__port_t *stub);
+void aemp__remote_watch_fired(aemp_node_t *n, struct aemp_mon *m,
+                              const aemp_msg_t *reason);
+int aemp__remote_kill(aemp_node_t *n, const char *port,
+                      const aemp_msg_t *reason);
+/* The link to p is lost: every monitor of its ports fires with reason. */
+void aemp__remote_lost(aemp__peer_t *p, const aemp_msg_t *reason);
+/* Forgets the monitors p set on our ports. */
+void aemp__remote_forget_watchers(aemp__peer_t *p);
+/* Node free: p's stubs and watchers go without firing. */
+void aemp__remote_free(aemp__peer_t *p);
+/* The network's node-port requests: mon1, mon0, kil0, iam. */
+extern const aemp__request_t aemp__net_requests[];
 
 /* slave.c */
 int aemp__slave_candidate(aemp_node_t *n, const char *noderef);
@@ -172,8 +187,8 @@ void aemp__peer_iam(aemp__peer_t *p, const char *id);
 /* A port ID names "slave/<id>@<us>" before the linked slave "slave/<id>"
  * told us (iam) it took that name: rename it now.  NULL if no such slave. */
 aemp__peer_t *aemp__slave_early(aemp_node_t *n, const char *id, size_t len);
-/* init.c */
-void aemp__init_link_up(aemp_node_t *n, aemp__peer_t *p);
+/* Runs the initialisation hook (net->on_link_ready) for p. */
+void aemp__net_link_ready(aemp_node_t *n, aemp__peer_t *p);
 
 /* link.c */
 int aemp__link_dial(aemp_node_t *n, aemp__peer_t *p, const char *endpoint);

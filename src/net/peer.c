@@ -144,29 +144,6 @@ static void call_flushers(aemp_node_t *n, aemp__flushw_t *w, int status)
     }
 }
 
-/* Takes one of the peer's port stubs out of its table (NULL: none left). */
-static aemp__port_t *pop_stub(aemp__peer_t *p)
-{
-    size_t i = 0;
-    aemp__port_t *stub = aemp__strmap_next(&p->stubs, &i);
-    if (stub) /* the stub's ID is "<node ID>#<name>": keyed by name */
-        aemp__strmap_del(&p->stubs, stub->id + p->idlen + 1,
-                         stub->idlen - p->idlen - 1);
-    return stub;
-}
-
-/* Forgets the monitors the peer set on our ports. */
-static void drop_watchers(aemp__peer_t *p)
-{
-    size_t i;
-    struct aemp_mon *m;
-    while ((i = 0, m = aemp__strmap_next(&p->watchers, &i))) {
-        aemp__strmap_del(&p->watchers, m->u.watch.name,
-                         strlen(m->u.watch.name));
-        aemp_mon_cancel(m);
-    }
-}
-
 /* The no-holes rule (PROTOCOL.md §8).  The link (or the attempt to make
  * one) failed, and what was queued or in flight is lost.  The monitors of
  * the node's ports cannot fire here — this may be deep inside a user's
@@ -180,14 +157,14 @@ static void drop_watchers(aemp__peer_t *p)
 static void peer_fail(aemp__peer_t *p, const char *why, bool node_down)
 {
     drop_queue(p);
-    drop_watchers(p);
+    aemp__remote_forget_watchers(p);
     if (p->in_loss)
         return; /* the pending step reports this failure too; node_down is
                    false: no node-up was told while in loss */
     p->in_loss = true;
     aemp__item_t *it = &p->loss;
     memset(it, 0, sizeof *it);
-    it->kind = AEMP__LOSS;
+    it->kind = AEMP__NET_ITEM;
     it->counter = node_down;
     it->msg = transport_error(p, why); /* NULL (no memory) still fires */
     it->u.ptr = p;
@@ -196,7 +173,7 @@ static void peer_fail(aemp__peer_t *p, const char *why, bool node_down)
 
 static void peer_link_ready(aemp__peer_t *p);
 
-void aemp__process_loss(aemp_node_t *n, aemp__item_t *it)
+void aemp__peer_loss_step(aemp_node_t *n, aemp__item_t *it)
 {
     aemp__peer_t *p = it->u.ptr;
     aemp_msg_t *reason = it->msg;
@@ -208,18 +185,7 @@ void aemp__process_loss(aemp_node_t *n, aemp__item_t *it)
     aemp__flushw_t *flushers = p->flushers;
     p->flushers = NULL;
     call_flushers(n, flushers, AEMP_ENOROUTE);
-    size_t count = p->stubs.n;
-    aemp__port_t **stubs = count ? aemp__calloc(count, sizeof *stubs) : NULL;
-    if (stubs) {
-        for (size_t i = 0; i < count; i++)
-            stubs[i] = pop_stub(p);
-        aemp__stubs_fire(n, stubs, count, reason);
-        aemp__free(stubs);
-    } else {
-        aemp__port_t *stub; /* no memory: one port at a time */
-        while (count-- && (stub = pop_stub(p)))
-            aemp__stubs_fire(n, &stub, 1, reason);
-    }
+    aemp__remote_lost(p, reason);
     if (node_down)
         aemp__nodes_notify(n, p->id, false, reason);
     aemp_msg_unref(reason);
@@ -404,7 +370,7 @@ static void peer_link_ready(aemp__peer_t *p)
     p->up = true;
     aemp__link_release(l, AEMP__HOLD_LOSS);
     aemp__peer_node_up(p);
-    aemp__init_link_up(p->node, p);
+    aemp__net_link_ready(p->node, p);
     aemp__qpkt_t *q;
     while ((q = p->qhead) && p->up) {
         p->qhead = q->next;
@@ -498,74 +464,14 @@ size_t aemp_backlog(aemp_node_t *n, const char *node_id)
 
 /* ---- remote monitors ---------------------------------------------------------- */
 
-int aemp__peer_monitor(aemp__peer_t *p, const char *name, struct aemp_mon *m)
+aemp_val_t *aemp__peer_ids(aemp_node_t *n, aemp_val_t *arr, bool up_only)
 {
-    size_t namelen = strlen(name);
-    if (p->via && !p->link)
-        return AEMP_ENOROUTE; /* kil0 cannot find its way back through a
-                                 relay: refuse rather than never fire */
-    aemp__port_t *stub = aemp__strmap_get(&p->stubs, name, namelen);
-    if (!stub) {
-        char *id = aemp__asprintf("%s#%s", p->id, name);
-        stub = id ? aemp__stub_new(id, strlen(id)) : NULL;
-        aemp__free(id);
-        if (!stub)
-            return AEMP_ENOMEM;
-        int rc = aemp__strmap_put(&p->stubs, stub->id + p->idlen + 1, namelen,
-                                  stub);
-        if (rc == 0 && (rc = aemp__peer_request(p, "ss", "mon1", name)) < 0)
-            aemp__strmap_del(&p->stubs, name, namelen);
-        if (rc < 0) {
-            aemp__free(stub);
-            return rc;
-        }
-    }
-    aemp__mon_link(stub, m);
-    return 0;
-}
-
-void aemp__peer_stub_idle(aemp_node_t *n, aemp__port_t *stub)
-{
-    const char *hash = strchr(stub->id, '#');
-    aemp__peer_t *p = aemp__peer_get(n, stub->id, (size_t)(hash - stub->id),
-                                     false);
-    if (p) {
-        aemp__strmap_del(&p->stubs, hash + 1, strlen(hash + 1));
-        aemp__peer_request(p, "ss", "mon0", hash + 1);
-    }
-    aemp__free(stub);
-}
-
-void aemp__peer_watch(aemp__peer_t *p, const char *name)
-{
-    struct aemp_mon *m;
-    if (aemp__strmap_get(&p->watchers, name, strlen(name)))
-        return; /* already watched for that peer */
-    if (aemp__watch_local(p->node, p->id, name, &m) < 0)
-        return;
-    if (aemp__strmap_put(&p->watchers, m->u.watch.name, strlen(name), m) < 0)
-        aemp_mon_cancel(m);
-}
-
-void aemp__peer_unwatch(aemp__peer_t *p, const char *name)
-{
-    struct aemp_mon *m = aemp__strmap_del(&p->watchers, name, strlen(name));
-    if (m)
-        aemp_mon_cancel(m);
-}
-
-void aemp__peer_kil0(aemp__peer_t *p, const aemp_msg_t *req)
-{
-    const char *name;
-    aemp_msg_t *reason;
-    if (aemp_val_str(aemp_msg_at(req, 1), &name, NULL) < 0)
-        return;
-    aemp__port_t *stub = aemp__strmap_del(&p->stubs, name, strlen(name));
-    if (!stub)
-        return;
-    if (aemp__msg_slice(&reason, req, 2) < 0)
-        reason = NULL;
-    aemp__stub_kill(p->node, stub, reason);
+    size_t i = 0;
+    aemp__peer_t *p;
+    while (arr && (p = aemp__strmap_next(&n->net->peers, &i)))
+        if (!up_only || p->up)
+            arr = aemp_arr_push(arr, aemp_strn(p->id, p->idlen));
+    return arr;
 }
 
 void aemp__peer_node_up(aemp__peer_t *p)
@@ -595,19 +501,11 @@ void aemp__peer_free(aemp__peer_t *p)
         p->in_loss = false;
     }
     drop_queue(p);
-    aemp__port_t *stub;
-    while ((stub = pop_stub(p))) {
-        aemp__port_drop_mons(n, stub);
-        aemp__free(stub);
-    }
-    aemp__strmap_free(&p->stubs);
-    drop_watchers(p);
-    aemp__strmap_free(&p->watchers);
+    aemp__remote_free(p);
     aemp__flushw_t *w;
     while ((w = p->flushers)) {
         p->flushers = w->next;
         aemp__free(w);
     }
-    n->closing++;
-    uv_close((uv_handle_t *)&p->timer, on_peer_closed);
+    aemp__node_close(n, (uv_handle_t *)&p->timer, on_peer_closed);
 }

@@ -113,8 +113,7 @@ static void on_sock_closed(uv_handle_t *h)
 
 static void sock_close(dns_sock_t *s)
 {
-    s->node->closing++;
-    uv_close((uv_handle_t *)&s->poll, on_sock_closed);
+    aemp__node_close(s->node, (uv_handle_t *)&s->poll, on_sock_closed);
 }
 
 /* c-ares opens, watches and closes its sockets through this. */
@@ -151,6 +150,8 @@ static void on_sock_state(void *data, ares_socket_t fd, int readable,
                   on_poll);
 }
 
+static void dns_free(aemp_node_t *n);
+
 static int dns_get(aemp_node_t *n, struct aemp__dns **out)
 {
     if (n->dns) {
@@ -178,6 +179,11 @@ static int dns_get(aemp_node_t *n, struct aemp__dns **out)
         aemp__free(d);
         return AEMP_EINVAL;
     }
+    if (aemp__node_at_free(n, dns_free) < 0) {
+        ares_destroy(d->ch);
+        aemp__free(d);
+        return AEMP_ENOMEM;
+    }
     d->node = n;
     uv_timer_init(n->loop, &d->timer);
     d->timer.data = d;
@@ -196,7 +202,7 @@ static void on_dns_timer_closed(uv_handle_t *h)
 
 static void job_free(job_t *j);
 
-void aemp__dns_free(aemp_node_t *n)
+static void dns_free(aemp_node_t *n)
 {
     struct aemp__dns *d = n->dns;
     if (!d)
@@ -210,8 +216,7 @@ void aemp__dns_free(aemp_node_t *n)
         d->socks = s->next;
         sock_close(s);
     }
-    n->closing++;
-    uv_close((uv_handle_t *)&d->timer, on_dns_timer_closed);
+    aemp__node_close(n, (uv_handle_t *)&d->timer, on_dns_timer_closed);
     n->dns = NULL;
 }
 
@@ -485,8 +490,7 @@ static void job_free(job_t *j)
     srv_free(j);
     aemp__free(j->input);
     aemp__free(j->work);
-    d->node->closing++;
-    uv_close((uv_handle_t *)&j->start, on_job_closed);
+    aemp__node_close(d->node, (uv_handle_t *)&j->start, on_job_closed);
 }
 
 static void on_answer(uv_timer_t *t)

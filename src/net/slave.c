@@ -16,7 +16,7 @@ int aemp__slave_candidate(aemp_node_t *n, const char *noderef)
     p->seed = true; /* until attached: keep trying */
     aemp__peer_need(p);
     if (p->up)
-        aemp__init_link_up(n, p);
+        aemp__net_link_ready(n, p);
     return 0;
 }
 
@@ -30,7 +30,7 @@ int aemp__slave_attach(aemp_node_t *n, aemp__peer_t *master)
     for (char *c = name; *c; c++)
         if (*c == ',')
             *c = '!';
-    int rc = aemp__node_rename(n, name);
+    int rc = aemp__net_rename(n, name);
     aemp__free(name);
     if (rc < 0)
         return rc;

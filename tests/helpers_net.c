@@ -1,0 +1,21 @@
+/* The shared test helpers that need the network layer: kept apart from
+ * helpers.c so that the kernel's tests link against the kernel alone. */
+#include "helpers.h"
+
+#include <stdio.h>
+
+void nt_listen(uv_loop_t *loop, aemp_node_t *n, const char *ref, char *buf,
+               size_t size, int tries)
+{
+    int rc = AEMP_ESYS;
+    for (int k = 0; rc == AEMP_ESYS && k < tries; k++) {
+        if (ref)
+            snprintf(buf, size, "%s", ref);
+        else
+            snprintf(buf, size, "127.0.0.1:%d", nt_free_port());
+        rc = aemp_node_listen(n, buf);
+        if (rc == AEMP_ESYS && ref)
+            nt_run_for(loop, 0.05); /* the old listener is still closing */
+    }
+    assert_int_equal(rc, 0);
+}
