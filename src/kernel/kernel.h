@@ -245,13 +245,9 @@ int aemp__node_rename(aemp_node_t *n, const char *noderef);
 void aemp__port_kill(aemp_node_t *n, aemp__port_t *p, aemp_msg_t *reason);
 /* A remote port stub died (kil0 or link loss): fire its monitors. */
 void aemp__stub_kill(aemp_node_t *n, aemp__port_t *stub, aemp_msg_t *reason);
-/* Kills any port ID, local or remote, with reason (borrowed). */
-int aemp__kill_id(aemp_node_t *n, const char *port, const aemp_msg_t *reason);
 /* Sets up a monitor on our port `name` for peer `peer`. */
 int aemp__watch_local(aemp_node_t *n, const char *peer, const char *name,
                       struct aemp_mon **out);
-void aemp__mon_free(struct aemp_mon *m);
-void aemp__mon_unlink(struct aemp_mon *m);
 void aemp__process_node_event(aemp_node_t *n, aemp__item_t *it);
 void aemp__nodes_drop(aemp_node_t *n);
 void aemp__mon_link(aemp__port_t *p, struct aemp_mon *m);
@@ -285,9 +281,6 @@ int aemp__start(aemp_node_t *n, const char *name, const aemp_msg_t *args,
 /* nodeport.c */
 void aemp__nodeport_dispatch(aemp_node_t *n, const aemp_msg_t *m,
                              const char *from);
-/* A reply ["...", results] to the port ID at element `at` of req, followed
- * by the elements after it (result taken). */
-void aemp__nodeport_reply(aemp_node_t *n, const aemp_msg_t *req, size_t at,
-                          aemp_msg_t *result);
+
 
 #endif

@@ -44,7 +44,7 @@ void aemp__kill_die(aemp_node_t *n, aemp__port_t *p, const char *text)
     aemp__port_kill(n, p, reason);
 }
 
-int aemp__kill_id(aemp_node_t *n, const char *port, const aemp_msg_t *reason)
+static int kill_id(aemp_node_t *n, const char *port, const aemp_msg_t *reason)
 {
     uint64_t counter;
     int rc = aemp__port_locate(n, port, &counter);
@@ -63,7 +63,7 @@ int aemp__kill_id(aemp_node_t *n, const char *port, const aemp_msg_t *reason)
 
 static int kil_msg(aemp_node_t *n, const char *port, aemp_msg_t *reason)
 {
-    int rc = aemp__kill_id(n, port, reason);
+    int rc = kill_id(n, port, reason);
     aemp_msg_unref(reason);
     return rc;
 }
@@ -93,7 +93,7 @@ int aemp_kilv(aemp_node_t *n, const char *port, aemp_val_t **reason)
 
 /* ---- monitor records ---------------------------------------------------- */
 
-void aemp__mon_free(struct aemp_mon *m)
+static void mon_free(struct aemp_mon *m)
 {
     if (m->kind == AEMP__MON_KILL) {
         aemp__free(m->u.kill.other);
@@ -122,7 +122,7 @@ void aemp__mon_link(aemp__port_t *p, struct aemp_mon *m)
     }
 }
 
-void aemp__mon_unlink(struct aemp_mon *m)
+static void mon_unlink(struct aemp_mon *m)
 {
     aemp__port_t *p = m->port;
     if (m->next)
@@ -149,7 +149,7 @@ static void mon_fire(aemp_node_t *n, struct aemp_mon *m, const char *port,
         break;
     case AEMP__MON_KILL:
         if (aemp_msg_len(reason))
-            aemp__kill_id(n, m->u.kill.other, reason);
+            kill_id(n, m->u.kill.other, reason);
         break;
     case AEMP__MON_MSG: {
         aemp_msg_t *msg;
@@ -173,7 +173,7 @@ static void mon_fire(aemp_node_t *n, struct aemp_mon *m, const char *port,
         break;
     }
     if (!held)
-        aemp__mon_free(m);
+        mon_free(m);
 }
 
 void aemp__process_died(aemp_node_t *n, aemp__item_t *it)
@@ -181,7 +181,7 @@ void aemp__process_died(aemp_node_t *n, aemp__item_t *it)
     aemp__port_t *p = it->u.port;
     struct aemp_mon *m;
     while ((m = p->mons)) {
-        aemp__mon_unlink(m);
+        mon_unlink(m);
         mon_fire(n, m, p->id, it->msg);
     }
     aemp_msg_unref(it->msg);
@@ -216,7 +216,7 @@ void aemp__stubs_fire(aemp_node_t *n, aemp__port_t **stubs, size_t count,
         for (size_t i = 0; i < count; i++) {
             struct aemp_mon *m;
             while ((m = stubs[i]->mons)) {
-                aemp__mon_unlink(m);
+                mon_unlink(m);
                 mon_fire(n, m, stubs[i]->id, reason);
             }
             aemp__free(stubs[i]);
@@ -227,7 +227,7 @@ void aemp__stubs_fire(aemp_node_t *n, aemp__port_t **stubs, size_t count,
     for (size_t i = 0; i < count; i++) {
         struct aemp_mon *m;
         while ((m = stubs[i]->mons)) {
-            aemp__mon_unlink(m);
+            mon_unlink(m);
             /* a callback may cancel a monitor that has yet to fire: as
              * for a queued firing, cancelling then only marks it */
             m->state = AEMP__MON_QUEUED;
@@ -239,7 +239,7 @@ void aemp__stubs_fire(aemp_node_t *n, aemp__port_t **stubs, size_t count,
     for (size_t i = 0; i < k; i++) {
         struct aemp_mon *m = all[i].m;
         if (m->state == AEMP__MON_CANCELLED)
-            aemp__mon_free(m);
+            mon_free(m);
         else
             mon_fire(n, m, all[i].stub->id, reason);
     }
@@ -252,7 +252,7 @@ void aemp__process_fire(aemp_node_t *n, aemp__item_t *it)
 {
     struct aemp_mon *m = it->u.mon;
     if (m->state == AEMP__MON_CANCELLED)
-        aemp__mon_free(m);
+        mon_free(m);
     else
         mon_fire(n, m, it->id, it->msg);
     aemp_msg_unref(it->msg);
@@ -264,7 +264,7 @@ void aemp__process_fire(aemp_node_t *n, aemp__item_t *it)
 static void mon_drop(struct aemp_mon *m)
 {
     if (m->state == AEMP__MON_CANCELLED) {
-        aemp__mon_free(m);
+        mon_free(m);
         return;
     }
     if (m->kind == AEMP__MON_GUARD)
@@ -273,7 +273,7 @@ static void mon_drop(struct aemp_mon *m)
         m->state = AEMP__MON_ORPHAN;
         m->node = NULL;
     } else {
-        aemp__mon_free(m);
+        mon_free(m);
     }
 }
 
@@ -281,7 +281,7 @@ void aemp__port_drop_mons(aemp_node_t *n, aemp__port_t *p)
 {
     struct aemp_mon *m;
     while ((m = p->mons)) {
-        aemp__mon_unlink(m);
+        mon_unlink(m);
         mon_drop(m);
     }
 }
@@ -299,13 +299,13 @@ void aemp_mon_cancel(aemp_mon_t *m)
         return;
     if (m->kind == AEMP__MON_NODES && m->state == AEMP__MON_ARMED) {
         nodes_unlink(m);
-        aemp__mon_free(m);
+        mon_free(m);
         return;
     }
     aemp__port_t *p = m->port;
     switch (m->state) {
     case AEMP__MON_ARMED:
-        aemp__mon_unlink(m);
+        mon_unlink(m);
         if (p->remote && !p->mons && !p->dead)
             m->node->net_ops->stub_idle(m->node, p); /* last monitor */
         /* fall through */
@@ -323,7 +323,7 @@ void aemp_mon_cancel(aemp_mon_t *m)
     default:
         break;
     }
-    aemp__mon_free(m);
+    mon_free(m);
 }
 
 /* ---- setting monitors up ------------------------------------------------ */
@@ -375,7 +375,7 @@ static int mon_setup(aemp_node_t *n, const char *port, struct aemp_mon *m,
         *guard = m;
     return 0;
 fail:
-    aemp__mon_free(m);
+    mon_free(m);
     return rc;
 }
 
@@ -412,7 +412,7 @@ int aemp_mon_kill(aemp_node_t *n, const char *port, const char *other,
         return AEMP_ENOMEM;
     m->u.kill.other = aemp__strdup(other ? other : n->cur->port->id);
     if (!m->u.kill.other) {
-        aemp__mon_free(m);
+        mon_free(m);
         return AEMP_ENOMEM;
     }
     return mon_setup(n, port, m, guard);
@@ -433,7 +433,7 @@ int aemp_mon_msg(aemp_node_t *n, const char *port, const char *rcvport,
     if (rc == 0 && !(m->u.msg.rcvport = aemp__strdup(rcvport)))
         rc = AEMP_ENOMEM;
     if (rc < 0) {
-        aemp__mon_free(m);
+        mon_free(m);
         return rc;
     }
     return mon_setup(n, port, m, guard);
@@ -482,7 +482,7 @@ int aemp__watch_local(aemp_node_t *n, const char *peer, const char *name,
     char *id = aemp__asprintf("%s#%s", n->noderef, name);
     int rc = m->u.watch.peer && m->u.watch.name && id ? 0 : AEMP_ENOMEM;
     if (rc < 0)
-        aemp__mon_free(m);
+        mon_free(m);
     else if ((rc = mon_setup(n, *name ? id : n->noderef, m, NULL)) == 0)
         *out = m;
     aemp__free(id);
@@ -563,7 +563,7 @@ void aemp__nodes_drop(aemp_node_t *n)
             m->state = AEMP__MON_ORPHAN;
             m->node = NULL;
         } else {
-            aemp__mon_free(m);
+            mon_free(m);
         }
     }
 }

@@ -8,7 +8,7 @@
 
 /* snd(target..., result): target is the request's elements from `at` on:
  * a port ID and leading message elements. */
-void aemp__nodeport_reply(aemp_node_t *n, const aemp_msg_t *req, size_t at,
+static void reply(aemp_node_t *n, const aemp_msg_t *req, size_t at,
                           aemp_msg_t *result)
 {
     const char *port;
@@ -146,24 +146,24 @@ static void req_ignore(aemp_node_t *n, const aemp_msg_t *req, const char *from)
 
 static void req_info(aemp_node_t *n, const aemp_msg_t *req, const char *from)
 {
-    aemp__nodeport_reply(n, req, 1, result_of("s", n->noderef));
+    reply(n, req, 1, result_of("s", n->noderef));
 }
 
 static void req_time(aemp_node_t *n, const aemp_msg_t *req, const char *from)
 {
-    aemp__nodeport_reply(n, req, 1, result_of("d", wall_time()));
+    reply(n, req, 1, result_of("d", wall_time()));
 }
 
 static void req_known_nodes(aemp_node_t *n, const aemp_msg_t *req,
                             const char *from)
 {
-    aemp__nodeport_reply(n, req, 1, node_list(n, false));
+    reply(n, req, 1, node_list(n, false));
 }
 
 static void req_up_nodes(aemp_node_t *n, const aemp_msg_t *req,
                          const char *from)
 {
-    aemp__nodeport_reply(n, req, 1, node_list(n, true));
+    reply(n, req, 1, node_list(n, true));
 }
 
 static void req_spawn(aemp_node_t *n, const aemp_msg_t *req, const char *from)

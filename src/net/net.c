@@ -135,7 +135,7 @@ void aemp__net_link_ready(aemp_node_t *n, aemp__peer_t *p)
         n->net->on_link_ready(n, p, n->net->on_link_ready_user);
 }
 
-int aemp__net_get(aemp_node_t *n, aemp__net_t **out)
+static int net_get(aemp_node_t *n, aemp__net_t **out)
 {
     if (!n->net)
         return AEMP_ENOROUTE;
@@ -147,7 +147,7 @@ int aemp__net_route(aemp_node_t *n, const char *port, aemp__peer_t **peer,
                     const char **name)
 {
     aemp__net_t *net;
-    int rc = aemp__net_get(n, &net);
+    int rc = net_get(n, &net);
     if (rc < 0)
         return rc;
     const char *hash = strchr(port, '#');
@@ -187,7 +187,7 @@ bool aemp__net_queue_full(const aemp_node_t *n)
     return n->qbytes >= c->max_queued_bytes || n->qitems >= c->max_queued_items;
 }
 
-void aemp__net_queue_drained(aemp_node_t *n)
+static void net_queue_drained(aemp_node_t *n)
 {
     aemp__net_t *net = n->net;
     if (!net->queue_holds || n->qbytes > net->conf.max_queued_bytes / 2 ||
@@ -303,7 +303,7 @@ int aemp_node_listen(aemp_node_t *n, const char *noderef)
     if (!n || !noderef || !*noderef || strchr(noderef, '#') ||
         strchr(noderef, ';'))
         return AEMP_EINVAL;
-    int rc = aemp__net_get(n, &net);
+    int rc = net_get(n, &net);
     if (rc < 0)
         return rc;
     if (net->public_)
@@ -412,6 +412,6 @@ static const aemp__net_ops_t net_ops = {
     .watch_fired = aemp__remote_watch_fired,
     .nodes = aemp__peer_ids,
     .run_item = aemp__peer_loss_step,
-    .queue_drained = aemp__net_queue_drained,
+    .queue_drained = net_queue_drained,
     .close = net_close,
 };

@@ -114,7 +114,6 @@ typedef struct aemp__net {
 } aemp__net_t;
 
 /* net.c */
-int aemp__net_get(aemp_node_t *n, aemp__net_t **out); /* AEMP_ENOROUTE */
 /* The node takes a new name (aemp__node_rename) and greets with it. */
 int aemp__net_rename(aemp_node_t *n, const char *noderef);
 /* Splits a port ID into the peer (created if new) and port name. */
@@ -124,9 +123,6 @@ int aemp__net_route(aemp_node_t *n, const char *port, aemp__peer_t **peer,
 void aemp__net_wake(aemp_node_t *n);
 /* The node's queue is above its bound: links stop reading. */
 bool aemp__net_queue_full(const aemp_node_t *n);
-/* After a dispatch pass: links held for the queue read again once it is
- * below half its bound. */
-void aemp__net_queue_drained(aemp_node_t *n);
 
 /* peer.c */
 aemp__peer_t *aemp__peer_get(aemp_node_t *n, const char *id, size_t len,
@@ -156,8 +152,6 @@ void aemp__peers_check_flushers(aemp_node_t *n);
 void aemp__peers_sweep(aemp_node_t *n);
 /* Forget p soon unless it is in use by then (aemp__peers_sweep). */
 void aemp__peer_forget(aemp__peer_t *p);
-/* Queues the node-up event (node-down is part of the loss step). */
-void aemp__peer_node_up(aemp__peer_t *p);
 
 /* remote.c: remote monitors and kil (the kernel's network operations) */
 int aemp__remote_monitor(aemp_node_t *n, const char *port, struct aemp_mon *m);

@@ -8,6 +8,7 @@
 #include <string.h>
 
 static void on_peer_timer(uv_timer_t *h);
+static void peer_node_up(aemp__peer_t *p);
 
 /* Public noderefs are endpoint lists; anon/ and slave/ nodes cannot be
  * dialled — they come to us. */
@@ -369,7 +370,7 @@ static void peer_link_ready(aemp__peer_t *p)
     aemp__link_t *l = p->link;
     p->up = true;
     aemp__link_release(l, AEMP__HOLD_LOSS);
-    aemp__peer_node_up(p);
+    peer_node_up(p);
     aemp__net_link_ready(p->node, p);
     aemp__qpkt_t *q;
     while ((q = p->qhead) && p->up) {
@@ -474,7 +475,7 @@ aemp_val_t *aemp__peer_ids(aemp_node_t *n, aemp_val_t *arr, bool up_only)
     return arr;
 }
 
-void aemp__peer_node_up(aemp__peer_t *p)
+static void peer_node_up(aemp__peer_t *p)
 {
     aemp_msg_t *reason = NULL;
     if (aemp_msg_new(&reason, "") == 0)
