@@ -377,6 +377,11 @@ static void node_port_requests(void **state)
     kt_tap_t ta = {&rec, "a", 0}, tc = {&rec, "c", 0};
     const char *pa = mkport(a.n, kt_tap_rcv, &ta);
     const char *pc = mkport(c.n, kt_tap_rcv, &tc);
+    /* the network's requests are not the program's to replace */
+    const char *net_requests[] = {"mon1", "mon0", "kil0", "iam", "info"};
+    for (size_t i = 0; i < 5; i++)
+        assert_int_equal(aemp_node_handle(a.n, net_requests[i], kt_tap_rcv, &ta),
+                         AEMP_EPERM);
     /* C gets to know B first, so that B knows three nodes */
     assert_int_equal(aemp_snd(c.n, b.ref, "s", "devnull"), 0);
     assert_true(await_up(&loop, b.n, c.ref, 1, 10));

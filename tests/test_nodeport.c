@@ -217,6 +217,31 @@ static void node_port_protected(void **state)
     assert_int_equal(f->rec.n, 1);
 }
 
+/* The program's own requests; the kernel's names are not for it. */
+static void program_requests(void **state)
+{
+    struct fx *f = *state;
+    const char *reserved[] = {"", "devnull", "snd", "snd_multiple", "kil",
+                              "info", "time", "known_nodes", "up_nodes",
+                              "AnyEvent::MP::_spawn"};
+    for (size_t i = 0; i < sizeof reserved / sizeof *reserved; i++)
+        assert_int_equal(
+            aemp_node_handle(f->n, reserved[i], kt_tap_rcv, &f->tap),
+            AEMP_EPERM);
+    assert_int_equal(aemp_node_handle(f->n, "myreq", kt_tap_rcv, &f->tap), 0);
+    assert_int_equal(aemp_snd(f->n, f->ref, "ssi", "myreq", "a", 7), 0);
+    assert_int_equal(aemp_snd(f->n, f->ref, "ss", "info", "x"), 0);
+    RUN(f->n);
+    assert_int_equal(f->rec.n, 1); /* without the request's name */
+    assert_true(kt_msg_is(f->rec.ev[0].msg, "si", "a", 7));
+    assert_string_equal(f->rec.ev[0].port, f->ref); /* in the node port */
+    assert_int_equal(aemp_node_handle(f->n, "myreq", NULL, NULL), 0);
+    assert_int_equal(aemp_snd(f->n, f->ref, "s", "myreq"), 0);
+    RUN(f->n);
+    assert_int_equal(f->rec.n, 1);
+    assert_true(kt_log_has(&f->log, "myreq"));
+}
+
 /* Requests are asynchronous like every snd. */
 static void requests_asynchronous(void **state)
 {
@@ -250,6 +275,7 @@ int main(void)
                                         teardown),
         cmocka_unit_test_setup_teardown(node_port_protected, setup, teardown),
         cmocka_unit_test_setup_teardown(requests_asynchronous, setup, teardown),
+        cmocka_unit_test_setup_teardown(program_requests, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
