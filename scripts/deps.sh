@@ -4,9 +4,11 @@
 # Run as root to install; otherwise it only reports what is missing.
 set -eu
 
+# nftables and procps (sysctl): test_faults partitions a network namespace
+# and shrinks its TCP buffers.
 PACKAGES="build-essential cmake ninja-build pkg-config libuv1-dev \
 libjansson-dev libcbor-dev libc-ares-dev libssl-dev libcmocka-dev \
-dnsmasq-base iproute2 locales $*"
+dnsmasq-base iproute2 locales nftables procps $*"
 
 missing=""
 for p in $PACKAGES; do
