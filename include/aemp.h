@@ -504,7 +504,8 @@ typedef struct aemp_netconf {
 } aemp_netconf_t;
 
 /* Sets the network configuration (copied); zero fields take defaults.
- * Call before the node's first network activity.  AEMP_EBUSY after.
+ * Call before the node's first network activity.  AEMP_EBUSY after;
+ * AEMP_EINVAL for an unknown authentication method name (logged).
  * Process-wide effect: if SIGPIPE still has its default action, it is set
  * to SIG_IGN (a peer that hangs up while we write would otherwise end the
  * program); a disposition the program chose itself is kept. */

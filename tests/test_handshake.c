@@ -1,6 +1,8 @@
-/* The handshake of PROTOCOL.md §2–5 as pure functions (src/handshake.h):
- * greeting lines, nonces, the refusals, method and framing choice, and the
- * HMAC-SHA3-512 tokens checked against an independent computation. */
+/* The handshake of PROTOCOL.md §2–5 as pure functions (src/net/handshake.h):
+ * greeting lines, nonces, the refusals, method and framing choice, the
+ * method table (src/net/auth.h) with each method's tokens checked against
+ * recorded and independently computed ones, and the handshake under
+ * failing allocations. */
 #include "helpers.h"
 
 #include "handshake.h"
@@ -11,6 +13,9 @@
 #include <string.h>
 
 /* ---- helpers ------------------------------------------------------------ */
+
+/* Room for any reason a session gives. */
+#define ERR_SIZE sizeof(((aemp__hs_t *)0)->error)
 
 static aemp__hs_conf_t conf_of(const char *id, const char *secret)
 {
@@ -418,7 +423,19 @@ static void token_known_answer(void **state)
     assert_int_equal(
         aemp__auth_token("hmac_sha3_512", "key", "a", "b", "c", "d", hex, 128),
         AEMP_EINVAL);
+    /* cleartext's token is the secret's hex, whatever the lines */
     assert_int_equal(aemp__auth_token("cleartext", "key", "a", "b", "c", "d",
+                                      hex, sizeof hex),
+                     0);
+    assert_string_equal(hex, "6b6579");
+    assert_int_equal(
+        aemp__auth_token("cleartext", "key", "a", "b", "c", "d", hex, 6),
+        AEMP_EINVAL); /* no room for the NUL */
+    /* known methods this build cannot compute */
+    assert_int_equal(aemp__auth_token("hmac_md6_64_256", "key", "a", "b", "c",
+                                      "d", hex, sizeof hex),
+                     AEMP_EINVAL);
+    assert_int_equal(aemp__auth_token("tls_anon", "key", "a", "b", "c", "d",
                                       hex, sizeof hex),
                      AEMP_EINVAL);
 }
@@ -555,14 +572,22 @@ static void refused_choices(void **state)
     assert_int_equal(feed(&a, line), AEMP_EPROTO);
     assert_non_null(strstr(a.hs.error, "framing"));
     side_free(&a);
-    /* right token, a method a does not accept */
+    /* right token, a method a does not accept: said so, not "mismatch" */
     side_start(&a, &ca, NULL);
     assert_int_equal(feed_hello(&a, &b), 1);
     ref_token("s", b.l1, b.l2, a.l1, a.l2, want);
     snprintf(line, sizeof line, "hmac_md6_64_256;%s;cbor", want);
     assert_int_equal(feed(&a, line), AEMP_EPROTO);
-    assert_string_equal(a.hs.error,
-                        "authentication failure/shared secret mismatch");
+    assert_string_equal(a.hs.error, "peer authenticates with "
+                                    "\"hmac_md6_64_256\", which we do not "
+                                    "accept");
+    side_free(&a);
+    /* a name no one knows */
+    side_start(&a, &ca, NULL);
+    assert_int_equal(feed_hello(&a, &b), 1);
+    snprintf(line, sizeof line, "hmac_md5;%s;cbor", want);
+    assert_int_equal(feed(&a, line), AEMP_EPROTO);
+    assert_non_null(strstr(a.hs.error, "which we do not accept"));
     sides_free(&a, &b);
 }
 
@@ -571,7 +596,7 @@ static void no_common_method_or_framing(void **state)
     aemp__hs_conf_t ca = conf_of("10.0.0.1:1", "s"),
                     cb = conf_of("10.0.0.2:1", "s");
     ca.auth_accept = "tls_sha3_512,hmac_md6_64_256";
-    char what[160];
+    char what[ERR_SIZE];
     assert_int_equal(b_hears_a(&ca, &cb, what, sizeof what), AEMP_EPROTO);
     assert_non_null(strstr(what, "no common authentication method"));
     assert_non_null(strstr(what, "tls_sha3_512,hmac_md6_64_256"));
@@ -626,7 +651,7 @@ static void cleartext(void **state)
     sides_free(&a, &b);
     /* only cleartext in common: nothing can be sent */
     ca.auth_accept = "cleartext";
-    char what[160];
+    char what[ERR_SIZE];
     assert_int_equal(b_hears_a(&ca, &cb, what, sizeof what), AEMP_EPROTO);
     assert_non_null(strstr(what, "no common authentication method"));
 
@@ -653,7 +678,11 @@ static void cleartext(void **state)
         assert_int_equal(feed(&a, line), cases[i].rc);
         if (cases[i].rc < 0)
             assert_string_equal(
-                a.hs.error, "authentication failure/shared secret mismatch");
+                a.hs.error,
+                strstr(cases[i].accept, "cleartext")
+                    ? "authentication failure/shared secret mismatch"
+                    : "peer authenticates with \"cleartext\", which we do "
+                      "not accept");
         else
             assert_int_equal(a.hs.recv_framing, AEMP_JSON);
         sides_free(&a, &b);
@@ -742,6 +771,401 @@ static void list_has(void **state)
     assert_true(aemp__list_has("a,,b", "", 0));
 }
 
+/* ---- the method table -------------------------------------------------- */
+
+/* The default lists of PROTOCOL.md §2 and §9. */
+#define ALL_METHODS                                                            \
+    "tls_sha3_512,hmac_sha3_512,tls_md6_64_256,hmac_md6_64_256,tls_anon,"      \
+    "cleartext"
+#define OUR_OFFER                                                              \
+    "tls_sha3_512,hmac_sha3_512,tls_md6_64_256,hmac_md6_64_256,tls_anon"
+
+/* The greetings of a recorded Perl 2.02 conversation
+ * (interop/2.x-functest.txt, secret harness-secret) and of the 1.30
+ * manual's example (interop/README.md). */
+static const char perl2_a1[] =
+    "aemp;1;A;tls_sha3_512,hmac_sha3_512,tls_anon,cleartext;json;gproto=1;"
+    "mproto=1;peeraddr=127.0.0.1:41174;provider=AE-2.01";
+static const char perl2_a2[] = "qdyJqI93AlJyD9UH+jxIon5WM1MJyAhoxbbZaTE+wpcCQDl"
+                               "u0sm4dDJ2GPmQ4FziDGOqJ3pYsegd/UPVAl/mOzIZ";
+static const char perl2_b1[] =
+    "aemp;1;B;tls_sha3_512,hmac_sha3_512,tls_anon,cleartext;json;gproto=1;"
+    "mproto=1;provider=AE-2.01;peeraddr=127.0.0.1:45667";
+static const char perl2_b2[] = "KMAx0IQHcSEzCD2BNc5XT7RqB3zxragaJw7YSLVCG1Zmnf"
+                               "Vp5ZBWidy1E5IzxaueY96MexV/aY6SgPmpybk91Rkr";
+static const char md6_secret[] = "8ugxrtw6H5tKnfPWfaSr4HGhE8MoJXmzTT1BWq7sLutNc"
+                                 "D0IbXprQlZjIbl7MBKoeklG3IEfY9GlJthC0pENzk";
+static const char md6_a1[] =
+    "aemp;0;anon/57Cs1CggVJjzYaQp13XXg4;tls_md6_64_256,hmac_md6_64_256,"
+    "tls_anon,cleartext;json,storable;provider=AE-0.8;timeout=12;"
+    "peeraddr=10.0.0.17:4040";
+static const char md6_a2[] = "yLgdG1ov/02shVkVQer3wzeuywZK+oraTdEQBmIqWHaegxS"
+                             "GDG4g+HqogLQbvdypFOsoDWJ1Sh4ImV4DMhvUBwTK";
+static const char md6_b1[] =
+    "aemp;0;ruth;tls_md6_64_256,hmac_md6_64_256,tls_anon,cleartext;json,"
+    "storable;provider=AE-0.8;timeout=12;peeraddr=10.0.0.1:37108";
+static const char md6_b2[] = "+xMQXP8ElfNmuvEhsmcp+s2wCJOuQAsPxSg3d2Ewhs6gBnJ"
+                             "z+ypVdWJ/wAVrXqlIJfLeVS/CBy4gEGkyWHSuVb1L";
+
+/* One token a method must produce: over G(a,b,c,d) with secret. */
+typedef struct vector {
+    const char *method, *secret, *a, *b, *c, *d, *want;
+} vector_t;
+
+static const vector_t vectors[] = {
+    /* printf 'a\nb\nc\nd\n' | openssl dgst -sha3-512 -hmac key */
+    {"hmac_sha3_512", "key", "a", "b", "c", "d",
+     "45ed5de4c13e1d8a9413f43dc76b5c5f3dafad5e5b91ec7ffc3c6adc1e33f3f2229a2e3b"
+     "555157e3264600fcf9274dcd1abc0fd981be40548c1cdd686613992c"},
+    /* the two tokens of the recorded Perl 2.02 handshake */
+    {"hmac_sha3_512", "harness-secret", perl2_b1, perl2_b2, perl2_a1, perl2_a2,
+     "59ddb907551c4d1983d0be3bfae7858ae9843d9e770e85bb5a1d5ff1ac30335828e36eef"
+     "284ab0a4c75b5e19f909400f4dd3367e4c16446cb5d774acc98fc577"},
+    {"hmac_sha3_512", "harness-secret", perl2_a1, perl2_a2, perl2_b1, perl2_b2,
+     "0971c6e386f6b7f5d718c8567938f54f2bcb0512edcb8729fccbf1e85e89ff1befc17faf"
+     "006050b36f20ddccc9c1eab9878d8e6613058ea7e1bb1f4506d22419"},
+    /* printf 'a\nb\nc\nd\n' | openssl dgst -sha3-512 */
+    {"tls_sha3_512", NULL, "a", "b", "c", "d",
+     "dd75605c176260f55dc95fb3668a08a7345f64b0182665143ffc1bd9487bebb965889980"
+     "df8b507e9991fa4359fe6e7b539aecc7395f9700aca7cfa1095b88e9"},
+    {"tls_anon", NULL, "a", "b", "c", "d", ""},
+    {"cleartext", "harness-secret", "a", "b", "c", "d",
+     "6861726e6573732d736563726574"},
+    /* the 1.30 manual's handshake: checked once MD6 is implemented */
+    {"hmac_md6_64_256", md6_secret, md6_a1, md6_a2, md6_b1, md6_b2,
+     "84cd590976f794914c2ca26dac3a207a57a6798b9171289c114de07cf0c20401"},
+    {"hmac_md6_64_256", md6_secret, md6_b1, md6_b2, md6_a1, md6_a2,
+     "5ad913855742ae5a03a5aeb7eafa4c78629de136bed6acd73eea36c9e98df44a"},
+};
+
+/* Each vector through its row's token function (also for the rows this
+ * build does not use yet, when they have one), and through
+ * aemp__auth_token for the rows it does use. */
+static void auth_table_vectors(void **state)
+{
+    for (size_t i = 0; i < sizeof vectors / sizeof *vectors; i++) {
+        const vector_t *v = &vectors[i];
+        const aemp__auth_method_t *m =
+            aemp__auth_find(v->method, strlen(v->method));
+        assert_non_null(m);
+        assert_string_equal(m->name, v->method);
+        char hex[AEMP__AUTH_TOKEN_MAX];
+        if (m->token) {
+            char text[2048];
+            int n = snprintf(text, sizeof text, "%s\n%s\n%s\n%s\n", v->a, v->b,
+                             v->c, v->d);
+            assert_true(n > 0 && (size_t)n < sizeof text);
+            assert_int_equal(
+                m->token(v->secret, text, (size_t)n, hex, sizeof hex), 0);
+            assert_string_equal(hex, v->want);
+        }
+        int rc = aemp__auth_token(v->method, v->secret, v->a, v->b, v->c, v->d,
+                                  hex, sizeof hex);
+        if (m->unavailable) {
+            assert_int_equal(rc, AEMP_EINVAL);
+        } else {
+            assert_int_equal(rc, 0);
+            assert_string_equal(hex, v->want);
+        }
+    }
+}
+
+/* The rows: what each needs, whether it is sent, and which this build
+ * can use (PROTOCOL.md §5). */
+static void auth_table_rows(void **state)
+{
+    const struct {
+        const char *name;
+        unsigned needs;
+        bool offer, available;
+    } rows[] = {
+        {"tls_sha3_512", AEMP__AUTH_NEEDS_TLS, true, false},
+        {"hmac_sha3_512", AEMP__AUTH_NEEDS_SECRET, true, true},
+        {"tls_md6_64_256", AEMP__AUTH_NEEDS_TLS, true, false},
+        {"hmac_md6_64_256", AEMP__AUTH_NEEDS_SECRET, true, false},
+        {"tls_anon", AEMP__AUTH_NEEDS_TLS, true, false},
+        {"cleartext", AEMP__AUTH_NEEDS_SECRET, false, true},
+    };
+    aemp__auth_have_t all = {"s", true}, none = {NULL, false};
+    for (size_t i = 0; i < sizeof rows / sizeof *rows; i++) {
+        const aemp__auth_method_t *m =
+            aemp__auth_find(rows[i].name, strlen(rows[i].name));
+        assert_non_null(m);
+        assert_int_equal(m->needs, rows[i].needs);
+        assert_int_equal(m->offer, rows[i].offer);
+        assert_int_equal(m->unavailable == NULL, rows[i].available);
+        assert_int_equal(aemp__auth_unusable(m, &all) == NULL,
+                         rows[i].available);
+        assert_non_null(aemp__auth_unusable(m, &none));
+    }
+    assert_null(aemp__auth_find("hmac_sha3", 9)); /* a prefix is not a name */
+    assert_null(aemp__auth_find("hmac_sha3_5120", 14));
+    assert_null(aemp__auth_find("", 0));
+    aemp__auth_have_t secret_only = {"s", false};
+    const aemp__auth_method_t *m = aemp__auth_find("hmac_sha3_512", 13);
+    assert_null(aemp__auth_unusable(m, &secret_only));
+    assert_non_null(strstr(aemp__auth_unusable(m, &none), "secret"));
+}
+
+static void auth_choose_direct(void **state)
+{
+    char err[ERR_SIZE];
+    aemp__auth_have_t have = {"s", false};
+    const aemp__auth_method_t *m;
+    /* the peer's order wins; unknown and uncomputable names are skipped */
+    m = aemp__auth_choose("md5,hmac_md6_64_256,tls_sha3_512,hmac_sha3_512",
+                          OUR_OFFER, &have, err, sizeof err);
+    assert_non_null(m);
+    assert_string_equal(m->name, "hmac_sha3_512");
+    /* never cleartext, even if offered and accepted */
+    m = aemp__auth_choose("cleartext", "cleartext", &have, err, sizeof err);
+    assert_null(m);
+    assert_non_null(strstr(err, "no common authentication method"));
+    /* tls_anon is not chosen even on a link that claims TLS: there is no
+     * TLS here to have checked the certificate */
+    aemp__auth_have_t tls = {NULL, true};
+    assert_null(
+        aemp__auth_choose("tls_anon", "tls_anon", &tls, err, sizeof err));
+    assert_non_null(strstr(err, "tls_anon needs TLS"));
+    /* NULL and empty lists, a tiny error buffer */
+    assert_null(aemp__auth_choose(NULL, OUR_OFFER, &have, err, sizeof err));
+    assert_null(
+        aemp__auth_choose("hmac_sha3_512", NULL, &have, err, sizeof err));
+    assert_null(aemp__auth_choose("hmac_md6_64_256", OUR_OFFER, &have, err, 8));
+    assert_int_equal(strlen(err), 7);
+}
+
+/* The Perl-interop bug: a method we cannot compute (hmac_md6_64_256)
+ * first in the peer's list must not stop us from using a later one we
+ * can. */
+static void uncomputable_then_computable(void **state)
+{
+    aemp__hs_conf_t ca = conf_of("10.0.0.1:1", "s"),
+                    cb = conf_of("10.0.0.2:1", "s");
+    ca.auth_accept = cb.auth_accept = "hmac_md6_64_256,tls_anon,hmac_sha3_512";
+    ca.auth_offer = cb.auth_offer = OUR_OFFER;
+    side_t a, b;
+    int ra, rb;
+    exchange(&a, &ca, &b, &cb, &ra, &rb);
+    assert_int_equal(ra, 2);
+    assert_int_equal(rb, 2);
+    assert_string_equal(a.hs.method, "hmac_sha3_512");
+    assert_string_equal(b.hs.method, "hmac_sha3_512");
+    char lb[512], m[64], tok[256], fr[32], want[129];
+    auth_line(&b, lb, sizeof lb);
+    split_auth(lb, m, tok, fr);
+    ref_token("s", b.l1, b.l2, a.l1, a.l2, want);
+    assert_string_equal(tok, want);
+    sides_free(&a, &b);
+}
+
+/* Only methods we cannot compute in common: a clear refusal, both lists
+ * named, the session failed — and nothing else happens. */
+static void only_uncomputable(void **state)
+{
+    aemp__hs_conf_t cb = conf_of("10.0.0.2:1", "s");
+    cb.auth_offer = OUR_OFFER;
+    side_t b;
+    side_start(&b, &cb, NULL);
+    /* a Perl 1.30 greeting */
+    assert_int_equal(feed(&b, "aemp;1;A;tls_md6_64_256,hmac_md6_64_256,"
+                              "tls_anon,cleartext;json;provider=AE-1.30"),
+                     0);
+    assert_int_equal(feed(&b, "nonce"), AEMP_EPROTO);
+    assert_int_equal(b.hs.state, AEMP__HS_FAILED);
+    assert_null(b.auth);
+    const char *e = b.hs.error;
+    assert_non_null(strstr(e, "no common authentication method"));
+    assert_non_null(strstr(e, "we offer: " OUR_OFFER ";"));
+    assert_non_null(strstr(e, "they accept: tls_md6_64_256,hmac_md6_64_256,"
+                              "tls_anon,cleartext"));
+    assert_non_null(strstr(e, "not implemented yet"));
+    assert_null(strstr(e, "invalid argument"));
+    assert_true(feed(&b, "x") < 0); /* and stays failed */
+    side_free(&b);
+}
+
+static void tls_anon_without_tls(void **state)
+{
+    aemp__hs_conf_t ca = conf_of("10.0.0.1:1", "s"),
+                    cb = conf_of("10.0.0.2:1", "s");
+    char what[ERR_SIZE];
+    /* tls_anon first on both sides: skipped, hmac_sha3_512 used */
+    ca.auth_accept = cb.auth_accept = "tls_anon,hmac_sha3_512";
+    ca.auth_offer = cb.auth_offer = "tls_anon,hmac_sha3_512";
+    side_t a, b;
+    int ra, rb;
+    exchange(&a, &ca, &b, &cb, &ra, &rb);
+    assert_int_equal(ra, 2);
+    assert_int_equal(rb, 2);
+    assert_string_equal(a.hs.method, "hmac_sha3_512");
+    sides_free(&a, &b);
+    /* tls_anon the only one in common */
+    ca.auth_accept = "tls_anon";
+    assert_int_equal(b_hears_a(&ca, &cb, what, sizeof what), AEMP_EPROTO);
+    assert_non_null(strstr(what, "no common authentication method"));
+    assert_non_null(strstr(what, "tls_anon needs TLS"));
+    /* tls_anon needs no secret, but TLS, which we do not have either */
+    cb.secret = NULL;
+    assert_int_equal(b_hears_a(&ca, &cb, what, sizeof what), AEMP_EPROTO);
+    assert_string_equal(what, "unable to handshake TLS and no shared secret "
+                              "configured");
+    /* a peer that sends tls_anon to us, who list it: we cannot check it */
+    ca.auth_accept = "hmac_sha3_512";
+    cb = conf_of("10.0.0.2:1", "s");
+    cb.auth_accept = "tls_anon,hmac_sha3_512";
+    sides_start(&a, &ca, &b, &cb);
+    assert_int_equal(feed_hello(&b, &a), 1);
+    assert_int_equal(feed(&b, "tls_anon;;cbor"), AEMP_EPROTO);
+    assert_string_equal(b.hs.error, "peer authenticates with tls_anon, which "
+                                    "we cannot check: needs TLS, which is not "
+                                    "implemented yet");
+    sides_free(&a, &b);
+}
+
+/* A peer sending a method we list but cannot compute: refused as such,
+ * not as a wrong secret. */
+static void peer_sends_uncomputable(void **state)
+{
+    aemp__hs_conf_t ca = conf_of("10.0.0.1:1", "s"),
+                    cb = conf_of("10.0.0.2:1", "s");
+    cb.auth_accept = "hmac_md6_64_256,hmac_sha3_512";
+    side_t a, b;
+    sides_start(&a, &ca, &b, &cb);
+    assert_int_equal(feed_hello(&b, &a), 1);
+    assert_int_equal(feed(&b, "hmac_md6_64_256;84cd590976f794914c2ca26dac3a20"
+                              "7a57a6798b9171289c114de07cf0c20401;json"),
+                     AEMP_EPROTO);
+    assert_non_null(strstr(b.hs.error, "which we cannot check: needs MD6"));
+    sides_free(&a, &b);
+}
+
+static void expect_list_error(const char *list, const char *needle)
+{
+    char err[ERR_SIZE] = "";
+    assert_int_equal(aemp__auth_check_list(list, err, sizeof err), AEMP_EINVAL);
+    if (!strstr(err, needle))
+        fail_msg("list \"%s\": \"%s\" does not say \"%s\"", list, err, needle);
+}
+
+static void check_list(void **state)
+{
+    char err[ERR_SIZE] = "";
+    const char *good[] = {
+        NULL,        "",        "hmac_sha3_512",           "cleartext",
+        ALL_METHODS, OUR_OFFER, "hmac_md6_64_256,tls_anon"};
+    for (size_t i = 0; i < sizeof good / sizeof *good; i++)
+        assert_int_equal(aemp__auth_check_list(good[i], err, sizeof err), 0);
+    expect_list_error("hmac_sha3_512,hmac_md5",
+                      "unknown authentication method \"hmac_md5\" (known: "
+                      "tls_sha3_512, hmac_sha3_512, tls_md6_64_256, "
+                      "hmac_md6_64_256, tls_anon, cleartext)");
+    expect_list_error("hmac_sha3_512, cleartext",
+                      "unknown authentication method \" cleartext\"");
+    expect_list_error("HMAC_SHA3_512", "\"HMAC_SHA3_512\"");
+    expect_list_error("hmac_sha3_512;json", "unknown");
+    expect_list_error(",hmac_sha3_512", "empty entry");
+    expect_list_error("hmac_sha3_512,,cleartext", "empty entry");
+    expect_list_error("hmac_sha3_512,", "empty entry");
+    expect_list_error(",", "empty entry");
+    /* the message is cut to the buffer, never beyond it */
+    char small[12];
+    memset(small, 'X', sizeof small);
+    assert_int_equal(aemp__auth_check_list("nope", small, 10), AEMP_EINVAL);
+    assert_int_equal(strlen(small), 9);
+    assert_int_equal(small[10], 'X');
+}
+
+/* ---- failing allocations ------------------------------------------------- */
+
+/* One step of a sweep run: a line into hs.  Under a failing allocator it
+ * may fail, but only with AEMP_ENOMEM, leaving the session failed with a
+ * reason and refusing more lines. */
+static int sweep_feed(aemp__hs_t *hs, const char *line, size_t len, char **out,
+                      size_t *outlen)
+{
+    int rc = aemp__hs_line(hs, line, len, out, outlen);
+    if (rc < 0) {
+        assert_int_equal(rc, AEMP_ENOMEM);
+        assert_null(*out);
+        assert_int_equal(hs->state, AEMP__HS_FAILED);
+        assert_non_null(strstr(hs->error, "out of memory"));
+        char *more = NULL;
+        size_t morelen;
+        assert_true(aemp__hs_line(hs, "x", 1, &more, &morelen) < 0);
+        assert_null(more);
+    }
+    return rc;
+}
+
+/* Feeds hello's two lines (greeting, nonce: "L1\nL2\n") into hs; 1 and
+ * the auth line in *auth, or an error. */
+static int sweep_hello(aemp__hs_t *hs, const char *hello, char **auth,
+                       size_t *authlen)
+{
+    const char *lf = strchr(hello, '\n');
+    int rc = sweep_feed(hs, hello, (size_t)(lf - hello), auth, authlen);
+    if (rc < 0)
+        return rc;
+    assert_int_equal(rc, 0);
+    rc = sweep_feed(hs, lf + 1, strlen(lf + 1) - 1, auth, authlen);
+    if (rc >= 0)
+        assert_int_equal(rc, 1);
+    return rc;
+}
+
+static int sweep_b_first; /* which side reads the other's lines first */
+
+/* A complete handshake between two sessions in memory; any allocation may
+ * fail.  The peer lists hmac_md6_64_256 first, so that choosing skips a
+ * method, and accepts cleartext (checked, never sent). */
+static void hs_sweep_run(void)
+{
+    aemp__hs_conf_t ca = conf_of("10.0.0.1:1", "s"),
+                    cb = conf_of("10.0.0.2:1", "s");
+    ca.auth_accept = "hmac_md6_64_256,hmac_sha3_512,cleartext";
+    cb.auth_offer = OUR_OFFER;
+    aemp__hs_t hs[2];
+    char *hello[2] = {NULL, NULL}, *auth[2] = {NULL, NULL};
+    size_t len[2], authlen[2];
+    int ok = aemp__hs_start(&hs[0], &ca, "10.0.0.2:1", &hello[0], &len[0]) == 0;
+    ok = aemp__hs_start(&hs[1], &cb, NULL, &hello[1], &len[1]) == 0 && ok;
+    int first = sweep_b_first, second = !first, rc[2] = {-1, -1};
+    if (ok && (rc[first] = sweep_hello(&hs[first], hello[second], &auth[first],
+                                       &authlen[first])) == 1)
+        rc[second] = sweep_hello(&hs[second], hello[first], &auth[second],
+                                 &authlen[second]);
+    if (rc[0] == 1 && rc[1] == 1) {
+        char *none = NULL;
+        size_t nonelen;
+        rc[first] = sweep_feed(&hs[first], auth[second], authlen[second] - 1,
+                               &none, &nonelen);
+        rc[second] = sweep_feed(&hs[second], auth[first], authlen[first] - 1,
+                                &none, &nonelen);
+    }
+    if (!helper_alloc_failed()) { /* the run that went through */
+        assert_int_equal(rc[0], 2);
+        assert_int_equal(rc[1], 2);
+        assert_string_equal(hs[0].method, "hmac_sha3_512");
+        assert_string_equal(hs[1].method, "hmac_sha3_512");
+    }
+    for (int i = 0; i < 2; i++) {
+        aemp__hs_free(&hs[i]);
+        aemp_free(hello[i]);
+        aemp_free(auth[i]);
+    }
+}
+
+static void handshake_alloc_sweep(void **state)
+{
+    for (sweep_b_first = 0; sweep_b_first < 2; sweep_b_first++) {
+        long runs = helper_alloc_sweep(hs_sweep_run);
+        /* about 25: per side 3 to start, 5 for the peer's greeting, its
+         * nonce, our token's text and line, the peer's token's text */
+        assert_true(runs > 20);
+    }
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -762,6 +1186,15 @@ int main(void)
         cmocka_unit_test(odd_nonce),
         cmocka_unit_test(bad_greeting_in_session),
         cmocka_unit_test(list_has),
+        cmocka_unit_test(auth_table_vectors),
+        cmocka_unit_test(auth_table_rows),
+        cmocka_unit_test(auth_choose_direct),
+        cmocka_unit_test(uncomputable_then_computable),
+        cmocka_unit_test(only_uncomputable),
+        cmocka_unit_test(tls_anon_without_tls),
+        cmocka_unit_test(peer_sends_uncomputable),
+        cmocka_unit_test(check_list),
+        cmocka_unit_test(handshake_alloc_sweep),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -95,4 +95,46 @@ int aemp__json_scan(aemp__scan_t *s, const char *buf, size_t len,
 int aemp__cbor_scan(aemp__scan_t *s, const char *buf, size_t len,
                     const aemp_limits_t *lim, const char **why);
 
+/* ---- the framings: one table (PROTOCOL.md §6) --------------------------- */
+
+/* Everything that differs between JSON and CBOR, so that callers look a
+ * framing up instead of switching on it.  A reader for one is made with
+ * aemp_reader_new(&r, fr->id, limits), which runs fr->scan and
+ * fr->decode. */
+typedef struct aemp__framing {
+    aemp_framing_t id;
+    const char *name; /* in greetings and authentication lines */
+    /* appends one packet; see aemp__json_encode */
+    int (*encode)(aemp__buf_t *b, const char *prefix, size_t prefix_len,
+                  const aemp_msg_t *m);
+    /* decodes one complete packet; see aemp__json_decode_from */
+    int (*decode)(aemp__blocks_t *bc, aemp_msg_t **out, const char *buf,
+                  size_t len, const aemp_limits_t *lim, char *errbuf,
+                  size_t errlen);
+    /* finds where a packet ends; see aemp__json_scan */
+    int (*scan)(aemp__scan_t *s, const char *buf, size_t len,
+                const aemp_limits_t *lim, const char **why);
+    bool scan_stack; /* the scanner needs aemp__scan_t.stack (max_depth) */
+    /* the keepalive packet: the empty array, written as is */
+    const char *keepalive;
+    size_t keepalive_len;
+} aemp__framing_t;
+
+/* Indexed by aemp_framing_t; entries without a name are not framings. */
+#define AEMP__FRAMINGS 3
+extern const aemp__framing_t aemp__framing_table[AEMP__FRAMINGS];
+
+/* The row of f, NULL if f is not a framing.  Inline: the link looks its
+ * framing up for every packet it writes. */
+static inline const aemp__framing_t *aemp__framing(aemp_framing_t f)
+{
+    unsigned i = (unsigned)f;
+    return i < AEMP__FRAMINGS && aemp__framing_table[i].name
+               ? &aemp__framing_table[i]
+               : NULL;
+}
+
+/* The row whose name is the len bytes at name, NULL if none. */
+const aemp__framing_t *aemp__framing_named(const char *name, size_t len);
+
 #endif

@@ -63,22 +63,24 @@ void aemp__limits_resolve(aemp_limits_t *lim)
         lim->max_items = AEMP__MAX_LEN;
 }
 
-typedef struct framing {
-    int (*encode)(aemp__buf_t *, const char *, size_t, const aemp_msg_t *);
-    int (*decode)(aemp__blocks_t *, aemp_msg_t **, const char *, size_t,
-                  const aemp_limits_t *, char *, size_t);
-    int (*scan)(aemp__scan_t *, const char *, size_t, const aemp_limits_t *,
-                const char **);
-} framing_t;
-
-static const framing_t framings[] = {
-    [AEMP_JSON] = {aemp__json_encode, aemp__json_decode_from, aemp__json_scan},
-    [AEMP_CBOR] = {aemp__cbor_encode, aemp__cbor_decode_from, aemp__cbor_scan},
+_Static_assert(AEMP_JSON < AEMP__FRAMINGS && AEMP_CBOR < AEMP__FRAMINGS,
+               "aemp__framing_table is indexed by aemp_framing_t");
+const aemp__framing_t aemp__framing_table[AEMP__FRAMINGS] = {
+    [AEMP_JSON] = {AEMP_JSON, "json", aemp__json_encode, aemp__json_decode_from,
+                   aemp__json_scan, false, "[]", 2},
+    /* CBOR 0x80: the array of no items */
+    [AEMP_CBOR] = {AEMP_CBOR, "cbor", aemp__cbor_encode, aemp__cbor_decode_from,
+                   aemp__cbor_scan, true, "\x80", 1},
 };
 
-static const framing_t *framing_of(aemp_framing_t f)
+const aemp__framing_t *aemp__framing_named(const char *name, size_t len)
 {
-    return f == AEMP_JSON || f == AEMP_CBOR ? &framings[f] : NULL;
+    for (size_t i = 0; i < AEMP__FRAMINGS; i++) {
+        const char *n = aemp__framing_table[i].name;
+        if (n && strlen(n) == len && !memcmp(n, name, len))
+            return &aemp__framing_table[i];
+    }
+    return NULL;
 }
 
 /* ---- one-shot encoding and decoding ------------------------------------ */
@@ -86,7 +88,7 @@ static const framing_t *framing_of(aemp_framing_t f)
 int aemp_msg_encode(const aemp_msg_t *m, aemp_framing_t f, char **buf,
                     size_t *len)
 {
-    const framing_t *fr = framing_of(f);
+    const aemp__framing_t *fr = aemp__framing(f);
     if (!m || !fr || !buf || !len)
         return AEMP_EINVAL;
     aemp__buf_t b = {NULL, 0, 0};
@@ -106,7 +108,7 @@ int aemp_msg_encode(const aemp_msg_t *m, aemp_framing_t f, char **buf,
 int aemp_msg_decode(aemp_msg_t **out, aemp_framing_t f, const void *buf,
                     size_t len)
 {
-    const framing_t *fr = framing_of(f);
+    const aemp__framing_t *fr = aemp__framing(f);
     if (!out || !fr || (!buf && len))
         return AEMP_EINVAL;
     aemp_limits_t lim = {0, 0, 0};
@@ -119,7 +121,7 @@ int aemp_msg_decode(aemp_msg_t **out, aemp_framing_t f, const void *buf,
 /* ---- the reader -------------------------------------------------------- */
 
 struct aemp_reader {
-    const framing_t *fr;
+    const aemp__framing_t *fr;
     aemp_limits_t lim;
     aemp__buf_t in; /* bytes fed and not yet taken, from pos on */
     size_t pos;
@@ -145,7 +147,7 @@ void aemp__reader_set_blocks(aemp_reader_t *r, aemp__blocks_t *bc)
 static int scan_init(aemp__scan_t *s, const aemp_reader_t *r)
 {
     memset(s, 0, sizeof *s);
-    if (r->fr != &framings[AEMP_CBOR])
+    if (!r->fr->scan_stack)
         return 0;
     s->stack = aemp__calloc(r->lim.max_depth, sizeof *s->stack);
     return s->stack ? 0 : AEMP_ENOMEM;
@@ -179,7 +181,7 @@ void aemp_reader_free(aemp_reader_t *r)
 int aemp_reader_new(aemp_reader_t **out, aemp_framing_t f,
                     const aemp_limits_t *limits)
 {
-    const framing_t *fr = framing_of(f);
+    const aemp__framing_t *fr = aemp__framing(f);
     if (!out || !fr)
         return AEMP_EINVAL;
     aemp_reader_t *r = aemp__calloc(1, sizeof *r);

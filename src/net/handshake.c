@@ -1,6 +1,9 @@
-/* The handshake: greeting and nonce lines, method and framing choice,
- * authentication tokens.  See handshake.h. */
+/* The handshake: greeting and nonce lines, method and framing choice and
+ * the check of the peer's token.  The methods themselves are the table in
+ * auth.c, the framings the one in codec.h.  See handshake.h. */
 #include "handshake.h"
+
+#include "codec.h"
 
 #include <openssl/crypto.h>
 #include <openssl/evp.h>
@@ -16,38 +19,6 @@ static void hs_fail(aemp__hs_t *hs, const char *fmt, ...)
     vsnprintf(hs->error, sizeof hs->error, fmt, ap);
     va_end(ap);
     hs->state = AEMP__HS_FAILED;
-}
-
-bool aemp__list_has(const char *list, const char *item, size_t itemlen)
-{
-    for (const char *p = list; p && *p;) {
-        const char *e = strchr(p, ',');
-        size_t len = e ? (size_t)(e - p) : strlen(p);
-        if (len == itemlen && memcmp(p, item, len) == 0)
-            return true;
-        p = e ? e + 1 : NULL;
-    }
-    return false;
-}
-
-/* The first element of `theirs` that is also in `ours` (and passes
- * `usable`), copied into out.  false if none. */
-static bool list_pick(const char *theirs, const char *ours,
-                      bool (*usable)(const char *, size_t, const void *),
-                      const void *ctx, char *out, size_t outlen)
-{
-    for (const char *p = theirs; p && *p;) {
-        const char *e = strchr(p, ',');
-        size_t len = e ? (size_t)(e - p) : strlen(p);
-        if (len < outlen && aemp__list_has(ours, p, len) &&
-            (!usable || usable(p, len, ctx))) {
-            memcpy(out, p, len);
-            out[len] = 0;
-            return true;
-        }
-        p = e ? e + 1 : NULL;
-    }
-    return false;
 }
 
 /* ---- greeting ------------------------------------------------------------ */
@@ -138,86 +109,77 @@ int aemp__greeting_parse(const char *line, size_t len, aemp__greeting_t *g,
     return rc;
 }
 
-/* ---- tokens -------------------------------------------------------------- */
-
-static void to_hex(const unsigned char *d, size_t n, char *hex)
-{
-    static const char digits[] = "0123456789abcdef";
-    for (size_t i = 0; i < n; i++) {
-        hex[2 * i] = digits[d[i] >> 4];
-        hex[2 * i + 1] = digits[d[i] & 15];
-    }
-    hex[2 * n] = 0;
-}
-
-int aemp__auth_token(const char *method, const char *secret, const char *a,
-                     const char *b, const char *c, const char *d, char *hex,
-                     size_t hexlen)
-{
-    if (strcmp(method, "hmac_sha3_512") != 0 || !secret || hexlen < 129)
-        return AEMP_EINVAL;
-    char *text = aemp__asprintf("%s\n%s\n%s\n%s\n", a, b, c, d);
-    if (!text)
-        return AEMP_ENOMEM;
-    unsigned char mac[64];
-    size_t maclen = 0;
-    const unsigned char *mac_ok =
-        EVP_Q_mac(NULL, "HMAC", NULL, "SHA3-512", NULL, secret, strlen(secret),
-                  (const unsigned char *)text, strlen(text), mac, sizeof mac,
-                  &maclen);
-    OPENSSL_cleanse(text, strlen(text));
-    aemp__free(text);
-    if (!mac_ok || maclen != sizeof mac)
-        return AEMP_ESYS;
-    to_hex(mac, maclen, hex);
-    return 0;
-}
-
-/* ---- the session ----------------------------------------------------------- */
+/* ---- the session --------------------------------------------------------- */
 
 int aemp__hs_start(aemp__hs_t *hs, const aemp__hs_conf_t *conf,
                    const char *peeraddr, char **out, size_t *outlen)
 {
     memset(hs, 0, sizeof *hs);
     hs->conf = conf;
+    *out = NULL;
     unsigned char nonce[AEMP__NONCE_BYTES];
     char b64[4 * AEMP__NONCE_BYTES / 3 + 1];
     int rc = aemp__random(nonce, sizeof nonce);
-    if (rc < 0)
+    if (rc < 0) {
+        hs_fail(hs, "no random bytes for the nonce");
         return rc;
+    }
     EVP_EncodeBlock((unsigned char *)b64, nonce, sizeof nonce);
     char tmo[32] = "";
     if (conf->timeout)
         snprintf(tmo, sizeof tmo, ";timeout=%u", conf->timeout);
-    hs->l1 = aemp__asprintf("aemp;%d;%s;%s;%s;provider=aemp-c-%s%s%s%s",
-                            AEMP__PROTOCOL_VERSION, conf->node_id,
-                            conf->auth_accept, conf->framings,
-                            AEMP_VERSION_STRING, peeraddr ? ";peeraddr=" : "",
-                            peeraddr ? peeraddr : "", tmo);
+    hs->l1 = aemp__asprintf(
+        "aemp;%d;%s;%s;%s;provider=aemp-c-%s%s%s%s", AEMP__PROTOCOL_VERSION,
+        conf->node_id, conf->auth_accept, conf->framings, AEMP_VERSION_STRING,
+        peeraddr ? ";peeraddr=" : "", peeraddr ? peeraddr : "", tmo);
     hs->l2 = aemp__strdup(b64);
     *out = hs->l1 && hs->l2 ? aemp__asprintf("%s\n%s\n", hs->l1, hs->l2) : NULL;
-    if (!*out)
+    if (!*out) {
+        hs_fail(hs, "out of memory");
         return AEMP_ENOMEM;
+    }
     *outlen = strlen(*out);
     return 0;
 }
 
-static bool offer_usable(const char *m, size_t len, const void *ctx)
+/* What this side has to authenticate the link with. */
+static aemp__auth_have_t hs_have(const aemp__hs_t *hs)
 {
-    const aemp__hs_t *hs = ctx;
-    /* TLS methods need TLS (a later milestone); cleartext is never sent */
-    if (len >= 4 && !memcmp(m, "tls_", 4))
-        return false;
-    if (len == 9 && !memcmp(m, "cleartext", 9))
-        return false;
-    return hs->conf->secret != NULL;
+    /* no TLS layer yet (PROTOCOL.md §4): every link is plain TCP */
+    return (aemp__auth_have_t){hs->conf->secret, false};
 }
 
-static aemp_framing_t framing_of(const char *name)
+/* The framing we send: the first of the peer's list that we can write
+ * (whatever we accept ourselves), NULL if none. */
+static const aemp__framing_t *pick_framing(const char *theirs)
 {
-    return !strcmp(name, "cbor") ? AEMP_CBOR
-           : !strcmp(name, "json") ? AEMP_JSON
-                                   : 0;
+    const char *p = theirs, *name;
+    size_t len;
+    while (aemp__list_next(&p, &name, &len)) {
+        const aemp__framing_t *fr = aemp__framing_named(name, len);
+        if (fr)
+            return fr;
+    }
+    return NULL;
+}
+
+/* Our authentication line for method m and framing fr into *out. */
+static int auth_line(aemp__hs_t *hs, const aemp__auth_method_t *m,
+                     const aemp__framing_t *fr, char **out, size_t *outlen)
+{
+    char token[AEMP__AUTH_TOKEN_MAX];
+    int rc = aemp__auth_token(m->name, hs->conf->secret, hs->l1, hs->l2, hs->r1,
+                              hs->r2, token, sizeof token);
+    if (rc == 0 &&
+        !(*out = aemp__asprintf("%s;%s;%s\n", m->name, token, fr->name)))
+        rc = AEMP_ENOMEM;
+    if (rc < 0) {
+        hs_fail(hs, "cannot compute the %s token: %s", m->name,
+                aemp_strerror(rc));
+        return rc;
+    }
+    *outlen = strlen(*out);
+    return 0;
 }
 
 /* Both greeting lines are in: check them and produce our auth line. */
@@ -231,65 +193,77 @@ static int hs_respond(aemp__hs_t *hs, char **out, size_t *outlen)
         hs_fail(hs, "refusing to talk to myself");
         return AEMP_EPROTO;
     }
-    if (!hs->conf->secret) {
+    aemp__auth_have_t have = hs_have(hs);
+    if (!have.secret && !have.tls) { /* what every method needs one of */
         hs_fail(hs, "unable to handshake TLS and no shared secret configured");
         return AEMP_EPROTO;
     }
-    char framing[16];
-    if (!list_pick(hs->peer.auth, hs->conf->auth_offer, offer_usable, hs,
-                   hs->method, sizeof hs->method)) {
-        hs_fail(hs, "no common authentication method (they accept: %.80s)",
-                hs->peer.auth);
+    const aemp__auth_method_t *m =
+        aemp__auth_choose(hs->peer.auth, hs->conf->auth_offer, &have, hs->error,
+                          sizeof hs->error);
+    if (!m) {
+        hs->state = AEMP__HS_FAILED;
         return AEMP_EPROTO;
     }
-    if (!list_pick(hs->peer.framings, "cbor,json", NULL, NULL, framing,
-                   sizeof framing)) {
+    const aemp__framing_t *fr = pick_framing(hs->peer.framings);
+    if (!fr) {
         hs_fail(hs, "no common framing (they accept: %.80s)",
                 hs->peer.framings);
         return AEMP_EPROTO;
     }
-    hs->send_framing = framing_of(framing);
-    char token[129];
-    int rc = aemp__auth_token(hs->method, hs->conf->secret, hs->l1, hs->l2,
-                              hs->r1, hs->r2, token, sizeof token);
-    if (rc == 0 && !(*out = aemp__asprintf("%s;%s;%s\n", hs->method, token,
-                                           framing)))
-        rc = AEMP_ENOMEM;
-    if (rc < 0) {
-        hs_fail(hs, "cannot compute authentication token: %s",
-                aemp_strerror(rc));
+    int rc = auth_line(hs, m, fr, out, outlen);
+    if (rc < 0)
         return rc;
-    }
-    *outlen = strlen(*out);
+    snprintf(hs->method, sizeof hs->method, "%s", m->name);
+    hs->send_framing = fr->id;
     hs->state = AEMP__HS_AUTH;
     return 1;
 }
 
-/* Compares the peer's token with the one we expect, in constant time. */
-static bool token_matches(aemp__hs_t *hs, const char *method, const char *tok,
-                          size_t toklen)
+/* Compares the peer's token for method m with the one we expect, in
+ * constant time: 1 if it matches, 0 if not, or a negative error. */
+static int token_check(const aemp__hs_t *hs, const aemp__auth_method_t *m,
+                       const char *tok, size_t toklen)
 {
-    char want[129];
-    if (!strcmp(method, "cleartext")) {
-        const char *s = hs->conf->secret;
-        size_t n = strlen(s);
-        if (toklen != 2 * n || 2 * n >= sizeof want)
-            return false;
-        to_hex((const unsigned char *)s, n, want);
-    } else if (aemp__auth_token(method, hs->conf->secret, hs->r1, hs->r2,
-                                hs->l1, hs->l2, want, sizeof want) < 0 ||
-               toklen != strlen(want)) {
-        return false;
+    char want[AEMP__AUTH_TOKEN_MAX];
+    int rc = aemp__auth_token(m->name, hs->conf->secret, hs->r1, hs->r2, hs->l1,
+                              hs->l2, want, sizeof want);
+    if (rc == AEMP_EINVAL)
+        return 0; /* too long for any line (a huge cleartext secret) */
+    if (rc < 0)
+        return rc;
+    size_t n = strlen(want);
+    rc = toklen == n && CRYPTO_memcmp(want, tok, n) == 0;
+    OPENSSL_cleanse(want, n); /* cleartext's is the secret */
+    return rc;
+}
+
+/* The method of the peer's auth line: one we accept and can check. */
+static const aemp__auth_method_t *peer_method(aemp__hs_t *hs,
+                                              const char *method, size_t len)
+{
+    const aemp__auth_method_t *m = aemp__auth_find(method, len);
+    if (!m || !aemp__list_has(hs->conf->auth_accept, method, len)) {
+        hs_fail(hs, "peer authenticates with \"%s\", which we do not accept",
+                method);
+        return NULL;
     }
-    return CRYPTO_memcmp(want, tok, toklen) == 0;
+    aemp__auth_have_t have = hs_have(hs);
+    const char *why = aemp__auth_unusable(m, &have);
+    if (why) {
+        hs_fail(hs, "peer authenticates with %s, which we cannot check: %s",
+                m->name, why);
+        return NULL;
+    }
+    return m;
 }
 
 /* The peer's "<method>;<token>;<framing>" line. */
 static int hs_verify(aemp__hs_t *hs, const char *line, size_t len)
 {
     const char *s1 = memchr(line, ';', len);
-    const char *s2 = s1 ? memchr(s1 + 1, ';', (size_t)(line + len - s1 - 1))
-                        : NULL;
+    const char *s2 =
+        s1 ? memchr(s1 + 1, ';', (size_t)(line + len - s1 - 1)) : NULL;
     char method[32], framing[16];
     size_t mlen = s1 ? (size_t)(s1 - line) : 0;
     size_t flen = s2 ? (size_t)(line + len - s2 - 1) : 0;
@@ -301,46 +275,60 @@ static int hs_verify(aemp__hs_t *hs, const char *line, size_t len)
     method[mlen] = 0;
     memcpy(framing, s2 + 1, flen);
     framing[flen] = 0;
-    if (!aemp__list_has(hs->conf->auth_accept, method, mlen) ||
-        !hs->conf->secret ||
-        !token_matches(hs, method, s1 + 1, (size_t)(s2 - s1 - 1))) {
-        hs_fail(hs, "authentication failure/shared secret mismatch");
+    const aemp__auth_method_t *m = peer_method(hs, method, mlen);
+    if (!m)
         return AEMP_EPROTO;
+    int rc = token_check(hs, m, s1 + 1, (size_t)(s2 - s1 - 1));
+    if (rc <= 0) {
+        if (rc < 0)
+            hs_fail(hs, "cannot check the %s token: %s", m->name,
+                    aemp_strerror(rc));
+        else
+            hs_fail(hs, "authentication failure/shared secret mismatch");
+        return rc < 0 ? rc : AEMP_EPROTO;
     }
-    if (!aemp__list_has(hs->conf->framings, framing, flen) ||
-        !framing_of(framing)) {
+    const aemp__framing_t *fr = aemp__framing_named(framing, flen);
+    if (!fr || !aemp__list_has(hs->conf->framings, framing, flen)) {
         hs_fail(hs, "peer wants to send framing \"%s\" that we do not accept",
                 framing);
         return AEMP_EPROTO;
     }
-    hs->recv_framing = framing_of(framing);
+    hs->recv_framing = fr->id;
     hs->state = AEMP__HS_DONE;
     return 2;
+}
+
+/* The peer's greeting line. */
+static int hs_greeting(aemp__hs_t *hs, const char *line, size_t len)
+{
+    int rc =
+        aemp__greeting_parse(line, len, &hs->peer, hs->error, sizeof hs->error);
+    if (rc == 0 && !(hs->r1 = aemp__strndup(line, len))) {
+        hs_fail(hs, "out of memory");
+        rc = AEMP_ENOMEM;
+    }
+    hs->state = rc < 0 ? AEMP__HS_FAILED : AEMP__HS_NONCE;
+    return rc;
 }
 
 int aemp__hs_line(aemp__hs_t *hs, const char *line, size_t len, char **out,
                   size_t *outlen)
 {
+    *out = NULL;
     if (len && line[len - 1] == '\r')
         len--;
     switch (hs->state) {
-    case AEMP__HS_GREETING:
-        if (aemp__greeting_parse(line, len, &hs->peer, hs->error,
-                                 sizeof hs->error) < 0) {
-            hs->state = AEMP__HS_FAILED;
-            return AEMP_EPROTO;
-        }
-        if (!(hs->r1 = aemp__strndup(line, len)))
-            return AEMP_ENOMEM;
-        hs->state = AEMP__HS_NONCE;
-        return 0;
+    case AEMP__HS_GREETING: return hs_greeting(hs, line, len);
     case AEMP__HS_NONCE:
-        if (!(hs->r2 = aemp__strndup(line, len)))
+        if (!(hs->r2 = aemp__strndup(line, len))) {
+            hs_fail(hs, "out of memory");
             return AEMP_ENOMEM;
+        }
         return hs_respond(hs, out, outlen);
-    case AEMP__HS_AUTH:
-        return hs_verify(hs, line, len);
+    case AEMP__HS_AUTH: return hs_verify(hs, line, len);
     default:
+        if (!hs->error[0])
+            snprintf(hs->error, sizeof hs->error, "handshake already over");
         return AEMP_EPROTO;
     }
 }

@@ -4,7 +4,7 @@
 #ifndef AEMP_HANDSHAKE_H
 #define AEMP_HANDSHAKE_H
 
-#include "internal.h"
+#include "auth.h" /* the methods, their tokens, comma lists */
 
 #define AEMP__PROTOCOL_VERSION 1
 #define AEMP__MAX_LINE 4096 /* bytes per line before authentication */
@@ -13,7 +13,7 @@
 /* What this side offers and accepts. */
 typedef struct aemp__hs_conf {
     const char *node_id;
-    const char *secret; /* NULL: none */
+    const char *secret;      /* NULL: none */
     const char *auth_accept; /* comma list, our preference order */
     const char *auth_offer;  /* comma list of methods we may send */
     const char *framings;    /* comma list we accept, preferred first */
@@ -31,46 +31,46 @@ typedef struct aemp__greeting {
     bool tls;
 } aemp__greeting_t;
 
-enum aemp__hs_state { AEMP__HS_GREETING, AEMP__HS_NONCE, AEMP__HS_AUTH,
-                      AEMP__HS_DONE, AEMP__HS_FAILED };
+enum aemp__hs_state {
+    AEMP__HS_GREETING,
+    AEMP__HS_NONCE,
+    AEMP__HS_AUTH,
+    AEMP__HS_DONE,
+    AEMP__HS_FAILED
+};
 
 typedef struct aemp__hs {
     const aemp__hs_conf_t *conf;
     int state;
     char *l1, *l2, *r1, *r2; /* our and the peer's greeting and nonce */
     aemp__greeting_t peer;
-    char method[32];
-    aemp_framing_t send_framing; /* what we write */
+    char method[32];             /* the one we send (aemp__auth_find) */
+    aemp_framing_t send_framing; /* what we write (aemp__framing) */
     aemp_framing_t recv_framing; /* what the peer writes */
-    char error[160];
+    char error[320];             /* why it failed: room for both sides'
+                                    method lists */
 } aemp__hs_t;
 
 /* Builds our greeting and nonce lines into *out (malloc'd, both lines
  * LF-terminated).  peeraddr: the peer's address as we see it (may be
- * NULL).  0, AEMP_ENOMEM or AEMP_ESYS (no randomness). */
+ * NULL).  0, AEMP_ENOMEM or AEMP_ESYS (no randomness); aemp__hs_free()
+ * afterwards in either case. */
 int aemp__hs_start(aemp__hs_t *hs, const aemp__hs_conf_t *conf,
                    const char *peeraddr, char **out, size_t *outlen);
 /* Feeds one line from the peer (without its line end).  Returns 0 when
  * more lines are needed, 1 when *out holds a line to send (our
  * authentication line; malloc'd, LF-terminated), 2 when the handshake is
- * complete, or a negative error with hs->error saying why. */
+ * complete, or a negative error (AEMP_EPROTO, AEMP_ENOMEM, AEMP_ESYS) with
+ * hs->error saying why.  After an error the session is AEMP__HS_FAILED
+ * and refuses every further line.  *out is NULL unless 1. */
 int aemp__hs_line(aemp__hs_t *hs, const char *line, size_t len, char **out,
                   size_t *outlen);
 void aemp__hs_free(aemp__hs_t *hs);
 
-/* Parses a greeting line.  0, or AEMP_EPROTO with err filled. */
+/* Parses a greeting line.  0, or AEMP_EPROTO / AEMP_ENOMEM with err
+ * filled and nothing left in *g. */
 int aemp__greeting_parse(const char *line, size_t len, aemp__greeting_t *g,
                          char *err, size_t errlen);
 void aemp__greeting_free(aemp__greeting_t *g);
-
-/* The token `method` would send over G(a,b,c,d), as lowercase hex into
- * hex (at least 129 bytes).  AEMP_EINVAL for an unknown method or one
- * that needs a secret we do not have. */
-int aemp__auth_token(const char *method, const char *secret, const char *a,
-                     const char *b, const char *c, const char *d, char *hex,
-                     size_t hexlen);
-
-/* true if `item` is an element of the comma-separated list. */
-bool aemp__list_has(const char *list, const char *item, size_t itemlen);
 
 #endif

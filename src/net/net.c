@@ -98,6 +98,12 @@ int aemp_node_configure(aemp_node_t *n, const aemp_netconf_t *conf)
         return AEMP_EINVAL;
     if (n->net && n->net->active)
         return AEMP_EBUSY;
+    char why[256];
+    if (aemp__auth_check_list(conf->auth_accept, why, sizeof why) < 0 ||
+        aemp__auth_check_list(conf->auth_offer, why, sizeof why) < 0) {
+        aemp__log(n, AEMP_LOG_ERROR, "aemp_node_configure: %s", why);
+        return AEMP_EINVAL;
+    }
     aemp__net_t *net = n->net;
     bool fresh = !net;
     if (fresh && !(net = aemp__calloc(1, sizeof *net)))
