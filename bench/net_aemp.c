@@ -9,7 +9,20 @@
  *       [hello, reply-port, count, mode] starts a run: mode 0 counts and
  *       sends [done, receiver-CPU-seconds] after `count` messages, mode 1
  *       answers every message (ping-pong), mode 2 stops this process
- *       (SIGSTOP) at the first message: a receiver that reads nothing more.
+ *       (SIGSTOP) at the first message: a receiver that reads nothing more,
+ *       mode 3 is the unpaced flood (below): it counts, samples its count
+ *       against CLOCK_MONOTONIC every 1024 messages, with count N > 0
+ *       also sends itself a local ["mark"] every N messages (what a real
+ *       receiver does when its callback forwards or posts work locally:
+ *       it puts an item in the node's dispatch queue, and while anything
+ *       is queued, arriving packets queue behind it instead of being
+ *       delivered straight from the read callback), and on
+ *       [end, sent, t0, t1] (which comes behind the last message) answers
+ *       [fdone, receiver-CPU-s, VmHWM-kB, VmRSS-kB-at-hello, VmRSS-kB,
+ *       delivered-by-t1, delivered, time-of-last-delivery, curve], curve
+ *       the delivery rate in each tenth of the window (M/s, text); then it
+ *       ends itself when the sender's link goes down (so that a profiler
+ *       wrapped around it gets to write its data).
  *   net_aemp send PORTID FRAMING COUNT WINDOW
  *       floods COUNT messages ["tag", 12345, "sixteen-byte-str"], pacing
  *       itself: whenever aemp_backlog() exceeds WINDOW bytes it waits for
@@ -17,6 +30,16 @@
  *       "result <wall-s> <sender-CPU-s> <receiver-CPU-s>".
  *   net_aemp ping PORTID FRAMING COUNT
  *       COUNT round trips of the same message; prints "result <wall-s> ...".
+ *   net_aemp flood PORTID FRAMING SECONDS LIMIT POST
+ *       the unpaced flood: sends for SECONDS without waiting for anything
+ *       from the receiver, keeping only under the library's max_backlog
+ *       (where the link would be dropped by design): a batch whenever
+ *       aemp_backlog() < LIMIT bytes, otherwise a 1 ms timer (a "yield").
+ *       POST is the receiver's N (above; 0: it only counts).
+ *       Then [end, ...] and, on [fdone, ...], prints
+ *       "flood <window-s> <sender-CPU-s> <sent> <yields> <downs>
+ *       <receiver-CPU-s> <VmHWM-kB> <VmRSS0-kB> <VmRSS-kB> <by-t1>
+ *       <delivered> <last-delivery-after-t0-s> <curve>".
  *   net_aemp stall PORTID FRAMING SECONDS WINDOW MAX_BACKLOG
  *       floods a receiver that stopped reading for SECONDS, then prints
  *       "mem <VmHWM-kB> <VmRSS-kB> <sent> <backlog> <downs> <reason>".
@@ -27,6 +50,7 @@
 #include <aemp.h>
 
 #include <signal.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -65,7 +89,31 @@ static aemp_node_t *net_node(const char *framing, size_t max_backlog)
     return n;
 }
 
+/* A field of /proc/self/status in kB (VmHWM, VmRSS); -1 if not there. */
+static long status_kb(const char *field)
+{
+    char line[256];
+    long kb = -1;
+    size_t len = strlen(field);
+    FILE *f = fopen("/proc/self/status", "r");
+    while (f && fgets(line, sizeof line, f))
+        if (strncmp(line, field, len) == 0 && line[len] == ':')
+            kb = strtol(line + len + 1, NULL, 10);
+    if (f)
+        fclose(f);
+    return kb;
+}
+
 /* ---- receiver -------------------------------------------------------------- */
+
+/* The unpaced flood's count samples: (CLOCK_MONOTONIC, delivered so far). */
+#define SAMPLE_EVERY 1024
+#define CURVE 10
+
+struct sample {
+    double t;
+    int64_t got;
+};
 
 struct recv {
     aemp_node_t *node;
@@ -73,7 +121,51 @@ struct recv {
     int64_t want, got;
     int mode;
     double cpu0;
+    /* mode 3 */
+    const char *self;
+    int64_t post, marks;
+    struct sample *samples;
+    size_t nsamples, cap;
+    long rss0;
+    int finished;
 };
+
+static void sample(struct recv *r)
+{
+    if (r->nsamples == r->cap) {
+        size_t cap = r->cap ? 2 * r->cap : 4096;
+        struct sample *s = realloc(r->samples, cap * sizeof *s);
+        if (!s) {
+            fprintf(stderr, "net_aemp: out of memory for samples\n");
+            exit(2);
+        }
+        r->samples = s;
+        r->cap = cap;
+    }
+    r->samples[r->nsamples++] =
+        (struct sample){clock_s(CLOCK_MONOTONIC), r->got};
+}
+
+/* Messages delivered by time t (linear between the samples around it). */
+static double delivered_by(const struct recv *r, double t)
+{
+    const struct sample *s = r->samples;
+    size_t n = r->nsamples;
+    if (!n || t < s[0].t)
+        return 0;
+    size_t lo = 0, hi = n; /* the last sample at or before t: lo */
+    while (hi - lo > 1) {
+        size_t mid = (lo + hi) / 2;
+        if (s[mid].t <= t)
+            lo = mid;
+        else
+            hi = mid;
+    }
+    if (lo + 1 == n || s[lo + 1].t <= s[lo].t)
+        return (double)s[lo].got;
+    double f = (t - s[lo].t) / (s[lo + 1].t - s[lo].t);
+    return (double)s[lo].got + f * (double)(s[lo + 1].got - s[lo].got);
+}
 
 static int recv_hello(aemp_ctx_t *ctx, const aemp_msg_t *msg, void *user)
 {
@@ -89,6 +181,11 @@ static int recv_hello(aemp_ctx_t *ctx, const aemp_msg_t *msg, void *user)
     r->want = want;
     r->mode = mode;
     r->got = 0;
+    r->nsamples = 0;
+    r->finished = 0;
+    r->post = mode == 3 ? want : 0;
+    r->marks = 0;
+    r->rss0 = status_kb("VmRSS");
     r->cpu0 = clock_s(CLOCK_PROCESS_CPUTIME_ID);
     return aemp_snd(r->node, r->reply, "s", "ready");
 }
@@ -98,6 +195,13 @@ static int recv_tag(aemp_ctx_t *ctx, const aemp_msg_t *msg, void *user)
     struct recv *r = user;
     (void)ctx, (void)msg;
     r->got++;
+    if (r->mode == 3) {
+        if (r->got % SAMPLE_EVERY == 1)
+            sample(r);
+        if (r->post && r->got % r->post == 0)
+            return aemp_snd(r->node, r->self, "s", "mark");
+        return 0;
+    }
     if (r->mode == 1)
         return aemp_snd(r->node, r->reply, "sis", "tag", INT_VAL, TEXT);
     if (r->mode == 2 && r->got == 1)
@@ -112,6 +216,56 @@ static int recv_tag(aemp_ctx_t *ctx, const aemp_msg_t *msg, void *user)
                     clock_s(CLOCK_PROCESS_CPUTIME_ID) - r->cpu0, ok);
 }
 
+static int recv_mark(aemp_ctx_t *ctx, const aemp_msg_t *msg, void *user)
+{
+    struct recv *r = user;
+    (void)ctx, (void)msg;
+    r->marks++;
+    return 0;
+}
+
+/* [end, sent, t0, t1]: the unpaced flood's last message. */
+static int recv_end(aemp_ctx_t *ctx, const aemp_msg_t *msg, void *user)
+{
+    struct recv *r = user;
+    int64_t sent;
+    double t0, t1;
+    (void)ctx;
+    int rc = aemp_msg_unpack(msg, "Idd", &sent, &t0, &t1);
+    if (rc < 0)
+        return rc;
+    sample(r); /* the last delivery: now */
+    double last = r->samples[r->nsamples - 1].t;
+    double rcpu = clock_s(CLOCK_PROCESS_CPUTIME_ID) - r->cpu0;
+    char curve[CURVE * 16] = "", *p = curve;
+    for (int i = 0; i < CURVE; i++) {
+        double a = t0 + (t1 - t0) * i / CURVE, b = t0 + (t1 - t0) * (i + 1) / CURVE;
+        double rate = (delivered_by(r, b) - delivered_by(r, a)) / (b - a) / 1e6;
+        p += snprintf(p, sizeof curve - (size_t)(p - curve), "%s%.3f",
+                      i ? "," : "", rate);
+    }
+    /* (the marks posted by the last deliveries may still be queued: the
+     * [end] packet was queued when it was read) */
+    if (sent != r->got)
+        fprintf(stderr, "net_aemp: flood: %lld sent, %lld delivered\n",
+                (long long)sent, (long long)r->got);
+    r->finished = 1;
+    return aemp_snd(r->node, r->reply, "sdIIIdIds", "fdone", rcpu,
+                    (int64_t)status_kb("VmHWM"), (int64_t)r->rss0,
+                    (int64_t)status_kb("VmRSS"), delivered_by(r, t1),
+                    r->got, last - t0, curve);
+}
+
+/* After the unpaced flood the receiver ends when the sender goes. */
+static void recv_node(aemp_node_t *n, const char *id, int up,
+                      const aemp_msg_t *reason, void *user)
+{
+    struct recv *r = user;
+    (void)id, (void)reason;
+    if (!up && r->mode == 3)
+        aemp_stop(n);
+}
+
 static int run_recv(const char *port, const char *framing)
 {
     struct recv r = {.node = net_node(framing, 0)};
@@ -122,9 +276,14 @@ static int run_recv(const char *port, const char *framing)
     CHECK(aemp_port(r.node, NULL, NULL, &id));
     CHECK(aemp_rcv_tag(r.node, id, "hello", recv_hello, &r));
     CHECK(aemp_rcv_tag(r.node, id, "tag", recv_tag, &r));
+    CHECK(aemp_rcv_tag(r.node, id, "end", recv_end, &r));
+    CHECK(aemp_rcv_tag(r.node, id, "mark", recv_mark, &r));
+    r.self = id;
+    CHECK(aemp_mon_nodes(r.node, recv_node, &r, NULL));
     printf("port %s\n", id);
     fflush(stdout);
     CHECK(aemp_run(r.node));
+    free(r.samples);
     return 0;
 }
 
@@ -138,10 +297,18 @@ struct send {
     size_t window;
     double t0, cpu0, wall, cpu, rcpu;
     int mode, ok;
-    /* stall mode */
+    /* stall and flood modes */
     double seconds;
     int downs;
     char reason[200];
+    /* flood mode */
+    size_t limit;
+    double t1;
+    int64_t yields;
+    int ended;
+    double f_rcpu, f_by_t1, f_last;
+    int64_t f_hwm, f_rss0, f_rss, f_got;
+    char curve[200];
 };
 
 static int send_batch(struct send *s)
@@ -164,20 +331,24 @@ static void on_flushed(aemp_node_t *n, int status, void *user)
 }
 
 static int stall_more(aemp_ctx_t *ctx, void *user);
+static int flood_more(struct send *s);
 
 /* One batch, then either straight on or, above WINDOW bytes of backlog,
  * after the link has written what is queued: the sender's memory stays
  * ~WINDOW.  Straight on is a message to itself, except against a stopped
  * receiver (mode 2), where it is a 1 ms timer with 10 batches per tick
  * (up to 10 M messages/s).  Why not a message: the node dispatches up to
- * 65536 queued items before the loop polls again, so a producer that
- * re-arms itself by message runs 65 M sends before any I/O or timer.  Why
+ * its dispatch budget of queued items before the loop polls again (65536
+ * when this was written, 4096 since), so a producer that re-arms itself by
+ * message runs millions of sends before any I/O or timer.  Why
  * not a 0 s timer: libuv 1.44 runs a timer started from a timer callback
  * with timeout 0 in the same pass, forever (see RESULTS.md). */
 static int send_more(aemp_ctx_t *ctx, const aemp_msg_t *msg, void *user)
 {
     struct send *s = user;
     (void)ctx, (void)msg;
+    if (s->mode == 3)
+        return flood_more(s);
     for (int i = 0; i < (s->mode == 2 ? 10 : 1); i++)
         send_batch(s);
     if (s->sent == s->total)
@@ -192,6 +363,35 @@ static int send_more(aemp_ctx_t *ctx, const aemp_msg_t *msg, void *user)
 static int stall_more(aemp_ctx_t *ctx, void *user)
 {
     return send_more(ctx, NULL, user);
+}
+
+static int flood_yield(aemp_ctx_t *ctx, void *user)
+{
+    (void)ctx;
+    return flood_more(user);
+}
+
+/* The unpaced flood: a batch whenever the backlog is under the limit,
+ * re-armed by a message to itself (the node runs up to its dispatch budget
+ * of them before the loop polls again; the backlog check stops it first);
+ * above the limit a 1 ms timer lets the loop write.  At the deadline
+ * [end, sent, t0, t1] goes behind the last message. */
+static int flood_more(struct send *s)
+{
+    double now = clock_s(CLOCK_MONOTONIC);
+    if (s->ended)
+        return 0;
+    if (now >= s->t0 + s->seconds) {
+        s->ended = 1;
+        s->t1 = now;
+        return aemp_snd(s->node, s->to, "sIdd", "end", s->sent, s->t0, now);
+    }
+    if (aemp_backlog(s->node, s->to_node) >= s->limit) {
+        s->yields++;
+        return aemp_after_call(s->node, 0.001, s->self, flood_yield, s);
+    }
+    send_batch(s);
+    return aemp_snd(s->node, s->self, "s", "more");
 }
 
 static void finish(struct send *s)
@@ -214,6 +414,21 @@ static int send_ready(aemp_ctx_t *ctx, const aemp_msg_t *msg, void *user)
     if (s->mode == 2)
         s->t0 += s->seconds; /* the deadline, checked by stall_tick */
     return aemp_snd(s->node, s->self, "s", "more");
+}
+
+static int send_fdone(aemp_ctx_t *ctx, const aemp_msg_t *msg, void *user)
+{
+    struct send *s = user;
+    const char *curve;
+    (void)ctx;
+    CHECK(aemp_msg_unpack(msg, "dIIIdIds", &s->f_rcpu, &s->f_hwm, &s->f_rss0,
+                          &s->f_rss, &s->f_by_t1, &s->f_got, &s->f_last,
+                          &curve));
+    snprintf(s->curve, sizeof s->curve, "%s", curve);
+    s->ok = s->f_got == s->sent;
+    s->cpu = clock_s(CLOCK_PROCESS_CPUTIME_ID) - s->cpu0;
+    aemp_stop(s->node);
+    return 0;
 }
 
 static int send_done(aemp_ctx_t *ctx, const aemp_msg_t *msg, void *user)
@@ -257,6 +472,7 @@ static struct send *send_new(const char *to, const char *framing,
     CHECK(aemp_rcv_tag(s.node, s.self, "ready", send_ready, &s));
     CHECK(aemp_rcv_tag(s.node, s.self, "done", send_done, &s));
     CHECK(aemp_rcv_tag(s.node, s.self, "tag", send_pong, &s));
+    CHECK(aemp_rcv_tag(s.node, s.self, "fdone", send_fdone, &s));
     CHECK(aemp_snd(s.node, to, "ssIi", "hello", s.self, (int64_t)total, mode));
     return &s;
 }
@@ -279,31 +495,19 @@ static int run_send(int ping, const char *to, const char *framing,
 
 /* ---- sender against a receiver that stopped reading ------------------------ */
 
-static long status_kb(const char *field)
-{
-    char line[256];
-    long kb = -1;
-    size_t len = strlen(field);
-    FILE *f = fopen("/proc/self/status", "r");
-    while (f && fgets(line, sizeof line, f))
-        if (strncmp(line, field, len) == 0 && line[len] == ':')
-            kb = strtol(line + len + 1, NULL, 10);
-    if (f)
-        fclose(f);
-    return kb;
-}
-
 static void on_node(aemp_node_t *n, const char *id, int up,
                     const aemp_msg_t *reason, void *user)
 {
     struct send *s = user;
     const char *text;
-    (void)n, (void)id;
+    (void)id;
     if (up)
         return;
     s->downs++;
     if (aemp_msg_unpack(reason, "--s", &text) == 0)
         snprintf(s->reason, sizeof s->reason, "%s", text);
+    if (s->mode == 3)
+        aemp_stop(n); /* the flood has failed: nothing more to wait for */
 }
 
 /* Every 100 ms: the deadline. */
@@ -338,6 +542,36 @@ static int run_stall(const char *to, const char *framing, double seconds,
     return 0;
 }
 
+/* ---- the unpaced flood ------------------------------------------------------ */
+
+static int run_flood(const char *to, const char *framing, double seconds,
+                     size_t limit, int64_t post)
+{
+    /* the hello's count is the receiver's POST */
+    struct send *s = send_new(to, framing, post, 0, 0, 3);
+    s->total = INT64_MAX / 2; /* the flood ends at the deadline */
+    s->seconds = seconds;
+    s->limit = limit;
+    snprintf(s->reason, sizeof s->reason, "-");
+    CHECK(aemp_mon_nodes(s->node, on_node, s, NULL));
+    CHECK(aemp_run(s->node));
+    if (!s->ended || s->downs) {
+        fprintf(stderr, "net_aemp: flood: the link went down (%s)\n",
+                s->reason);
+        return 1;
+    }
+    if (!s->ok)
+        fprintf(stderr, "net_aemp: flood: %lld sent, %lld delivered\n",
+                (long long)s->sent, (long long)s->f_got);
+    printf("flood %.6f %.6f %lld %lld %d %.6f %lld %lld %lld %.0f %lld %.6f "
+           "%s\n",
+           s->t1 - s->t0, s->cpu, (long long)s->sent, (long long)s->yields,
+           s->downs, s->f_rcpu, (long long)s->f_hwm, (long long)s->f_rss0,
+           (long long)s->f_rss, s->f_by_t1, (long long)s->f_got, s->f_last,
+           s->curve);
+    return s->ok ? 0 : 1;
+}
+
 int main(int argc, char **argv)
 {
     setvbuf(stdout, NULL, _IOLBF, 0);
@@ -348,12 +582,16 @@ int main(int argc, char **argv)
                         (size_t)atoll(argv[5]));
     if (argc == 5 && strcmp(argv[1], "ping") == 0)
         return run_send(1, argv[2], argv[3], atoll(argv[4]), 0);
+    if (argc == 7 && strcmp(argv[1], "flood") == 0)
+        return run_flood(argv[2], argv[3], atof(argv[4]),
+                         (size_t)atoll(argv[5]), atoll(argv[6]));
     if (argc == 7 && strcmp(argv[1], "stall") == 0)
         return run_stall(argv[2], argv[3], atof(argv[4]),
                          (size_t)atoll(argv[5]), (size_t)atoll(argv[6]));
     fprintf(stderr, "usage: net_aemp recv PORT FRAMING\n"
                     "       net_aemp send PORTID FRAMING COUNT WINDOW\n"
                     "       net_aemp ping PORTID FRAMING COUNT\n"
+                    "       net_aemp flood PORTID FRAMING SECONDS LIMIT POST\n"
                     "       net_aemp stall PORTID FRAMING SECONDS WINDOW "
                     "MAX_BACKLOG\n");
     return 2;

@@ -3,7 +3,7 @@
 # bench_local (one node), then bench_net (two nodes in two processes on
 # loopback, beside raw TCP, ZeroMQ and distributed Erlang).
 #
-#   bench/run.sh [--build-dir DIR] [--profile] [--only local|net]
+#   bench/run.sh [--build-dir DIR] [--profile] [--only local|net|unpaced]
 #                [--net "bench_net options"] [-- bench_local options]
 #
 # As root it first installs what the comparisons need (Debian's erlang-nox
@@ -14,7 +14,13 @@
 # `valgrind --tool=callgrind` (instruction counts: repeatable whatever else
 # the machine does) and under `perf record -e cpu-clock` (time; software
 # clock, since hardware counters are not available on every machine), and
-# prints the most expensive functions per message / per port.
+# prints the most expensive functions per message / per port; with bench_net
+# it also profiles the receiving process under the unpaced flood (issue 7:
+# `perf record -e cpu-clock` wrapped around the receiver of one 5 s CBOR
+# flood, through bench_net --receiver-wrap; callgrind would slow the
+# receiver some 50x and so change the very load being profiled).
+# --only unpaced runs just bench_net's unpaced-flood figures (issue 7) and
+# the paced one-way figures they are compared with.
 set -eu
 
 root=$(cd "$(dirname "$0")/.." && pwd)
@@ -29,7 +35,7 @@ while [ $# -gt 0 ]; do
     --only) only=$2; shift 2 ;;
     --net) net_opts=$2; shift 2 ;;
     --) shift; break ;;
-    *) echo "usage: $0 [--build-dir DIR] [--profile] [--only local|net]" \
+    *) echo "usage: $0 [--build-dir DIR] [--profile] [--only local|net|unpaced]" \
             "[--net \"bench_net options\"] [-- bench_local options]" >&2
        exit 2 ;;
     esac
@@ -139,9 +145,38 @@ profile() {
     fi
 }
 
+# The receiver of one unpaced CBOR flood (bench_net's issue-7 figure) under
+# perf: where a flooded receiver's time goes, kernel included (page faults
+# of a growing heap show there).
+profile_flood() {
+    echo
+    echo "== profile of the receiver under an unpaced flood (5 s, CBOR)"
+    if ! command -v perf >/dev/null 2>&1; then
+        echo "perf not installed"
+        return
+    fi
+    out=$build/perf.flood-recv
+    rm -f "$out"
+    # shellcheck disable=SC2086
+    "$build/bench/bench_net" --only unpaced --runs 1 --flood-seconds 5 \
+        --flood-framings cbor $net_opts \
+        --receiver-wrap "perf record -q -e cpu-clock -o $out --" |
+        grep -E '^  run|delivered per' || true
+    if [ ! -s "$out" ]; then
+        echo "perf record not available"
+        return
+    fi
+    echo "receiver, share of time (perf, cpu-clock samples, kernel included):"
+    perf report -i "$out" --stdio --no-children 2>/dev/null |
+        grep -v '^#' | grep -v '^$' | head -n 20
+    echo "receiver, share of time by object:"
+    perf report -i "$out" --stdio --no-children --sort dso 2>/dev/null |
+        grep -v '^#' | grep -v '^$' | head -n 5
+}
+
 machine
 build
-if [ "$only" != net ]; then
+if [ "$only" != net ] && [ "$only" != unpaced ]; then
     echo
     echo "== bench_local"
     "$build/bench/bench_local" "$@"
@@ -150,7 +185,10 @@ fi
 if [ "$only" != local ]; then
     echo
     echo "== bench_net"
+    unpaced=
+    [ "$only" = unpaced ] && unpaced="--only unpaced"
     # shellcheck disable=SC2086
-    "$build/bench/bench_net" $net_opts
+    "$build/bench/bench_net" $unpaced $net_opts
+    [ "$profile" = 1 ] && profile_flood
 fi
 exit 0
