@@ -495,7 +495,7 @@ typedef struct aemp_netconf {
                                 the system's (tests use a local server) */
     /* Receiving: packets read from links wait in the node's queue for their
      * port callbacks.  While it holds max_queued_bytes (default 8 MiB,
-     * counting each packet's memory) or max_queued_items (default 32768)
+     * counting each packet's memory) or max_queued_items (default 4096)
      * or more, the node stops reading from its links and resumes once it
      * is below half; TCP's flow control then carries the pressure back to
      * the senders, whose aemp_backlog() grows. */

@@ -10,8 +10,9 @@
  * for long, while one loop iteration (a few hundred ns) is still spread
  * over many deliveries. */
 #define DISPATCH_BUDGET 4096
-/* Free items kept for reuse; beyond that they go back to the allocator. */
-#define ITEM_CACHE 4096
+/* Free items kept for reuse (a full receive queue's worth, see
+ * AEMP__BLOCK_CACHE); beyond that they go back to the allocator. */
+#define ITEM_CACHE 8192
 
 static const char cookie_alphabet[] =
     "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789";

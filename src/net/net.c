@@ -46,8 +46,12 @@ static int net_apply(aemp__net_t *net, const aemp_netconf_t *c)
     net->conf.max_backlog = c->max_backlog ? c->max_backlog : 64u << 20;
     net->conf.max_queued_bytes =
         c->max_queued_bytes ? c->max_queued_bytes : 8u << 20;
+    /* about one dispatch pass: the queued packets stay in the CPU's cache
+     * and in the recycled blocks (receiver CPU per message under a flood
+     * 0.27 -> 0.135 s per million against 32768, bench_net --only
+     * unpaced) */
     net->conf.max_queued_items =
-        c->max_queued_items ? c->max_queued_items : 32768;
+        c->max_queued_items ? c->max_queued_items : 4096;
     aemp__limits_resolve(&net->conf.limits);
     net->hs.secret = net->secret;
     net->hs.framings = net->framings;

@@ -44,7 +44,10 @@ struct aemp_msg {
  * keeping a message, perhaps for another thread) clears the flag. */
 #define AEMP__MSG_RECYCLE 1u
 #define AEMP__BLOCK_SIZE 256
-#define AEMP__BLOCK_CACHE 1024
+/* Blocks kept for reuse: as many as a full receive queue holds (the
+ * network's default bound, 4096 packets, twice over), so that a receiver
+ * under a flood recycles instead of going to malloc for every packet. */
+#define AEMP__BLOCK_CACHE 8192
 
 /* A node's free message blocks: most messages are small, and recycling them
  * on the loop thread is several times cheaper than malloc + free. */
