@@ -77,7 +77,8 @@ AEMP_API const char *aemp_version(void);
     X(EBUSY, -12, "already in progress or done")                               \
     X(ENOCTX, -13, "not inside a port callback")                               \
     X(ESYS, -14, "system call failed")                                         \
-    X(ENOTFOUND, -15, "name does not resolve")
+    X(ENOTFOUND, -15, "name does not resolve")                                 \
+    X(ETIMEDOUT, -16, "timed out")
 
 enum aemp_errno {
 #define AEMP_ERR_ENUM_(name, val, text) AEMP_##name = (val),
@@ -501,6 +502,13 @@ typedef struct aemp_netconf {
      * the senders, whose aemp_backlog() grows. */
     size_t max_queued_bytes;
     size_t max_queued_items;
+    /* 1: peers may spawn only registered functions (aemp_register) and
+     * never make this node load a module (aemp_module_path_add).  Default
+     * 0, as in AnyEvent::MP, which trusts every node that authenticates.
+     * Either way a peer reaches no code by name but what the program
+     * registered or put on its module path: the node port evaluates
+     * nothing, and its handlers (aemp_node_handle) are the program's. */
+    int secure;
 } aemp_netconf_t;
 
 /* Sets the network configuration (copied); zero fields take defaults.
@@ -579,8 +587,8 @@ AEMP_API int aemp_flush(aemp_node_t *n, const char *node_id, aemp_flush_fn fn,
  * Configuration (SPEC.md §4): one JSON file.  Top-level keys are defaults;
  * "profile": {"<name>": {...}} holds per-node overrides; a node's settings
  * are the defaults merged with its profile.  Keys: noderef, secret, cert,
- * seeds, services, monitor_timeout, connect_interval, max_backlog,
- * max_queued_bytes, max_queued_items, framing, auth_accept,
+ * seeds, services, module_path, secure, monitor_timeout, connect_interval,
+ * max_backlog, max_queued_bytes, max_queued_items, framing, auth_accept,
  * auth_offer, dns_servers, nodename.
  * ------------------------------------------------------------------------ */
 
@@ -627,6 +635,58 @@ AEMP_API int aemp_config_save(aemp_config_t *c);
  * A failure kills the new port.  NULL fn unregisters. */
 AEMP_API int aemp_register(aemp_node_t *n, const char *name, aemp_rcv_fn fn,
                            void *user);
+
+/* spawn: creates a port on `node` (a noderef or node ID, or any port ID:
+ * that port's node; this node too) that runs the init function `init`
+ * ("pkg::init", fully qualified) with the picture's arguments, and writes
+ * its port ID into id (idsize bytes) at once: the spawner chooses the
+ * name, unique as every port ID.  Messages and monitors may go to it at
+ * once — they reach it in order once it exists; if the init function
+ * cannot be found or fails, the port dies with ["die", text] and its
+ * monitors hear that.  On this node the port is made now and its init runs
+ * from the loop (after aemp_spawn returns).  On the wire: the node-port
+ * request ["AnyEvent::MP::_spawn", name, init, args...] (PROTOCOL.md §7),
+ * which Perl nodes send and answer too.  The remote node looks init up
+ * among its registered functions (aemp_register), the built-in ones
+ * (aemp::echo, aemp::sink), then its loadable modules — unless it is
+ * configured `secure`, when a peer may spawn registered functions only.
+ * AEMP_EINVAL (not a qualified name, bad node), AEMP_ERANGE (id too
+ * small), AEMP_ENOROUTE (no network for a remote node). */
+AEMP_API int aemp_spawn(aemp_node_t *n, const char *node, const char *init,
+                        char *id, size_t idsize, const char *picture, ...);
+/* The same with an array value of arguments (taken on success). */
+AEMP_API int aemp_spawnv(aemp_node_t *n, const char *node, const char *init,
+                         char *id, size_t idsize, aemp_val_t **args);
+
+/* Loadable modules: an init function "a::b::init" that is not registered
+ * is looked for in a/b.so, then a.so, in each directory of the module path
+ * — the node's, in the order added (also the configuration key module_path
+ * and `aemp run --module-path`), then $AEMP_MODULE_PATH (':'-separated).
+ * A module is loaded once per node (dlopen) and must export
+ *     int aemp_module_init(aemp_node_t *n);
+ * which registers its functions with aemp_register (0, or an AEMP_E* code
+ * that is reported).  What cannot be loaded is told in the die reason of
+ * the port that needed it ("unable to resolve 'a::b::init': ...") and in
+ * the log; the node goes on.  Trust: a module runs with the program's
+ * rights, so only directories the program's owner controls belong in the
+ * path; a peer that may spawn can make the node load any module on it
+ * (configure `secure` to allow registered functions only).  The directory
+ * is copied. */
+AEMP_API int aemp_module_path_add(aemp_node_t *n, const char *dir);
+
+/* cal: sends the picture's message with a fresh reply port's ID appended
+ * to port, and calls cb(node, status, msg, user) once, from the loop:
+ * status 0 with the reply; AEMP_ENOPORT with the destination's death
+ * reason (it died, or its node was lost: ["transport_error", ...]);
+ * AEMP_ETIMEDOUT (msg NULL) after `timeout` seconds (0: none).  Then the
+ * reply port is gone.  msg is borrowed for the call.  An error returned
+ * here means cb is never called. */
+typedef void (*aemp_cal_fn)(aemp_node_t *n, int status, const aemp_msg_t *msg,
+                            void *user);
+AEMP_API int aemp_cal(aemp_node_t *n, const char *port, double timeout,
+                      aemp_cal_fn cb, void *user, const char *picture, ...);
+AEMP_API int aemp_calv(aemp_node_t *n, const char *port, double timeout,
+                       aemp_cal_fn cb, void *user, aemp_val_t **msg);
 
 /* initialise_node: once per node.  The profile (profile, else the node
  * name) of cfg (NULL: no file) supplies network settings, may override

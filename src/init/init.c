@@ -104,6 +104,9 @@ static int apply_config(aemp_node_t *n, const aemp_config_t *c,
             size(c, profile, "max_queued_bytes", conf.max_queued_bytes);
         conf.max_queued_items =
             size(c, profile, "max_queued_items", conf.max_queued_items);
+        int secure;
+        if (aemp_val_bool(aemp_config_get(c, profile, "secure"), &secure) == 0)
+            conf.secure = secure;
     }
     return aemp_node_configure(n, &conf);
 }
@@ -298,6 +301,14 @@ static int job_setup(init_job_t *j, const aemp_config_t *c, const char *profile,
         if (aemp_val_str(aemp_val_at(cs, i), &s, NULL) == 0 &&
             !(j->seeds[j->nseeds++] = aemp__strdup(s)))
             return AEMP_ENOMEM;
+    /* module_path: directories, before $AEMP_MODULE_PATH */
+    const aemp_val_t *mp = aemp_config_get(c, profile, "module_path");
+    for (size_t i = 0; i < aemp_val_len(mp); i++) {
+        int rc;
+        if (aemp_val_str(aemp_val_at(mp, i), &s, NULL) == 0 &&
+            (rc = aemp_module_path_add(j->node, s)) < 0)
+            return rc;
+    }
     const aemp_val_t *sv = aemp_config_get(c, profile, "services");
     j->services = sv ? aemp_val_copy(sv) : aemp_arr_new();
     char host[256];

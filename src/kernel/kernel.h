@@ -3,6 +3,7 @@
 #ifndef AEMP_KERNEL_H
 #define AEMP_KERNEL_H
 
+#include "strmap.h"
 #include "value.h"
 
 #include <uv.h>
@@ -36,6 +37,7 @@ typedef struct aemp__port {
     uint32_t idlen;
     uint8_t dead;
     uint8_t remote; /* a stub standing for a monitored remote port */
+    uint8_t named;  /* a name a spawner chose (in n->named), not ours */
     char id[]; /* "<noderef>#<name>", NUL-terminated */
 } aemp__port_t;
 
@@ -46,6 +48,8 @@ enum aemp__item_kind {
     AEMP__DIED,    /* port died: fire its monitors with reason, free it */
     AEMP__FIRE,    /* fire one monitor (no_such_port) with reason */
     AEMP__NODE_EVENT, /* node id up (counter 1) or down, for mon_nodes */
+    AEMP__SPAWN,      /* run init function `id` with args msg in the new
+                         port `counter` (spawn.c) */
     AEMP__NET_ITEM,   /* the network layer's own step (its ops->run_item;
                          the item is its, never freed here) */
 };
@@ -132,6 +136,12 @@ typedef struct aemp__request {
     const char *name;
     aemp__request_fn fn;
     bool peer_only; /* about the link to the sender: peers only */
+    /* Handled as soon as a peer's packet is read, ahead of what waits in
+     * the queue (it runs no user code): spawn creates its port before the
+     * packets behind it are looked at, and mon1/mon0 attach to a port
+     * before a death queued ahead of them is told, so that it is told to
+     * them with its reason rather than as "no such port". */
+    bool on_read;
 } aemp__request_t;
 
 #define AEMP__FREE_HOOKS 4
@@ -178,6 +188,9 @@ struct aemp_node {
     void (*free_hooks[AEMP__FREE_HOOKS])(aemp_node_t *n); /* at node free */
     struct aemp__tags *handlers; /* node-port requests (aemp_node_handle) */
     struct aemp__tags *inits;    /* init functions (aemp_register) */
+    struct aemp__modules *modules; /* loadable modules (modules.c) */
+    aemp__strmap_t named;        /* spawned ports' names -> port */
+    bool secure; /* peers may spawn registered functions only */
     bool initialised;
     struct aemp__dns *dns;       /* the resolver, made on first use */
     struct aemp_mon *node_mons;  /* mon_nodes subscribers */
@@ -208,6 +221,10 @@ int aemp__port_find(aemp_node_t *n, const char *id, aemp__port_t **out);
 /* The counter of our port named `name` (the part after '#'), UINT64_MAX if
  * it cannot be one of ours. */
 uint64_t aemp__port_counter(const aemp_node_t *n, const char *name);
+/* A new live port without callbacks: named `name` if not NULL (a name a
+ * spawner chose: AEMP_EBUSY if taken or in our own form), else a name of
+ * ours. */
+int aemp__port_new(aemp_node_t *n, const char *name, aemp__port_t **out);
 /* A stub for remote port ID `id`, not in any table. */
 aemp__port_t *aemp__stub_new(const char *id, size_t len);
 void aemp__tags_free(struct aemp__tags *t);
@@ -277,10 +294,33 @@ void aemp__log(aemp_node_t *n, int level, const char *fmt, ...)
 /* services.c: a port running init function `name` with args. */
 int aemp__start(aemp_node_t *n, const char *name, const aemp_msg_t *args,
                 const char **id);
+/* Runs init function `name` with args in port p's context (now); an init
+ * function that cannot be found (registered, or in a module unless
+ * registered_only) kills p with ["die", "unable to resolve '<name>': ..."]. */
+void aemp__run_init(aemp_node_t *n, aemp__port_t *p, const char *name,
+                    const aemp_msg_t *args, bool registered_only);
+
+/* modules.c: loads the module that may define init function `name` and
+ * calls its aemp_module_init(n).  0: loaded (try the lookup again),
+ * AEMP_ENOTFOUND: no module for it, else an error with why set. */
+int aemp__module_load(aemp_node_t *n, const char *name, char *why,
+                      size_t whylen);
+void aemp__modules_free(aemp_node_t *n);
+
+/* spawn.c: the AnyEvent::MP::_spawn request [req, name, init, args...]
+ * from peer `from` (NULL: local): creates the port now, so that packets
+ * behind the request find it, and queues its init. */
+void aemp__spawn_request(aemp_node_t *n, const aemp_msg_t *req,
+                         const char *from);
+void aemp__process_spawn(aemp_node_t *n, aemp__item_t *it);
 
 /* nodeport.c */
 void aemp__nodeport_dispatch(aemp_node_t *n, const aemp_msg_t *m,
                              const char *from);
+/* The kernel's or the network's request of that name (len bytes), or
+ * NULL. */
+const aemp__request_t *aemp__nodeport_find(const aemp_node_t *n,
+                                           const char *name, size_t len);
 
 
 #endif

@@ -213,6 +213,9 @@ static void process(aemp_node_t *n, aemp__item_t *it)
     case AEMP__NODE_EVENT:
         aemp__process_node_event(n, it);
         break;
+    case AEMP__SPAWN:
+        aemp__process_spawn(n, it);
+        break;
     case AEMP__NET_ITEM:
         n->net_ops->run_item(n, it);
         return; /* the network's own item */
@@ -234,6 +237,20 @@ static void on_idle(uv_idle_t *h)
         n->net_ops->queue_drained(n);
 }
 
+/* [<port name>, "<request>", ...] to the node port: a request to handle
+ * as it is read (aemp__request_t.on_read), or NULL. */
+static const aemp__request_t *on_read(const aemp_node_t *n,
+                                      const aemp_msg_t *m)
+{
+    const char *req;
+    size_t len;
+    const aemp__request_t *r =
+        aemp_val_str(aemp_msg_at(m, 1), &req, &len) == 0
+            ? aemp__nodeport_find(n, req, len)
+            : NULL;
+    return r && r->on_read ? r : NULL;
+}
+
 int aemp__deliver_packet(aemp_node_t *n, const char *from, const aemp_msg_t *m)
 {
     const char *name;
@@ -242,6 +259,13 @@ int aemp__deliver_packet(aemp_node_t *n, const char *from, const aemp_msg_t *m)
     uint64_t counter = *name ? aemp__port_counter(n, name) : 0;
     if (counter == UINT64_MAX)
         return 0; /* no such port (any more): dropped */
+    const aemp__request_t *now = counter ? NULL : on_read(n, m);
+    if (now) {
+        aemp_msg_t view;
+        aemp__msg_view_tail(m, &view);
+        now->fn(n, &view, from);
+        return 0;
+    }
     if (counter && !n->head && !n->dispatching && !n->cur && !n->stopping) {
         /* Nothing is queued ahead of it and no callback is running (we are
          * in the link's read callback): delivering now is what the queue

@@ -166,28 +166,20 @@ static void req_up_nodes(aemp_node_t *n, const aemp_msg_t *req,
     reply(n, req, 1, node_list(n, true));
 }
 
-static void req_spawn(aemp_node_t *n, const aemp_msg_t *req, const char *from)
-{
-    /* the name is reserved for the protocol's spawn, which is not built
-     * yet: say so rather than pass it to a program's handler */
-    aemp__log(n, AEMP_LOG_WARN, "node port: spawn requests are not supported "
-                                "yet (from %s)", from ? from : "a local port");
-}
-
 /* The kernel's requests; the network layer adds its own (n->net_requests:
  * mon1, mon0, kil0, iam), then come the program's (aemp_node_handle). */
 static const aemp__request_t kernel_requests[] = {
-    {"", req_ignore, false},
-    {"devnull", req_ignore, false},
-    {"snd", req_snd, false},
-    {"snd_multiple", req_snd_multiple, false},
-    {"kil", req_kil, false},
-    {"info", req_info, false},
-    {"time", req_time, false},
-    {"known_nodes", req_known_nodes, false},
-    {"up_nodes", req_up_nodes, false},
-    {"AnyEvent::MP::_spawn", req_spawn, false},
-    {NULL, NULL, false},
+    {"", req_ignore, false, false},
+    {"devnull", req_ignore, false, false},
+    {"snd", req_snd, false, false},
+    {"snd_multiple", req_snd_multiple, false, false},
+    {"kil", req_kil, false, false},
+    {"info", req_info, false, false},
+    {"time", req_time, false, false},
+    {"known_nodes", req_known_nodes, false, false},
+    {"up_nodes", req_up_nodes, false, false},
+    {"AnyEvent::MP::_spawn", aemp__spawn_request, false, true}, /* spawn.c */
+    {NULL, NULL, false, false},
 };
 
 static const aemp__request_t *request_find(const aemp__request_t *t,
@@ -196,6 +188,17 @@ static const aemp__request_t *request_find(const aemp__request_t *t,
     for (; t && t->name; t++)
         if (!strcmp(t->name, name))
             return t;
+    return NULL;
+}
+
+const aemp__request_t *aemp__nodeport_find(const aemp_node_t *n,
+                                           const char *name, size_t len)
+{
+    const aemp__request_t *t[2] = {kernel_requests, n->net_requests};
+    for (size_t k = 0; k < 2; k++)
+        for (const aemp__request_t *r = t[k]; r && r->name; r++)
+            if (strlen(r->name) == len && !memcmp(r->name, name, len))
+                return r;
     return NULL;
 }
 

@@ -59,8 +59,18 @@ aemp__port_t *aemp__port_get(aemp_node_t *n, uint64_t counter)
     }
 }
 
+/* The part of a port's ID after '#'. */
+static const char *name_part(const aemp__port_t *p)
+{
+    return strchr(p->id, '#') + 1;
+}
+
 void aemp__port_unlink(aemp_node_t *n, aemp__port_t *p)
 {
+    if (p->named) {
+        const char *name = name_part(p);
+        aemp__strmap_del(&n->named, name, strlen(name));
+    }
     size_t mask = n->nslots - 1, i = slot_of(n, p->counter);
     while (n->slots[i] != p)
         i = (i + 1) & mask;
@@ -75,6 +85,23 @@ void aemp__port_unlink(aemp_node_t *n, aemp__port_t *p)
     }
     n->slots[i] = NULL;
     n->nports--;
+}
+
+/* A port with a name a spawner chose: "<noderef>#<name>". */
+static aemp__port_t *port_alloc_named(aemp_node_t *n, uint64_t counter,
+                                      const char *name)
+{
+    size_t nl = strlen(name), idlen = n->noderef_len + 1 + nl;
+    aemp__port_t *p = aemp__calloc(1, sizeof *p + idlen + 1);
+    if (!p)
+        return NULL;
+    p->counter = counter;
+    p->idlen = (uint32_t)idlen;
+    p->named = 1;
+    memcpy(p->id, n->noderef, n->noderef_len);
+    p->id[n->noderef_len] = '#';
+    memcpy(p->id + n->noderef_len + 1, name, nl + 1);
+    return p;
 }
 
 static aemp__port_t *port_alloc(aemp_node_t *n, uint64_t counter)
@@ -140,6 +167,7 @@ static void port_destroy(aemp_node_t *n, aemp__port_t *p)
 
 void aemp__ports_free(aemp_node_t *n)
 {
+    aemp__strmap_free(&n->named);
     /* detach the table first: a guard's release function may look ports
      * up while we go, and must find none rather than freed ones */
     aemp__port_t **slots = n->slots;
@@ -155,27 +183,63 @@ void aemp__ports_free(aemp_node_t *n)
     n->node_port = NULL;
 }
 
-int aemp_port(aemp_node_t *n, aemp_rcv_fn cb, void *user, const char **id)
+static uint64_t named_counter(const aemp_node_t *n, const char *name,
+                              size_t len);
+
+int aemp__port_new(aemp_node_t *n, const char *name, aemp__port_t **out)
 {
-    if (!n || !id || n->freeing)
-        return AEMP_EINVAL;
-    aemp__port_t *p = port_alloc(n, n->next_counter);
+    size_t nl = name ? strlen(name) : 0;
+    /* a name in our own form ("<cookie>.…") is ours to give out */
+    bool ours = nl > AEMP__COOKIE_LEN &&
+                !memcmp(name, n->cookie, AEMP__COOKIE_LEN) &&
+                name[AEMP__COOKIE_LEN] == '.';
+    if (name && (!nl || ours || strchr(name, '#') ||
+                 named_counter(n, name, nl) != UINT64_MAX))
+        return AEMP_EBUSY; /* ours, or one spawned before */
+    aemp__port_t *p = name ? port_alloc_named(n, n->next_counter, name)
+                           : port_alloc(n, n->next_counter);
     if (!p)
         return AEMP_ENOMEM;
-    p->cb = cb;
-    p->user = user;
     int rc = table_insert(n, p);
+    if (rc == 0 && name &&
+        (rc = aemp__strmap_put(&n->named, name_part(p), nl, p)) < 0)
+        aemp__port_unlink(n, p);
     if (rc < 0) {
+        p->named = 0;
         aemp__free(p);
         return rc;
     }
     n->next_counter++;
+    *out = p;
+    return 0;
+}
+
+int aemp_port(aemp_node_t *n, aemp_rcv_fn cb, void *user, const char **id)
+{
+    if (!n || !id || n->freeing)
+        return AEMP_EINVAL;
+    aemp__port_t *p;
+    int rc = aemp__port_new(n, NULL, &p);
+    if (rc < 0)
+        return rc;
+    p->cb = cb;
+    p->user = user;
     *id = p->id;
     return 0;
 }
 
-/* Parses "<cookie>.<digits>" (len bytes) of our own instance; anything
- * else names no port of ours (an earlier instance's, or garbage). */
+/* A spawned port's name (off the hot path: only names not in our form). */
+static uint64_t named_counter(const aemp_node_t *n, const char *name,
+                              size_t len)
+{
+    const aemp__port_t *p = n->named.n ? aemp__strmap_get(&n->named, name, len)
+                                       : NULL;
+    return p ? p->counter : UINT64_MAX;
+}
+
+/* Parses "<cookie>.<digits>" (len bytes) of our own instance, or finds a
+ * spawned port's name; anything else names no port of ours (an earlier
+ * instance's, or garbage). */
 static uint64_t counter_of(const aemp_node_t *n, const char *name, size_t len)
 {
     /* fixed-size copies compile to plain loads; a memcmp call was a tenth
@@ -183,13 +247,13 @@ static uint64_t counter_of(const aemp_node_t *n, const char *name, size_t len)
     uint64_t a8, b8;
     uint16_t a2, b2;
     if (len < AEMP__COOKIE_LEN + 2 || len > AEMP__COOKIE_LEN + 21)
-        return UINT64_MAX;
+        return named_counter(n, name, len);
     memcpy(&a8, name, 8);
     memcpy(&b8, n->cookie, 8);
     memcpy(&a2, name + 8, 2);
     memcpy(&b2, n->cookie + 8, 2);
     if (a8 != b8 || a2 != b2 || name[AEMP__COOKIE_LEN] != '.')
-        return UINT64_MAX;
+        return named_counter(n, name, len);
     const char *d = name + AEMP__COOKIE_LEN + 1, *end = name + len;
     uint64_t c = 0;
     if (*d < '1' || *d > '9')

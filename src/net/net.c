@@ -128,6 +128,7 @@ int aemp_node_configure(aemp_node_t *n, const aemp_netconf_t *conf)
         n->net_requests = aemp__net_requests;
     }
     net->hs.node_id = n->noderef;
+    n->secure = conf->secure != 0;
     return node_names(n, conf);
 }
 

@@ -202,11 +202,11 @@ static void req_iam(aemp_node_t *n, const aemp_msg_t *req, const char *from)
 }
 
 const aemp__request_t aemp__net_requests[] = {
-    {"mon1", req_mon1, true},
-    {"mon0", req_mon0, true},
-    {"kil0", req_kil0, true},
-    {"iam", req_iam, true},
-    {NULL, NULL, false},
+    {"mon1", req_mon1, true, true},
+    {"mon0", req_mon0, true, true},
+    {"kil0", req_kil0, true, false},
+    {"iam", req_iam, true, false},
+    {NULL, NULL, false, false},
 };
 
 /* ---- teardown (node free): nothing fires ------------------------------------ */

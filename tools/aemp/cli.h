@@ -11,6 +11,8 @@ typedef struct cli_opts {
     const char *profile; /* --profile NAME (run) */
     double timeout;      /* seconds; also the monitor timeout */
     int verbose, show_secret;
+    const char *module_path[16]; /* --module-path DIR (run), in order */
+    int nmodule_path;
 } cli_opts_t;
 
 /* Prints "aemp: <fmt>" to standard error; returns 1 (the exit status). */
@@ -32,7 +34,6 @@ int cli_is_config_command(const char *cmd);
 int cmd_config(const cli_opts_t *o, int argc, char **argv);
 int cmd_trace(const cli_opts_t *o, int argc, char **argv);
 /* The built-in services aemp::echo and aemp::sink. */
-int cli_register_services(aemp_node_t *n);
 int cmd_run(const cli_opts_t *o, int argc, char **argv);
 int cmd_snd(const cli_opts_t *o, int argc, char **argv);
 int cmd_rpc(const cli_opts_t *o, int argc, char **argv);

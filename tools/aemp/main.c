@@ -56,6 +56,8 @@ static const char usage[] =
     "                    $XDG_CONFIG_HOME/aemp/config.json or\n"
     "                    ~/.config/aemp/config.json)\n"
     "  --profile NAME    the profile for run (default: the node name)\n"
+    "  --module-path DIR run: look for modules (a::b::init in DIR/a/b.so,\n"
+    "                    then DIR/a.so) here first; repeatable\n"
     "  --show-secret     showconfig prints the secret\n"
     "  -v, --verbose     log link events to standard error\n"
     "\n"
@@ -76,7 +78,7 @@ static int is_option(const char *a)
 {
     static const char *const names[] = {
         "-v", "--verbose", "--show-secret", "--secret", "--timeout",
-        "--framing", "--config", "--profile", NULL};
+        "--framing", "--config", "--profile", "--module-path", NULL};
     for (int i = 0; names[i]; i++)
         if (!strcmp(a, names[i]))
             return 1;
@@ -97,7 +99,7 @@ static int option(cli_opts_t *o, int *i, int argc, char **argv)
     }
     if (strcmp(a, "--secret") && strcmp(a, "--timeout") &&
         strcmp(a, "--framing") && strcmp(a, "--config") &&
-        strcmp(a, "--profile"))
+        strcmp(a, "--profile") && strcmp(a, "--module-path"))
         return cli_error("unknown option %s (try aemp --help)", a);
     if (!val)
         return cli_error("%s needs a value", a);
@@ -110,6 +112,11 @@ static int option(cli_opts_t *o, int *i, int argc, char **argv)
         o->profile = val;
     } else if (!strcmp(a, "--framing")) {
         o->framings = val;
+    } else if (!strcmp(a, "--module-path")) {
+        if (o->nmodule_path == (int)(sizeof o->module_path /
+                                     sizeof *o->module_path))
+            return cli_error("too many --module-path");
+        o->module_path[o->nmodule_path++] = val;
     } else {
         char *end;
         o->timeout = strtod(val, &end);

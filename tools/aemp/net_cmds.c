@@ -93,6 +93,7 @@ typedef struct job {
     int status; /* exit status once done, -1 while running */
     uv_timer_t timer;
     char node_id[1024];
+    const char *target; /* rpc: the port asked */
 } job_t;
 
 static void job_done(job_t *j, int status)
@@ -188,26 +189,28 @@ int cmd_snd(const cli_opts_t *o, int argc, char **argv)
 
 /* ---- rpc --------------------------------------------------------------- */
 
-static int on_reply(aemp_ctx_t *ctx, const aemp_msg_t *m, void *user)
-{
-    job_t *j = user;
-    j->status = cli_print(m);
-    aemp_stop(j->node);
-    return 0;
-}
-
-/* The port asked died (or never existed) before it answered. */
-static void on_target_gone(aemp_node_t *n, const char *port,
-                           const aemp_msg_t *reason, void *user)
+/* The answer, the target's death, or the timeout (aemp_cal: the reply
+ * port is appended to the message). */
+static void on_answer(aemp_node_t *n, int status, const aemp_msg_t *m,
+                      void *user)
 {
     job_t *j = user;
     char *text = NULL;
     size_t len;
-    if (j->status >= 0)
+    if (j->status >= 0) /* the node's trouble was told already */
         return;
-    aemp_msg_encode(reason, AEMP_JSON, &text, &len);
-    cli_error("%s is gone without an answer: %s", port, text ? text : "?");
-    aemp_free(text);
+    if (status == 0) {
+        job_done(j, cli_print(m));
+        return;
+    }
+    if (status == AEMP_ETIMEDOUT) {
+        cli_error("timed out: no answer from %s", j->target);
+    } else {
+        aemp_msg_encode(m, AEMP_JSON, &text, &len);
+        cli_error("%s is gone without an answer: %s", j->target,
+                  text ? text : "?");
+        aemp_free(text);
+    }
     job_done(j, 1);
 }
 
@@ -218,14 +221,10 @@ int cmd_rpc(const cli_opts_t *o, int argc, char **argv)
     job_t j;
     if (job_start(&j, o, argv[0]))
         return 1;
-    const char *reply;
+    j.target = argv[0];
+    uv_timer_stop(&j.timer); /* aemp_cal times the answer */
     aemp_val_t *msg = cli_args(argc - 1, argv + 1);
-    int rc = aemp_port(j.node, on_reply, &j, &reply);
-    if (rc == 0)
-        msg = aemp_arr_push(msg, aemp_str(reply));
-    if (rc == 0 && (rc = aemp_sndv(j.node, argv[0], &msg)) == 0 &&
-        strchr(argv[0], '#'))
-        rc = aemp_mon_cb(j.node, argv[0], on_target_gone, &j, NULL);
+    int rc = aemp_calv(j.node, argv[0], o->timeout + 1, on_answer, &j, &msg);
     aemp_val_free(msg);
     if (rc < 0) {
         cli_error("rpc %s: %s", argv[0], aemp_strerror(rc));
@@ -260,74 +259,19 @@ int cmd_mon(const cli_opts_t *o, int argc, char **argv)
     return job_finish(&j);
 }
 
-/* ---- built-in services ---------------------------------------------- */
-
-/* aemp::echo: a message whose last element is a port ID goes back there,
- * without that element. */
-static int on_echo(aemp_ctx_t *ctx, const aemp_msg_t *m, void *user)
-{
-    size_t n = aemp_msg_len(m);
-    const char *to;
-    if (!n || aemp_val_str(aemp_msg_at(m, n - 1), &to, NULL) < 0 ||
-        !strchr(to, '#'))
-        return 0; /* nothing to answer: ignored, the service stays */
-    aemp_val_t *reply = aemp_arr_new();
-    for (size_t i = 0; i + 1 < n && reply; i++)
-        reply = aemp_arr_push(reply, aemp_val_copy(aemp_msg_at(m, i)));
-    int rc = aemp_sndv(aemp_ctx_node(ctx), to, &reply);
-    aemp_val_free(reply);
-    return rc == AEMP_EINVAL ? 0 : rc;
-}
-
-struct sink {
-    long long count;
-};
-
-/* aemp::sink: counts; ["count", <port>] reports ["count", N] there. */
-static int on_sink(aemp_ctx_t *ctx, const aemp_msg_t *m, void *user)
-{
-    struct sink *s = user;
-    const char *tag, *to;
-    if (aemp_msg_unpack(m, "ss", &tag, &to) == 0 && !strcmp(tag, "count"))
-        return aemp_snd(aemp_ctx_node(ctx), to, "sI", "count",
-                        (int64_t)s->count);
-    s->count++;
-    return 0;
-}
-
-static void free_sink(void *p) { free(p); }
-
-static int start_echo(aemp_ctx_t *ctx, const aemp_msg_t *args, void *user)
-{
-    aemp_node_t *n = aemp_ctx_node(ctx);
-    printf("service aemp::echo %s\n", aemp_self(ctx));
-    fflush(stdout);
-    return aemp_rcv(n, aemp_self(ctx), on_echo, NULL);
-}
-
-static int start_sink(aemp_ctx_t *ctx, const aemp_msg_t *args, void *user)
-{
-    aemp_node_t *n = aemp_ctx_node(ctx);
-    struct sink *s = calloc(1, sizeof *s);
-    if (!s)
-        return aemp_die(ctx, "out of memory");
-    int rc = aemp_mon_guard(n, aemp_self(ctx), free_sink, s, NULL);
-    if (rc < 0) {
-        free(s);
-        return rc;
-    }
-    printf("service aemp::sink %s\n", aemp_self(ctx));
-    fflush(stdout);
-    return aemp_rcv(n, aemp_self(ctx), on_sink, s);
-}
-
-int cli_register_services(aemp_node_t *n)
-{
-    int rc = aemp_register(n, "aemp::echo", start_echo, NULL);
-    return rc < 0 ? rc : aemp_register(n, "aemp::sink", start_sink, NULL);
-}
-
 /* ---- run --------------------------------------------------------------- */
+
+static void log_run(aemp_node_t *n, int level, const char *text, void *verbose)
+{
+    char name[256], port[1024];
+    if (level == AEMP_LOG_INFO &&
+        sscanf(text, "service %255s started: %1023s", name, port) == 2) {
+        printf("service %s %s\n", name, port);
+        fflush(stdout);
+    }
+    if (level <= AEMP_LOG_WARN || verbose)
+        log_stderr(n, level, text, NULL);
+}
 
 static void on_signal(uv_signal_t *s, int signum)
 {
@@ -425,10 +369,13 @@ int cmd_run(const cli_opts_t *o, int argc, char **argv)
     }
     aemp_node_set_log(n, o->verbose ? AEMP_LOG_INFO : AEMP_LOG_WARN,
                       log_stderr, NULL);
+    /* the log's "service <name> started: <port>" lines go to stdout too,
+     * as "service <name> <port>": how scripts find a service's port */
+    aemp_node_set_log(n, AEMP_LOG_INFO, log_run, (void *)(intptr_t)o->verbose);
     struct run_state r = {0, 0};
-    rc = cli_register_services(n);
-    if (rc == 0)
-        rc = aemp_mon_nodes(n, on_node_event, NULL, NULL);
+    rc = aemp_mon_nodes(n, on_node_event, NULL, NULL);
+    for (int k = 0; rc == 0 && k < o->nmodule_path; k++)
+        rc = aemp_module_path_add(n, o->module_path[k]);
     if (rc == 0)
         rc = aemp_initialise(n, c, profile, noderef,
                              (const char *const *)argv + (argc > 0),
