@@ -121,6 +121,8 @@ int nt_run_flag(uv_loop_t *loop, const int *flag, double seconds);
 /* Runs the loop for `seconds`, whatever happens (for "nothing happens
  * within" checks only, never as synchronisation). */
 void nt_run_for(uv_loop_t *loop, double seconds);
+/* iproute2's `ip` (for network namespaces), NULL if not installed. */
+const char *nt_ip_path(void);
 /* A TCP port on 127.0.0.1 that was free a moment ago. */
 int nt_free_port(void);
 /* Closes every handle still open on loop (walk), runs it dry and checks

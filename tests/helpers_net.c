@@ -3,6 +3,7 @@
 #include "helpers.h"
 
 #include <stdio.h>
+#include <unistd.h>
 
 void nt_listen(uv_loop_t *loop, aemp_node_t *n, const char *ref, char *buf,
                size_t size, int tries)
@@ -18,4 +19,14 @@ void nt_listen(uv_loop_t *loop, aemp_node_t *n, const char *ref, char *buf,
             nt_run_for(loop, 0.05); /* the old listener is still closing */
     }
     assert_int_equal(rc, 0);
+}
+
+const char *nt_ip_path(void)
+{
+    static const char *const paths[] = {"/usr/sbin/ip", "/sbin/ip",
+                                        "/usr/bin/ip", "/bin/ip", NULL};
+    for (size_t i = 0; paths[i]; i++)
+        if (access(paths[i], X_OK) == 0)
+            return paths[i];
+    return NULL;
 }

@@ -141,7 +141,8 @@ int link_fd(aemp_node_t *n, const char *peer_id)
     assert_non_null(p);
     assert_non_null(p->link);
     uv_os_fd_t fd;
-    assert_int_equal(uv_fileno((uv_handle_t *)&p->link->tcp, &fd), 0);
+    uv_handle_t *h = (uv_handle_t *)&aemp__tcp_of(p->link->stream)->tcp;
+    assert_int_equal(uv_fileno(h, &fd), 0);
     return fd;
 }
 

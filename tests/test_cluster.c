@@ -24,14 +24,13 @@
 /* ---- running aemp --------------------------------------------------------- */
 
 /* `[ip netns exec <ns>] aemp <args...>` on loop; args NULL-terminated. */
-static const char *ip_path(void);
 
 static cp_child_t *aemp_vstart(uv_loop_t *loop, const char *ns, va_list ap)
 {
     const char *argv[48];
     size_t n = 0;
     if (ns) {
-        argv[n++] = ip_path();
+        argv[n++] = nt_ip_path();
         argv[n++] = "netns";
         argv[n++] = "exec";
         argv[n++] = ns;
@@ -403,20 +402,11 @@ static void run_command_line_noderef_wins(void **state)
 
 /* ---- two hosts: network namespaces -------------------------------------------- */
 
-static const char *ip_path(void)
-{
-    static const char *const paths[] = {"/usr/sbin/ip", "/sbin/ip",
-                                        "/usr/bin/ip", "/bin/ip", NULL};
-    for (size_t i = 0; paths[i]; i++)
-        if (access(paths[i], X_OK) == 0)
-            return paths[i];
-    return NULL;
-}
 
 /* Runs `ip args...`; 0 on success, else prints why. */
 static int ip(const char *first, ...)
 {
-    const char *argv[16] = {ip_path(), first};
+    const char *argv[16] = {nt_ip_path(), first};
     size_t n = 2;
     va_list ap;
     va_start(ap, first);
@@ -475,7 +465,7 @@ static int hosts_teardown(void **state)
 static void multi_host(void **state)
 {
     fx_t *f = *state;
-    if (!ip_path()) {
+    if (!nt_ip_path()) {
         fprintf(stderr, "multi_host: skipped: no `ip` (iproute2) found\n");
         skip();
     }

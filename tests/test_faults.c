@@ -70,15 +70,6 @@ static const char *getenv_or(const char *name, const char *dflt)
 
 /* ---- commands ---------------------------------------------------------- */
 
-static const char *ip_path(void)
-{
-    static const char *const paths[] = {"/usr/sbin/ip", "/sbin/ip",
-                                        "/usr/bin/ip", "/bin/ip", NULL};
-    for (size_t i = 0; paths[i]; i++)
-        if (access(paths[i], X_OK) == 0)
-            return paths[i];
-    return NULL;
-}
 
 /* Runs argv (NULL-terminated, at most 30) to completion; quiet unless
  * `loud` and it failed.  The result is yours. */
@@ -103,7 +94,7 @@ static int ok(const cp_result_t *r)
  * unless out is NULL. */
 static int vcmd(const char *ns, int loud, char **out, va_list ap)
 {
-    const char *argv[32] = {ip_path(), "netns", "exec", ns};
+    const char *argv[32] = {nt_ip_path(), "netns", "exec", ns};
     size_t n = 4;
     const char *a;
     while ((a = va_arg(ap, const char *)) && n < 31)
@@ -123,7 +114,7 @@ static int ip(const char *first, ...)
 {
     va_list ap;
     va_start(ap, first);
-    const char *argv[24] = {ip_path(), first};
+    const char *argv[24] = {nt_ip_path(), first};
     size_t n = 2;
     const char *a;
     while ((a = va_arg(ap, const char *)) && n < 23)
@@ -150,7 +141,7 @@ static int in_ns(const char *ns, int loud, char **out, ...)
  * timeout, a SIGKILL): ours carry the creating pid. */
 static void reap_stale_namespaces(void)
 {
-    const char *argv[] = {ip_path(), "netns", "list", NULL};
+    const char *argv[] = {nt_ip_path(), "netns", "list", NULL};
     cp_result_t r = run_argv(argv, 0);
     for (char *line = r.out; line && *line;) {
         char *nl = strchr(line, '\n');
@@ -218,7 +209,7 @@ static int fx_teardown(void **state)
 /* 0, or 1 after printing why the test cannot run here. */
 static int ns_create(fx_t *f, const char *test)
 {
-    if (!ip_path()) {
+    if (!nt_ip_path()) {
         fprintf(stderr, "%s: skipped: no `ip` (iproute2) found\n", test);
         return 1;
     }
@@ -247,7 +238,7 @@ static int ns_create(fx_t *f, const char *test)
 
 static cp_child_t *peer_start(fx_t *f, const char *const *args)
 {
-    const char *argv[32] = {ip_path(), "netns", "exec", f->ns,
+    const char *argv[32] = {nt_ip_path(), "netns", "exec", f->ns,
                             AEMP_FAULT_PEER_PATH};
     size_t n = 5;
     for (size_t i = 0; args[i] && n < 31; i++)

@@ -951,11 +951,13 @@ static void simultaneous_connects(void **state)
         assert_true(aemp_node_is_up(b.n, a.ref));
         struct sockaddr_storage la, pb_;
         int len = sizeof la;
-        assert_int_equal(uv_tcp_getsockname(&a.n->net->links->tcp,
+        uv_tcp_t *ta = &aemp__tcp_of(a.n->net->links->stream)->tcp;
+        uv_tcp_t *tb = &aemp__tcp_of(b.n->net->links->stream)->tcp;
+        assert_int_equal(uv_tcp_getsockname(ta,
                                             (struct sockaddr *)&la, &len),
                          0);
         len = sizeof pb_;
-        assert_int_equal(uv_tcp_getpeername(&b.n->net->links->tcp,
+        assert_int_equal(uv_tcp_getpeername(tb,
                                             (struct sockaddr *)&pb_, &len),
                          0);
         assert_int_equal(((struct sockaddr_in *)&la)->sin_port,
@@ -1267,7 +1269,8 @@ static int flood_step(void *arg)
     }
     aemp__peer_t *p = peer_of(f->n, f->peer);
     if (p && p->link) {
-        size_t b = p->link->out.cap + p->link->inflight.cap;
+        size_t b = p->link->out.cap +
+                   aemp__tcp_of(p->link->stream)->inflight.cap;
         if (b > f->max_buffered)
             f->max_buffered = b;
     }

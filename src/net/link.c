@@ -1,55 +1,69 @@
-/* One TCP connection to another node: handshake lines (bounded), then
- * packets in the negotiated framings, written in batches — everything sent
- * during one loop iteration goes out in one write. */
+/* A link is a session over a byte stream (stream.h): handshake lines
+ * (bounded), then packets in the negotiated framings, written in batches
+ * — everything sent during one loop iteration goes out in one write.  The
+ * stream is TCP (dial, accept) or whatever aemp__link_over is given; the
+ * link never looks below the stream interface. */
 #include "net.h"
 
 #include <stdio.h>
 #include <string.h>
 
-#define READ_CHUNK 65536
 #define TICK_MS 1000
 #define EAGER_WRITE (256 * 1024)
 
-static void on_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf);
-static void on_alloc(uv_handle_t *h, size_t suggested, uv_buf_t *buf);
+static const aemp__stream_up_t link_up;
 static void link_flush(aemp__link_t *l);
 static void packets(aemp__link_t *l, const char *data, size_t len);
 
-static aemp__net_t *net_of(aemp__link_t *l) { return l->node->net; }
-
-static void on_link_closed(uv_handle_t *h)
+static aemp__net_t *net_of(aemp__link_t *l)
 {
-    aemp__link_t *l = h->data;
+    return l->node->net;
+}
+
+/* The link's two handles are its timer and its stream; the memory goes
+ * with the last of them. */
+static void link_handle_closed(aemp__link_t *l)
+{
     aemp_node_t *n = l->node;
     if (--l->handles == 0) {
         aemp__hs_free(&l->hs);
         aemp_reader_free(l->reader);
         aemp__buf_free(&l->out);
-        aemp__buf_free(&l->inflight);
         aemp__free(l->line);
-        aemp__free(l->readbuf);
         aemp__free(l);
     }
     aemp__node_handle_closed(n);
 }
 
-static aemp__link_t *link_new(aemp_node_t *n)
+static void on_timer_closed(uv_handle_t *h)
 {
-    aemp__link_t *l = aemp__calloc(1, sizeof *l);
-    if (!l)
-        return NULL;
+    link_handle_closed(h->data);
+}
+
+static void on_stream_closed(aemp__stream_t *s, void *user)
+{
+    aemp__link_t *l = user;
+    l->stream = NULL; /* its memory goes now; the timer may still close */
+    l->writing = false;
+    link_handle_closed(l);
+}
+
+/* Makes l (zeroed) a link of n over s, which it owns from here on: every
+ * failure after this closes the link. */
+static void link_init(aemp__link_t *l, aemp_node_t *n, aemp__stream_t *s)
+{
     l->node = n;
     l->state = AEMP__LINK_CONNECTING;
-    uv_tcp_init(n->loop, &l->tcp);
+    l->stream = s;
+    aemp__stream_attach(s, &link_up, l);
     uv_timer_init(n->loop, &l->timer);
-    l->tcp.data = l->timer.data = l;
+    l->timer.data = l;
     l->handles = 2;
     aemp__net_t *net = n->net;
     l->next = net->links;
     if (l->next)
         l->next->prev = l;
     net->links = l;
-    return l;
 }
 
 static void links_unlink(aemp__link_t *l)
@@ -83,13 +97,19 @@ static void link_detach(aemp__link_t *l, int prev_state, const char *why)
         aemp__peer_dial_failed(p, why);
     } else if (l->named) {
         p->handshaking--;
-        aemp__log(l->node, AEMP_LOG_WARN, "handshake with %s failed: %s",
-                  p->id, why);
+        aemp__log(l->node, AEMP_LOG_WARN, "handshake with %s failed: %s", p->id,
+                  why);
         if (p->qhead || p->stubs.n)
             aemp__peer_need(p);
         else if (l->named_new) /* an unauthenticated claim: not known */
             aemp__peer_forget(p);
     }
+}
+
+/* The peer's address for logs. */
+static const char *addr_of(const aemp__link_t *l)
+{
+    return l->stream->addr[0] ? l->stream->addr : l->stream->ops->name;
 }
 
 void aemp__link_close(aemp__link_t *l, const char *why)
@@ -105,14 +125,14 @@ void aemp__link_close(aemp__link_t *l, const char *why)
     aemp_node_t *n = l->node;
     if (why && !l->peer)
         aemp__log(n, AEMP_LOG_WARN, "connection from %s refused: %s",
-                  l->peeraddr, why);
+                  addr_of(l), why);
     n->closing += 2;
-    uv_close((uv_handle_t *)&l->tcp, on_link_closed);
-    uv_close((uv_handle_t *)&l->timer, on_link_closed);
+    aemp__stream_close(l->stream);
+    uv_close((uv_handle_t *)&l->timer, on_timer_closed);
     link_detach(l, prev, why);
 }
 
-/* ---- output ------------------------------------------------------------ */
+/* ---- output -------------------------------------------------------------- */
 
 static void mark_dirty(aemp__link_t *l)
 {
@@ -125,7 +145,7 @@ static void mark_dirty(aemp__link_t *l)
     aemp__net_wake(l->node);
 }
 
-/* Bytes of ours the peer's socket took. */
+/* Bytes of ours went into the stream: flushes may be done. */
 static void link_wrote(aemp__link_t *l)
 {
     l->last_write = uv_now(l->node->loop);
@@ -135,66 +155,35 @@ static void link_wrote(aemp__link_t *l)
 
 size_t aemp__link_unwritten(const aemp__link_t *l)
 {
-    /* libuv counts what its write requests have yet to write */
-    return l->out.len + uv_stream_get_write_queue_size((uv_stream_t *)&l->tcp);
+    /* a stream has nothing of ours unwritten unless a write waits: the
+     * common case costs no call */
+    return l->out.len + (l->writing ? aemp__stream_unwritten(l->stream) : 0);
 }
 
-static void on_write(uv_write_t *req, int status)
+static void on_drained(aemp__stream_t *s, void *user)
 {
-    aemp__link_t *l = req->data;
+    aemp__link_t *l = user;
     l->writing = false;
-    l->inflight.len = l->inflight_off = 0;
-    if (l->inflight.cap > 4 * EAGER_WRITE) /* a backlog drained: give the
-                                              memory back */
-        aemp__buf_free(&l->inflight);
-    if (l->state == AEMP__LINK_CLOSED)
-        return;
-    if (status < 0) {
-        aemp__link_close(l, uv_strerror(status));
-        return;
-    }
     link_wrote(l);
     if (l->out.len)
         link_flush(l);
 }
 
-/* Writes out what is pending: first straight to the socket (uv_try_write:
- * no request, no completion callback — a write request's completion costs
- * libuv an extra loop iteration and an epoll_ctl, which a ping-pong pays
- * on every message), then what the socket did not take with uv_write,
- * which waits for room. */
+/* Hands what is pending to the stream, which takes all of it (and, when
+ * it cannot write it all now, the buffer's memory: out gets a spare). */
 static void link_flush(aemp__link_t *l)
 {
-    if (l->writing || !l->out.len || l->state == AEMP__LINK_CONNECTING)
+    if (l->writing || !l->out.len || l->state == AEMP__LINK_CONNECTING ||
+        l->state == AEMP__LINK_CLOSED)
         return;
-    uv_buf_t b = uv_buf_init(l->out.data, (unsigned)l->out.len);
-    int n = uv_try_write((uv_stream_t *)&l->tcp, &b, 1);
-    if (n < 0 && n != UV_EAGAIN) {
-        aemp__link_close(l, uv_strerror(n));
-        return;
-    }
-    size_t done = n > 0 ? (size_t)n : 0;
-    if (done == l->out.len) {
-        l->out.len = 0;
-        link_wrote(l);
+    int rc = aemp__stream_write(l->stream, &l->out);
+    if (rc < 0) {
+        aemp__link_close(l, l->stream->error ? l->stream->error
+                                             : aemp_strerror(rc));
         return;
     }
-    aemp__buf_t t = l->inflight;
-    l->inflight = l->out;
-    l->inflight_off = done;
-    l->out = t;
-    l->out.len = 0;
-    b = uv_buf_init(l->inflight.data + done,
-                    (unsigned)(l->inflight.len - done));
-    l->wreq.data = l;
-    int err = uv_write(&l->wreq, (uv_stream_t *)&l->tcp, &b, 1, on_write);
-    if (err) {
-        aemp__link_close(l, uv_strerror(err));
-        return;
-    }
-    l->writing = true;
-    if (done)
-        link_wrote(l);
+    l->writing = rc == AEMP__STREAM_WAIT;
+    link_wrote(l);
 }
 
 void aemp__links_flush(aemp_node_t *n)
@@ -224,9 +213,7 @@ int aemp__link_write(aemp__link_t *l, const char *name, size_t namelen,
     if (aemp__link_unwritten(l) > net_of(l)->conf.max_backlog)
         return AEMP_ELIMIT;
     size_t before = l->out.len;
-    int rc = l->hs.send_framing == AEMP_CBOR
-                 ? aemp__cbor_encode(&l->out, name, namelen, m)
-                 : aemp__json_encode(&l->out, name, namelen, m);
+    int rc = l->framing->encode(&l->out, name, namelen, m);
     if (rc < 0)
         return rc;
     l->appended += l->out.len - before;
@@ -239,7 +226,7 @@ int aemp__link_write(aemp__link_t *l, const char *name, size_t namelen,
     return 0;
 }
 
-/* ---- handshake ------------------------------------------------------------- */
+/* ---- handshake ----------------------------------------------------------- */
 
 /* The greeting named the peer: decide whether this link may proceed
  * (PROTOCOL.md §8).  Racing dials are settled by the node IDs alone, so
@@ -286,28 +273,65 @@ static void link_established(aemp__link_t *l)
     if (p->dialing == l)
         p->dialing = NULL;
     l->named = false;
-    if (aemp_reader_new(&l->reader, l->hs.recv_framing, &net->conf.limits) < 0) {
+    if (aemp_reader_new(&l->reader, l->hs.recv_framing, &net->conf.limits) <
+        0) {
         aemp__link_close(l, "out of memory");
         return;
     }
     aemp__reader_set_blocks(l->reader, &l->node->blocks);
     l->state = AEMP__LINK_UP;
+    l->framing = aemp__framing(l->hs.send_framing); /* chosen from ours */
     l->peer_timeout = l->hs.peer.timeout;
     aemp__free(l->line);
     l->line = NULL;
-    uv_tcp_nodelay(&l->tcp, 1);
     /* peers that promise no keepalive (Perl 1.x) are watched by TCP */
-    uv_tcp_keepalive(&l->tcp, 1,
-                     (unsigned)(net->conf.monitor_timeout / 3 + 1));
+    aemp__stream_tune(l->stream, (unsigned)(net->conf.monitor_timeout / 3 + 1));
     l->last_read = l->last_write = uv_now(l->node->loop);
     uv_timer_start(&l->timer, on_tick, tick_ms(l), tick_ms(l));
     aemp__log(l->node, AEMP_LOG_INFO, "link to %s up (%s, sending %s)", p->id,
-              l->hs.method, l->hs.send_framing == AEMP_CBOR ? "cbor" : "json");
+              l->hs.method, l->framing->name);
     aemp__peer_link_up(p, l);
 }
 
-/* One complete line during the handshake. */
-static int hs_line(aemp__link_t *l, const char *line, size_t len)
+int aemp__link_switch(aemp__link_t *l, aemp__stream_wrap_fn wrap, void *arg)
+{
+    if (l->state > AEMP__LINK_HANDSHAKE || l->hs.state > AEMP__HS_NONCE)
+        return AEMP_EBUSY;
+    l->wrap = wrap;
+    l->wrap_arg = arg;
+    return 0;
+}
+
+/* Both greetings and nonces are through: the stream becomes the wrapper.
+ * Our own lines so far went into the old stream whole (a write takes all
+ * it is given; one still waiting finishes under the wrapper, which passes
+ * its `drained` on).  Returns the old stream, to replay what was read
+ * past the peer's nonce line to, or NULL with the link closed. */
+static aemp__stream_t *link_switch_now(aemp__link_t *l)
+{
+    aemp__stream_t *inner = l->stream, *s;
+    aemp__stream_wrap_fn wrap = l->wrap;
+    l->wrap = NULL;
+    link_flush(l); /* nothing for the new stream may be pending yet */
+    if (l->state == AEMP__LINK_CLOSED)
+        return NULL;
+    int rc = wrap(inner, l->wrap_arg, &s);
+    if (rc < 0) {
+        char why[96];
+        snprintf(why, sizeof why, "cannot switch the stream: %s",
+                 aemp_strerror(rc));
+        aemp__link_close(l, why);
+        return NULL;
+    }
+    l->stream = s;
+    aemp__stream_attach(s, &link_up, l);
+    return inner;
+}
+
+/* One complete line during the handshake.  *switched: the stream was
+ * replaced after it (the old one, to replay the rest of the read to). */
+static int hs_line(aemp__link_t *l, const char *line, size_t len,
+                   aemp__stream_t **switched)
 {
     char *out = NULL;
     size_t outlen;
@@ -320,13 +344,23 @@ static int hs_line(aemp__link_t *l, const char *line, size_t len)
     if (before == AEMP__HS_GREETING) {
         const char *refusal = on_greeting(l);
         if (refusal) {
+            aemp__free(out);
             aemp__link_close(l, refusal);
             return AEMP_EPROTO;
         }
     }
+    /* PROTOCOL.md §4: a stream switch (TLS) comes right after the nonce
+     * lines, before the authentication line */
+    if (before == AEMP__HS_NONCE && l->wrap &&
+        !(*switched = link_switch_now(l))) {
+        aemp__free(out);
+        return AEMP_EPROTO;
+    }
     if (rc == 1) {
         rc = write_raw(l, out, outlen);
         aemp__free(out);
+        if (rc < 0)
+            aemp__link_close(l, aemp_strerror(rc));
         return rc;
     }
     if (rc == 2)
@@ -335,7 +369,7 @@ static int hs_line(aemp__link_t *l, const char *line, size_t len)
 }
 
 /* Splits handshake bytes into lines; what follows the last handshake line
- * belongs to the data phase. */
+ * belongs to the data phase, or to a new stream after a switch. */
 static void hs_bytes(aemp__link_t *l, const char *data, size_t len)
 {
     while (len && l->state == AEMP__LINK_HANDSHAKE) {
@@ -353,62 +387,56 @@ static void hs_bytes(aemp__link_t *l, const char *data, size_t len)
         len -= take + 1;
         size_t linelen = l->linelen;
         l->linelen = 0;
-        if (hs_line(l, l->line, linelen) < 0)
+        aemp__stream_t *old = NULL;
+        if (hs_line(l, l->line, linelen, &old) < 0)
             return;
+        if (old) { /* the last step here: the wrapper takes it from now */
+            if (len)
+                aemp__stream_replay(old, data, len);
+            return;
+        }
     }
     if (len && l->state == AEMP__LINK_UP)
         packets(l, data, len);
 }
 
-static void start_handshake(aemp__link_t *l)
+static void link_start(aemp__link_t *l)
 {
-    struct sockaddr_storage ss;
-    int sslen = sizeof ss;
-    char ip[48] = "?";
-    int port = 0;
-    if (uv_tcp_getpeername(&l->tcp, (struct sockaddr *)&ss, &sslen) == 0) {
-        if (ss.ss_family == AF_INET6) {
-            uv_ip6_name((struct sockaddr_in6 *)&ss, ip, sizeof ip);
-            port = ntohs(((struct sockaddr_in6 *)&ss)->sin6_port);
-        } else {
-            uv_ip4_name((struct sockaddr_in *)&ss, ip, sizeof ip);
-            port = ntohs(((struct sockaddr_in *)&ss)->sin_port);
-        }
-    }
-    snprintf(l->peeraddr, sizeof l->peeraddr,
-             ss.ss_family == AF_INET6 ? "[%s]:%d" : "%s:%d", ip, port);
+    aemp__stream_t *s = l->stream;
     char *out;
     size_t outlen;
     l->state = AEMP__LINK_HANDSHAKE;
     l->line = aemp__malloc(AEMP__MAX_LINE);
-    l->readbuf = aemp__malloc(READ_CHUNK);
-    int rc = l->line && l->readbuf ? aemp__hs_start(&l->hs, &net_of(l)->hs,
-                                                    l->peeraddr, &out, &outlen)
-                                   : AEMP_ENOMEM;
+    int rc = l->line
+                 ? aemp__hs_start(&l->hs, &net_of(l)->hs,
+                                  s->addr[0] ? s->addr : NULL, &out, &outlen)
+                 : AEMP_ENOMEM;
     if (rc == 0) {
         rc = write_raw(l, out, outlen);
         aemp__free(out);
     }
-    if (rc == 0 && uv_read_start((uv_stream_t *)&l->tcp, on_alloc, on_read) != 0)
-        rc = AEMP_ESYS;
+    if (rc == 0)
+        rc = aemp__stream_start(s);
     if (rc < 0) {
-        aemp__link_close(l, aemp_strerror(rc));
+        aemp__link_close(l, rc == AEMP_ESYS && s->error ? s->error
+                                                        : aemp_strerror(rc));
         return;
     }
     link_flush(l);
 }
 
-/* ---- data phase -------------------------------------------------------------- */
+/* ---- data phase ---------------------------------------------------------- */
 
-/* Backpressure: a node whose queue is full stops reading, TCP's window
- * closes, and the sender's backlog grows until it paces itself (or hits
- * max_backlog).  What was read already waits in the reader. */
+/* Backpressure: a node whose queue is full stops reading, the transport's
+ * flow control closes its window, and the sender's backlog grows until it
+ * paces itself (or hits max_backlog).  What was read already waits in the
+ * reader. */
 void aemp__link_hold(aemp__link_t *l, unsigned why)
 {
     if (l->hold & why)
         return;
     if (!l->hold && l->state != AEMP__LINK_CLOSED)
-        uv_read_stop((uv_stream_t *)&l->tcp);
+        aemp__stream_hold(l->stream);
     l->hold |= why;
     if (why == AEMP__HOLD_QUEUE)
         net_of(l)->queue_holds++;
@@ -424,9 +452,9 @@ void aemp__link_release(aemp__link_t *l, unsigned why)
     if (l->hold || l->state != AEMP__LINK_UP)
         return;
     l->last_read = uv_now(l->node->loop); /* not silent: we did not look */
-    packets(l, NULL, 0); /* what waits in the reader first */
+    packets(l, NULL, 0);                  /* what waits in the reader first */
     if (!l->hold && l->state == AEMP__LINK_UP &&
-        uv_read_start((uv_stream_t *)&l->tcp, on_alloc, on_read) != 0)
+        aemp__stream_release(l->stream) < 0)
         aemp__link_close(l, "cannot read");
 }
 
@@ -457,7 +485,7 @@ static void packets(aemp__link_t *l, const char *data, size_t len)
         char why[200];
         const char *text = aemp_reader_error(l->reader);
         snprintf(why, sizeof why, "%s: %s",
-                 rc == AEMP_ENOMEM ? "out of memory reading a packet"
+                 rc == AEMP_ENOMEM   ? "out of memory reading a packet"
                  : rc == AEMP_ELIMIT ? "packet beyond the limits"
                                      : "malformed packet",
                  *text ? text : aemp_strerror(rc));
@@ -465,34 +493,40 @@ static void packets(aemp__link_t *l, const char *data, size_t len)
     }
 }
 
-static void on_alloc(uv_handle_t *h, size_t suggested, uv_buf_t *buf)
-{
-    aemp__link_t *l = h->data;
-    *buf = uv_buf_init(l->readbuf, READ_CHUNK);
-}
+/* ---- the stream's up-calls ----------------------------------------------- */
 
-static void on_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf)
+static void on_data(aemp__stream_t *s, void *user, const char *buf, size_t len)
 {
-    aemp__link_t *l = s->data;
-    if (nread == 0 || l->state == AEMP__LINK_CLOSED)
+    aemp__link_t *l = user;
+    if (l->state == AEMP__LINK_CLOSED)
         return;
-    if (nread < 0) {
-        const char *why = uv_strerror((int)nread);
-        if (nread == UV_EOF)
-            why = l->state == AEMP__LINK_UP ? "Unexpected end-of-file"
-                  : l->hs.state == AEMP__HS_AUTH
-                      ? "connection closed during authentication "
-                        "(wrong secret, or refused by the peer)"
-                      : "connection closed during the handshake";
-        aemp__link_close(l, why);
-        return;
-    }
     l->last_read = uv_now(l->node->loop);
     if (l->state == AEMP__LINK_HANDSHAKE)
-        hs_bytes(l, buf->base, (size_t)nread);
+        hs_bytes(l, buf, len);
     else
-        packets(l, buf->base, (size_t)nread);
+        packets(l, buf, len);
 }
+
+static void on_failed(aemp__stream_t *s, void *user, int err, const char *why)
+{
+    aemp__link_t *l = user;
+    if (err == 0) /* the peer ended the stream */
+        why = l->state == AEMP__LINK_UP ? "Unexpected end-of-file"
+              : l->hs.state == AEMP__HS_AUTH
+                  ? "connection closed during authentication "
+                    "(wrong secret, or refused by the peer)"
+                  : "connection closed during the handshake";
+    aemp__link_close(l, why);
+}
+
+static const aemp__stream_up_t link_up = {
+    .data = on_data,
+    .drained = on_drained,
+    .failed = on_failed,
+    .closed = on_stream_closed,
+};
+
+/* ---- keepalive ----------------------------------------------------------- */
 
 /* Keepalive: write [] before our promise runs out; give up on a peer that
  * promised to write and has been silent for its whole timeout. */
@@ -517,11 +551,7 @@ static void on_tick(uv_timer_t *h)
     uint64_t tick = tick_ms(l);
     if (ours && now - l->last_write + 2 * tick >= ours && !l->writing &&
         !l->out.len) {
-        /* [] in either framing: CBOR 0x80 is the empty array */
-        if (l->hs.send_framing == AEMP_CBOR)
-            write_raw(l, "\x80", 1);
-        else
-            write_raw(l, "[]", 2);
+        write_raw(l, l->framing->keepalive, l->framing->keepalive_len);
         link_flush(l);
     }
     if (ours && l->peer_timeout && !l->hold &&
@@ -534,19 +564,7 @@ static void on_deadline(uv_timer_t *h)
     aemp__link_close(h->data, "handshake timeout");
 }
 
-/* ---- dialling and accepting -------------------------------------------------- */
-
-static void on_connect(uv_connect_t *req, int status)
-{
-    aemp__link_t *l = req->data;
-    if (l->state == AEMP__LINK_CLOSED)
-        return;
-    if (status < 0) {
-        aemp__link_close(l, uv_strerror(status));
-        return;
-    }
-    start_handshake(l);
-}
+/* ---- making links: over any stream, dialling and accepting TCP ----------- */
 
 static void arm_deadline(aemp__link_t *l)
 {
@@ -554,26 +572,71 @@ static void arm_deadline(aemp__link_t *l)
                    (uint64_t)(net_of(l)->conf.monitor_timeout * 1000.0), 0);
 }
 
+int aemp__link_over(aemp_node_t *n, aemp__stream_t *s, aemp__peer_t *dialled)
+{
+    if (!n->net)
+        return AEMP_ENOROUTE;
+    if (dialled && (dialled->link || dialled->dialing))
+        return AEMP_EBUSY;
+    aemp__link_t *l = aemp__calloc(1, sizeof *l);
+    if (!l)
+        return AEMP_ENOMEM;
+    link_init(l, n, s);
+    if (dialled) {
+        l->outgoing = true;
+        l->peer = dialled;
+        dialled->dialing = l;
+    }
+    arm_deadline(l);
+    link_start(l);
+    return 0;
+}
+
+static void on_connect(aemp__stream_t *s, void *user, int err)
+{
+    aemp__link_t *l = user;
+    if (l->state == AEMP__LINK_CLOSED)
+        return;
+    if (err < 0) {
+        aemp__link_close(l, s->error);
+        return;
+    }
+    link_start(l);
+}
+
+/* A link over a new TCP stream; the link is allocated first, so that a
+ * failure leaves no handle behind. */
+static aemp__link_t *tcp_link_new(aemp_node_t *n)
+{
+    aemp__stream_t *s;
+    aemp__link_t *l = aemp__calloc(1, sizeof *l);
+    if (!l)
+        return NULL;
+    if (aemp__tcp_new(n->loop, &s) < 0) {
+        aemp__free(l);
+        return NULL;
+    }
+    link_init(l, n, s);
+    return l;
+}
+
 int aemp__link_dial(aemp_node_t *n, aemp__peer_t *p, const char *endpoint)
 {
     struct sockaddr_storage addr;
     if (aemp__endpoint_parse(endpoint, strlen(endpoint), &addr) < 0)
         return AEMP_EINVAL;
-    aemp__link_t *l = link_new(n);
+    aemp__link_t *l = tcp_link_new(n);
     if (!l)
         return AEMP_ENOMEM;
     l->outgoing = true;
     l->peer = p;
     p->dialing = l;
-    snprintf(l->peeraddr, sizeof l->peeraddr, "%s", endpoint);
-    l->creq.data = l;
     arm_deadline(l);
-    int err = uv_tcp_connect(&l->creq, &l->tcp, (struct sockaddr *)&addr,
-                             on_connect);
-    if (err) {
+    if (aemp__tcp_connect(l->stream, (struct sockaddr *)&addr, endpoint,
+                          on_connect) < 0) {
         p->dialing = NULL;
         l->peer = NULL;
-        aemp__link_close(l, uv_strerror(err));
+        aemp__link_close(l, l->stream->error);
         return AEMP_ESYS;
     }
     return 0;
@@ -581,14 +644,14 @@ int aemp__link_dial(aemp_node_t *n, aemp__peer_t *p, const char *endpoint)
 
 int aemp__link_accept(aemp_node_t *n, uv_stream_t *server)
 {
-    aemp__link_t *l = link_new(n);
+    aemp__link_t *l = tcp_link_new(n);
     if (!l)
         return AEMP_ENOMEM;
-    if (uv_accept(server, (uv_stream_t *)&l->tcp) != 0) {
+    if (aemp__tcp_accept(l->stream, server) < 0) {
         aemp__link_close(l, NULL);
         return AEMP_ESYS;
     }
     arm_deadline(l);
-    start_handshake(l);
+    link_start(l);
     return 0;
 }

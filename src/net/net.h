@@ -6,6 +6,7 @@
 #include "codec.h"
 #include "handshake.h"
 #include "kernel.h"
+#include "link.h"
 #include "strmap.h"
 
 typedef struct aemp__link aemp__link_t;
@@ -63,33 +64,6 @@ enum {
 
 enum aemp__link_state { AEMP__LINK_CONNECTING, AEMP__LINK_HANDSHAKE,
                         AEMP__LINK_UP, AEMP__LINK_CLOSED };
-
-struct aemp__link {
-    uv_tcp_t tcp;
-    uv_timer_t timer; /* handshake deadline, then keepalive / read timeout */
-    uv_connect_t creq;
-    uv_write_t wreq;
-    aemp_node_t *node;
-    aemp__peer_t *peer; /* dialed peer, or the greeting's node */
-    aemp__link_t *next, *prev;  /* all links of the node */
-    aemp__link_t *dirty_next;   /* links with output to flush */
-    int state, handles;
-    unsigned hold; /* why reading is stopped (AEMP__HOLD_*); 0: reading */
-    bool outgoing, writing, dirty, named;
-    bool named_new; /* the greeting's node was unknown before: forget it
-                       if the handshake fails */
-    aemp__hs_t hs;
-    char *line;
-    size_t linelen;
-    aemp_reader_t *reader;
-    aemp__buf_t out, inflight; /* pending; being written by wreq */
-    size_t inflight_off;       /* inflight's bytes written before wreq */
-    uint64_t appended;         /* bytes ever put into out */
-    uint64_t last_read, last_write;
-    unsigned peer_timeout;
-    char peeraddr[64];
-    char *readbuf;
-};
 
 typedef struct aemp__net {
     aemp_node_t *node;
@@ -184,20 +158,7 @@ aemp__peer_t *aemp__slave_early(aemp_node_t *n, const char *id, size_t len);
 /* Runs the initialisation hook (net->on_link_ready) for p. */
 void aemp__net_link_ready(aemp_node_t *n, aemp__peer_t *p);
 
-/* link.c */
-int aemp__link_dial(aemp_node_t *n, aemp__peer_t *p, const char *endpoint);
-int aemp__link_accept(aemp_node_t *n, uv_stream_t *server);
-/* Appends one packet to the link's output. */
-int aemp__link_write(aemp__link_t *l, const char *name, size_t namelen,
-                     const aemp_msg_t *m);
-void aemp__link_close(aemp__link_t *l, const char *why);
-/* Bytes put into the link's output and not yet handed to the kernel. */
-size_t aemp__link_unwritten(const aemp__link_t *l);
-/* Stops / resumes reading for one reason (AEMP__HOLD_*); reading goes on
- * when no reason is left. */
-void aemp__link_hold(aemp__link_t *l, unsigned why);
-void aemp__link_release(aemp__link_t *l, unsigned why);
-void aemp__links_flush(aemp_node_t *n);
+/* link.c: link.h */
 
 /* Parses "a.b.c.d:port" or "[v6]:port" into addr. */
 int aemp__endpoint_parse(const char *ep, size_t len,
