@@ -432,7 +432,12 @@ AEMP_API int aemp_mon_cb(aemp_node_t *n, const char *port, aemp_mon_fn cb,
                          void *user, aemp_mon_t **guard);
 /* Forms 2 and 3: when port dies with a reason, kill other with the same
  * reason (a normal kill does nothing).  other NULL means SELF: then it must
- * be called from inside a port callback (AEMP_ENOCTX otherwise). */
+ * be called from inside a port callback (AEMP_ENOCTX otherwise).  As in
+ * AnyEvent::MP, the monitor belongs to port, not to other: it stays (and a
+ * remote port's node keeps its watcher) until port dies or the guard is
+ * cancelled, even if other died first — a port that watches a long-lived
+ * one should keep the guard and cancel it when it ends.  A node that is
+ * lost counts as a death with a reason (["transport_error", ...]). */
 AEMP_API int aemp_mon_kill(aemp_node_t *n, const char *port, const char *other,
                            aemp_mon_t **guard);
 /* Form 4: when port dies, send to rcvport the message built from picture
@@ -443,7 +448,8 @@ AEMP_API int aemp_mon_msg(aemp_node_t *n, const char *port, const char *rcvport,
  * not exist — from the loop in both cases.  aemp_mon_cancel() before that
  * unties the resource and releases it then.  aemp_node_free() releases what
  * is still tied; a release function must not call into a node being
- * freed. */
+ * freed.  On failure nothing is tied: resource stays yours, release is not
+ * called. */
 AEMP_API int aemp_mon_guard(aemp_node_t *n, const char *port,
                             void (*release)(void *resource), void *resource,
                             aemp_mon_t **guard);
