@@ -126,9 +126,9 @@ void aemp__link_close(aemp__link_t *l, const char *why)
     if (why && !l->peer)
         aemp__log(n, AEMP_LOG_WARN, "connection from %s refused: %s",
                   addr_of(l), why);
-    n->closing += 2;
+    n->closing++; /* the stream: its `closed` up-call counts it off */
     aemp__stream_close(l->stream);
-    uv_close((uv_handle_t *)&l->timer, on_timer_closed);
+    aemp__node_close(n, (uv_handle_t *)&l->timer, on_timer_closed);
     link_detach(l, prev, why);
 }
 
