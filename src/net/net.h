@@ -97,6 +97,11 @@ int aemp__net_route(aemp_node_t *n, const char *port, aemp__peer_t **peer,
 void aemp__net_wake(aemp_node_t *n);
 /* The node's queue is above its bound: links stop reading. */
 bool aemp__net_queue_full(const aemp_node_t *n);
+/* Runs the initialisation hook (net->on_link_ready) for p. */
+void aemp__net_link_ready(aemp_node_t *n, aemp__peer_t *p);
+/* Parses "a.b.c.d:port" or "[v6]:port" into addr. */
+int aemp__endpoint_parse(const char *ep, size_t len,
+                         struct sockaddr_storage *addr);
 
 /* peer.c */
 aemp__peer_t *aemp__peer_get(aemp_node_t *n, const char *id, size_t len,
@@ -155,13 +160,7 @@ void aemp__peer_iam(aemp__peer_t *p, const char *id);
 /* A port ID names "slave/<id>@<us>" before the linked slave "slave/<id>"
  * told us (iam) it took that name: rename it now.  NULL if no such slave. */
 aemp__peer_t *aemp__slave_early(aemp_node_t *n, const char *id, size_t len);
-/* Runs the initialisation hook (net->on_link_ready) for p. */
-void aemp__net_link_ready(aemp_node_t *n, aemp__peer_t *p);
 
 /* link.c: link.h */
-
-/* Parses "a.b.c.d:port" or "[v6]:port" into addr. */
-int aemp__endpoint_parse(const char *ep, size_t len,
-                         struct sockaddr_storage *addr);
 
 #endif
