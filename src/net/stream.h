@@ -225,4 +225,61 @@ uint64_t aemp__pipe_taken(const aemp__stream_t *end);
 /* Bytes waiting in the pipe for end's reader. */
 size_t aemp__pipe_readable(const aemp__stream_t *end);
 
+/* ---- TLS over another stream (tls_stream.c) ------------------------------ */
+
+/* What a TLS stream needs: this side's key and certificate, the CA that
+ * every peer's certificate must verify against (PROTOCOL.md §4), and the
+ * loop the streams run on (a stream held with decrypted bytes waiting
+ * delivers them from the loop after release, and the inner stream does
+ * not say which loop it is on).  One conf serves both roles and any
+ * number of streams; each stream keeps what it needs, so the conf may be
+ * freed while they live.  Loop thread only. */
+typedef struct aemp__tls_conf aemp__tls_conf_t;
+
+/* A conf from PEM text (NUL-terminated): key_pem a private key, cert_pem
+ * its certificate, ca_pem one or more CA certificates, or NULL for
+ * cert_pem itself (one shared self-signed certificate: a closed network).
+ * TLS 1.2 at least, 1.3 preferred; the peer's certificate is required and
+ * verified both ways; no host-name check.  0, or AEMP_EINVAL with the
+ * reason (OpenSSL's) in why (whylen bytes, may be 0), or AEMP_ENOMEM. */
+int aemp__tls_conf_new(uv_loop_t *loop, const char *key_pem,
+                       const char *cert_pem, const char *ca_pem,
+                       aemp__tls_conf_t **out, char *why, size_t whylen);
+void aemp__tls_conf_free(aemp__tls_conf_t *conf);
+
+/* Wraps inner in a TLS stream *out (the rules of aemp__stream_wrap_fn):
+ * the TLS client if `client`, else the server; the client's first
+ * handshake bytes go to inner at once (after inner's waiting write, if
+ * any).  write() takes plaintext: bytes written before the handshake
+ * completes wait and go once it has; DONE only when their ciphertext is
+ * all in inner's hands and inner's write completed.  unwritten() counts
+ * plaintext, the bytes of each TLS record until all of its ciphertext is
+ * out of inner.  A handshake that fails (a certificate that does not
+ * verify, bytes that are not TLS, a peer that hangs up) is `failed` with
+ * AEMP_EPROTO and the reason: "certificate verify failed: <OpenSSL's
+ * verify error>" when ours rejected the peer's certificate, else "TLS
+ * handshake failed: <OpenSSL's reason>" (also for the alert a TLS 1.3
+ * client gets when the server rejects its certificate, which comes after
+ * the client's own handshake is through; "TLS failed: <reason>" once
+ * plaintext has come; err 0 for an end of the peer's data).  hold, release and
+ * tune pass through; close closes inner.  0 or AEMP_ENOMEM / AEMP_ESYS (inner's
+ * write failed), with inner untouched but for that write. */
+int aemp__tls_wrap(aemp__stream_t *inner, const aemp__tls_conf_t *conf,
+                   bool client, aemp__stream_t **out);
+/* aemp__tls_wrap as an aemp__stream_wrap_fn, arg the conf (for
+ * aemp__link_switch: PROTOCOL.md §4 says which side is the client). */
+int aemp__tls_wrap_client(aemp__stream_t *inner, void *conf,
+                          aemp__stream_t **out);
+int aemp__tls_wrap_server(aemp__stream_t *inner, void *conf,
+                          aemp__stream_t **out);
+/* s (a TLS stream) has completed its own side of the handshake: the peer's
+ * certificate verified (TLS 1.3: the peer may still reject ours). */
+bool aemp__tls_established(const aemp__stream_t *s);
+/* The protocol version s runs ("TLSv1.3"; static text), for logs; NULL if
+ * s is not a TLS stream. */
+const char *aemp__tls_version(const aemp__stream_t *s);
+/* conf's SSL_CTX (void: OpenSSL's headers stay out of here), for tests
+ * that restrict it, e.g. to TLS 1.2.  Streams made after see the change. */
+void *aemp__tls_conf_ctx(aemp__tls_conf_t *conf);
+
 #endif
