@@ -182,15 +182,6 @@ static const aemp__request_t kernel_requests[] = {
     {NULL, NULL, false, false},
 };
 
-static const aemp__request_t *request_find(const aemp__request_t *t,
-                                           const char *name)
-{
-    for (; t && t->name; t++)
-        if (!strcmp(t->name, name))
-            return t;
-    return NULL;
-}
-
 const aemp__request_t *aemp__nodeport_find(const aemp_node_t *n,
                                            const char *name, size_t len)
 {
@@ -210,9 +201,7 @@ void aemp__nodeport_dispatch(aemp_node_t *n, const aemp_msg_t *m,
         aemp__log(n, AEMP_LOG_WARN, "node port: request without a name");
         return;
     }
-    const aemp__request_t *r = request_find(kernel_requests, req);
-    if (!r)
-        r = request_find(n->net_requests, req);
+    const aemp__request_t *r = aemp__nodeport_find(n, req, strlen(req));
     if (!r) {
         user_request(n, req, m);
     } else if (r->peer_only && !from) {
@@ -227,8 +216,7 @@ int aemp_node_handle(aemp_node_t *n, const char *request, aemp_rcv_fn fn,
 {
     if (!n || !request)
         return AEMP_EINVAL;
-    if (request_find(kernel_requests, request) ||
-        request_find(n->net_requests, request))
+    if (aemp__nodeport_find(n, request, strlen(request)))
         return AEMP_EPERM;
     return aemp__tags_set(&n->handlers, request, fn, user);
 }
