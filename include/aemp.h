@@ -489,9 +489,11 @@ typedef struct aemp_netconf {
     unsigned keepalive;      /* the timeout= we announce (seconds), default
                                 30; 0: none (TCP keepalive only) */
     const char *framings;    /* we accept, preferred first; "cbor,json" */
-    const char *auth_accept; /* methods we accept; "hmac_sha3_512" (add
+    const char *auth_accept; /* methods we accept, our preference first;
+                                "tls_sha3_512,hmac_sha3_512,tls_anon" (add
                                 "cleartext" only on trusted networks) */
-    const char *auth_offer;  /* methods we may send; "hmac_sha3_512" */
+    const char *auth_offer;  /* methods we may send; default
+                                "tls_sha3_512,hmac_sha3_512" */
     size_t max_backlog;      /* bytes of unsent output per peer, default
                                 64 MiB; beyond it the link is dropped as a
                                 transport error ("send queue overflow") */
@@ -515,11 +517,34 @@ typedef struct aemp_netconf {
      * registered or put on its module path: the node port evaluates
      * nothing, and its handlers (aemp_node_handle) are the program's. */
     int secure;
+    /* TLS (see "TLS" below): cert is this node's private key and
+     * certificate, PEM text (both blocks, any order) or the path of a file
+     * holding it; NULL: no TLS.  ca: the certificates a peer's must
+     * verify against, PEM text or a path; NULL: cert's own certificate (a
+     * network sharing one self-signed certificate admits nobody else). */
+    const char *cert;
+    const char *ca;
 } aemp_netconf_t;
+
+/* TLS.  A node with a certificate says so in its greeting; when both
+ * sides have one, the link becomes TLS (1.2 at least, 1.3 preferred)
+ * right after the greeting lines or fails: each side requires the other's
+ * certificate and verifies it against its CA (no host-name check), and a
+ * peer whose certificate does not verify is refused even if it knows the
+ * secret.  Inside TLS the methods are, by default, tls_sha3_512 (a digest
+ * of both greetings: no secret needed) and, accepted, tls_anon (nothing
+ * but the certificate).  Either way what is trusted is the CA: whoever
+ * holds a certificate it signed is admitted and may claim any node ID,
+ * as in AnyEvent::MP.  A node with a certificate and a secret still talks
+ * hmac_sha3_512 to peers without one; to admit certificate holders only,
+ * set auth_accept to "tls_sha3_512,tls_anon".  A node with a certificate
+ * and no secret talks to TLS peers only.  A certificate that expires
+ * within 30 days is warned about when configured. */
 
 /* Sets the network configuration (copied); zero fields take defaults.
  * Call before the node's first network activity.  AEMP_EBUSY after;
- * AEMP_EINVAL for an unknown authentication method name (logged).
+ * AEMP_EINVAL for an unknown authentication method name, or a cert / ca
+ * that cannot be read or used (the reason is logged).
  * Process-wide effect: if SIGPIPE still has its default action, it is set
  * to SIG_IGN (a peer that hangs up while we write would otherwise end the
  * program); a disposition the program chose itself is kept. */
@@ -593,7 +618,7 @@ AEMP_API int aemp_flush(aemp_node_t *n, const char *node_id, aemp_flush_fn fn,
  * Configuration (SPEC.md §4): one JSON file.  Top-level keys are defaults;
  * "profile": {"<name>": {...}} holds per-node overrides; a node's settings
  * are the defaults merged with its profile.  Keys: noderef, secret, cert,
- * seeds, services, module_path, secure, monitor_timeout, connect_interval,
+ * ca, seeds, services, module_path, secure, monitor_timeout, connect_interval,
  * max_backlog, max_queued_bytes, max_queued_items, framing, auth_accept,
  * auth_offer, dns_servers, nodename.
  * ------------------------------------------------------------------------ */
@@ -702,7 +727,9 @@ AEMP_API int aemp_calv(aemp_node_t *n, const char *port, double timeout,
  * first that completes the handshake, renames itself
  * "slave/<id>@<master>" and routes through it; AEMP_ENOROUTE (via fn) when
  * no master within monitor_timeout.  Then services start.  fn(node, status,
- * error, user) runs from the loop when done.  AEMP_EBUSY if called twice. */
+ * error, user) runs from the loop when done.  AEMP_EBUSY if called twice;
+ * AEMP_EINVAL when the node would have neither a secret nor a certificate
+ * (nobody could authenticate it) or the settings are wrong (logged). */
 typedef void (*aemp_init_fn)(aemp_node_t *n, int status, const char *error,
                              void *user);
 AEMP_API int aemp_initialise(aemp_node_t *n, const aemp_config_t *cfg,

@@ -28,12 +28,15 @@ int FUZZ_ENTRY(const uint8_t *data, size_t size);
 
 static const aemp__hs_conf_t fuzz_confs[] = {
     {"127.0.0.1:4040", "secret", "hmac_sha3_512", "hmac_sha3_512", "cbor,json",
-     30},
+     30, false},
     {"127.0.0.1:4040", "secret", "hmac_sha3_512,cleartext",
-     "cleartext,hmac_sha3_512", "json", 0},
-    {"anon/fuzz", NULL, "hmac_sha3_512", "hmac_sha3_512", "cbor", 1},
+     "cleartext,hmac_sha3_512", "json", 0, false},
+    {"anon/fuzz", NULL, "hmac_sha3_512", "hmac_sha3_512", "cbor", 1, false},
     {"slave/x", "s", "tls_sha3_512,tls_anon,hmac_sha3_512,cleartext",
-     "tls_anon,hmac_sha3_512", "json,cbor", 5},
+     "tls_anon,hmac_sha3_512", "json,cbor", 5, false},
+    /* a certificate: peers greeting with tls=1.0 make it a TLS session */
+    {"tls/x", NULL, "tls_sha3_512,tls_anon,hmac_sha3_512",
+     "tls_sha3_512,tls_anon", "cbor,json", 30, true},
 };
 
 /* A correct auth line for the session so far (method from the peer's list,

@@ -472,7 +472,7 @@ raw_t *raw_handshaken(uv_loop_t *loop, const char *ref, const char *framings,
     raw_t *r = raw_connect(loop, ref);
     snprintf(r->node_id, sizeof r->node_id, "anon/raw%d", ++raw_counter);
     r->conf = (aemp__hs_conf_t){r->node_id,      SECRET,   "hmac_sha3_512",
-                                "hmac_sha3_512", framings, timeout};
+                                "hmac_sha3_512", framings, timeout, false};
     char *out, line[AEMP__MAX_LINE + 1];
     size_t outlen;
     assert_int_equal(aemp__hs_start(&r->hs, &r->conf, NULL, &out, &outlen), 0);

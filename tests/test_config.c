@@ -719,12 +719,20 @@ static void cli_noderef_seeds_services(void **state)
          "addseed", "e:5");
 }
 
+/* A real ed25519 key and self-signed certificate (CN=aemp-test, valid
+ * until 2126): setcert checks what it is given. */
 static const char pem[] =
     "-----BEGIN PRIVATE KEY-----\n"
-    "MC4CAQAwBQYDK2VwBCIEIDs+0Ssm3zpVfnLVYiCvQ8pcA1uK1l6nL1IeS3dWRpdq\n"
+    "MC4CAQAwBQYDK2VwBCIEIAGXiBs6G0R1L2Ms5vJO6yBuKqFJHJEDlL+Eax8pwVEJ\n"
     "-----END PRIVATE KEY-----\n"
     "-----BEGIN CERTIFICATE-----\n"
-    "MIIBCzCBvqADAgECAhQZ\n"
+    "MIIBPjCB8aADAgECAhRhIjkdX/MEbXWlfiCz+8Y1ulTDCDAFBgMrZXAwFDESMBAG\n"
+    "A1UEAwwJYWVtcC10ZXN0MCAXDTI2MTIwMTExMjczOFoYDzIxMjYxMTA3MTEyNzM4\n"
+    "WjAUMRIwEAYDVQQDDAlhZW1wLXRlc3QwKjAFBgMrZXADIQBWpEPTGYN7BLn9GaeL\n"
+    "+3+xUK/jDM7Qn1rh9A7n5Uy6dqNTMFEwHQYDVR0OBBYEFFr2hT2BdECfzm2EFi1h\n"
+    "aLBNHsewMB8GA1UdIwQYMBaAFFr2hT2BdECfzm2EFi1haLBNHsewMA8GA1UdEwEB\n"
+    "/wQFMAMBAf8wBQYDK2VwA0EAqSO/H0JnDdtzz00DDfy/Q7rhek9AhVXFTNp+aXC/\n"
+    "v+nw9OgG6dTivHfaXV6xroqQs6x+xsOWcq3LKalMW/jSCw==\n"
     "-----END CERTIFICATE-----\n";
 
 /* Writes pem into <f's dir>/name; its path into buf. */
@@ -747,6 +755,16 @@ static void cli_cert_file(void **state)
     expect_file(f->path, "{}");
     REFUSED("setcert", "/nonexistent/not-pem");
     REFUSED("setcert");
+    /* PEM that OpenSSL cannot use is refused, and the file keeps none */
+    REFUSED("setcert", "-----BEGIN CERTIFICATE-----\nnot base64\n"
+                       "-----END CERTIFICATE-----\n");
+    REFUSED("setcert", strstr(pem, "-----BEGIN CERTIFICATE")); /* no key */
+    expect_file(f->path, "{}");
+    /* setca: certificates only; clrca */
+    RUN_OK("setca", pemfile);
+    expect_file_str(f->path, NULL, "ca", pem);
+    RUN_OK("clrca");
+    expect_file(f->path, "{}");
 }
 
 /* PEM text on the command line (what `aemp setcert "$(cat f)"` does). */
@@ -906,11 +924,24 @@ static void cli_showconfig(void **state)
     expect_json(show(f->path, "--profile", "n1", "showconfig", NULL),
                 "{\"secret\": \"********\", \"seeds\": [\"a:1\"], "
                 "\"noderef\": \"127.0.0.1:4041\"}");
-    /* the PEM data is not dumped either */
+    /* the PEM data is not dumped either: the certificate's subject,
+     * fingerprint and expiry instead */
     json_t *n2 = show(f->path, "showconfig", "n2", NULL);
-    const char *cert = json_string_value(json_object_get(n2, "cert"));
-    assert_non_null(cert);
-    assert_null(strstr(cert, "PRIVATE KEY"));
+    json_t *cert = json_object_get(n2, "cert");
+    assert_true(json_is_object(cert));
+    char *dump = json_dumps(n2, 0);
+    assert_null(strstr(dump, "PRIVATE KEY"));
+    assert_null(strstr(dump, "BEGIN"));
+    free(dump);
+    assert_string_equal(json_string_value(json_object_get(cert, "subject")),
+                        "CN=aemp-test");
+    const char *fp = json_string_value(json_object_get(cert, "sha256"));
+    assert_non_null(fp);
+    assert_int_equal(strlen(fp), 32 * 3 - 1); /* AB:CD:... */
+    assert_non_null(
+        strstr(json_string_value(json_object_get(cert, "expires")), "2126"));
+    assert_true(json_integer_value(json_object_get(cert, "days_left")) >
+                36000);
     json_decref(n2);
     /* an unknown profile: the defaults */
     expect_json(show(f->path, "showconfig", "nobody", NULL),

@@ -435,9 +435,23 @@ static void token_known_answer(void **state)
     assert_int_equal(aemp__auth_token("hmac_md6_64_256", "key", "a", "b", "c",
                                       "d", hex, sizeof hex),
                      AEMP_EINVAL);
-    assert_int_equal(aemp__auth_token("tls_anon", "key", "a", "b", "c", "d",
+    /* the TLS methods need no secret: tls_anon's token is empty,
+     * tls_sha3_512's the SHA3-512 of G(a,b,c,d) */
+    assert_int_equal(aemp__auth_token("tls_anon", NULL, "a", "b", "c", "d",
                                       hex, sizeof hex),
-                     AEMP_EINVAL);
+                     0);
+    assert_string_equal(hex, "");
+    assert_int_equal(aemp__auth_token("tls_sha3_512", NULL, "a", "b", "c", "d",
+                                      hex, sizeof hex),
+                     0);
+    unsigned char md[64];
+    size_t mdlen = 0;
+    assert_true(EVP_Q_digest(NULL, "SHA3-512", NULL, "a\nb\nc\nd\n", 8, md,
+                             &mdlen));
+    char want2[129];
+    for (size_t i = 0; i < 64; i++)
+        snprintf(want2 + 2 * i, 3, "%02x", md[i]);
+    assert_string_equal(hex, want2);
 }
 
 static void framing_choice(void **state)
@@ -879,11 +893,11 @@ static void auth_table_rows(void **state)
         unsigned needs;
         bool offer, available;
     } rows[] = {
-        {"tls_sha3_512", AEMP__AUTH_NEEDS_TLS, true, false},
+        {"tls_sha3_512", AEMP__AUTH_NEEDS_TLS, true, true},
         {"hmac_sha3_512", AEMP__AUTH_NEEDS_SECRET, true, true},
         {"tls_md6_64_256", AEMP__AUTH_NEEDS_TLS, true, false},
         {"hmac_md6_64_256", AEMP__AUTH_NEEDS_SECRET, true, false},
-        {"tls_anon", AEMP__AUTH_NEEDS_TLS, true, false},
+        {"tls_anon", AEMP__AUTH_NEEDS_TLS, true, true},
         {"cleartext", AEMP__AUTH_NEEDS_SECRET, false, true},
     };
     aemp__auth_have_t all = {"s", true}, none = {NULL, false};
@@ -921,12 +935,17 @@ static void auth_choose_direct(void **state)
     m = aemp__auth_choose("cleartext", "cleartext", &have, err, sizeof err);
     assert_null(m);
     assert_non_null(strstr(err, "no common authentication method"));
-    /* tls_anon is not chosen even on a link that claims TLS: there is no
-     * TLS here to have checked the certificate */
+    /* the tls_* methods only on a link with TLS */
     aemp__auth_have_t tls = {NULL, true};
+    m = aemp__auth_choose("tls_anon", "tls_anon", &tls, err, sizeof err);
+    assert_non_null(m);
+    assert_string_equal(m->name, "tls_anon");
     assert_null(
-        aemp__auth_choose("tls_anon", "tls_anon", &tls, err, sizeof err));
-    assert_non_null(strstr(err, "tls_anon needs TLS"));
+        aemp__auth_choose("tls_anon", "tls_anon", &have, err, sizeof err));
+    assert_non_null(strstr(err, "tls_anon needs TLS, and this link has none"));
+    m = aemp__auth_choose("tls_sha3_512,hmac_sha3_512", OUR_OFFER, &have, err,
+                          sizeof err);
+    assert_string_equal(m->name, "hmac_sha3_512");
     /* NULL and empty lists, a tiny error buffer */
     assert_null(aemp__auth_choose(NULL, OUR_OFFER, &have, err, sizeof err));
     assert_null(
@@ -1018,8 +1037,8 @@ static void tls_anon_without_tls(void **state)
     assert_int_equal(feed_hello(&b, &a), 1);
     assert_int_equal(feed(&b, "tls_anon;;cbor"), AEMP_EPROTO);
     assert_string_equal(b.hs.error, "peer authenticates with tls_anon, which "
-                                    "we cannot check: needs TLS, which is not "
-                                    "implemented yet");
+                                    "we cannot check: needs TLS, and this link "
+                                    "has none");
     sides_free(&a, &b);
 }
 
@@ -1156,6 +1175,77 @@ static void hs_sweep_run(void)
     }
 }
 
+/* PROTOCOL.md §4: tls=1.0 in the greeting of a side with a certificate;
+ * TLS when both have it, the lower nonce line the client; inside it the
+ * tls_* methods, with the tokens the peer checks. */
+static void tls_negotiation(void **state)
+{
+    aemp__hs_conf_t ca = conf_of("10.0.0.1:1", NULL),
+                    cb = conf_of("10.0.0.2:1", NULL);
+    ca.tls = cb.tls = true;
+    ca.auth_accept = cb.auth_accept = "tls_sha3_512,hmac_sha3_512,tls_anon";
+    ca.auth_offer = cb.auth_offer = "tls_sha3_512,hmac_sha3_512";
+    side_t a, b;
+    greet_both(&a, &ca, &b, &cb);
+    assert_non_null(strstr(a.l1, ";tls=1.0"));
+    assert_true(a.hs.tls && b.hs.tls);
+    assert_true(a.hs.tls_client != b.hs.tls_client);
+    assert_int_equal(a.hs.tls_client, strcmp(a.l2, b.l2) < 0);
+    assert_string_equal(a.hs.method, "tls_sha3_512");
+    char line[AEMP__MAX_LINE];
+    auth_line(&b, line, sizeof line);
+    assert_int_equal(feed(&a, line), 2);
+    auth_line(&a, line, sizeof line);
+    assert_int_equal(feed(&b, line), 2);
+    /* the token is SHA3-512 of the sender's lines first */
+    char want[129];
+    assert_int_equal(aemp__auth_token("tls_sha3_512", NULL, a.l1, a.l2, b.l1,
+                                      b.l2, want, sizeof want),
+                     0);
+    assert_non_null(strstr(line, want));
+    /* a token over other lines is refused */
+    side_free(&b);
+    side_t c;
+    greet_both(&c, &cb, &b, &ca);
+    assert_int_equal(feed(&b, line), AEMP_EPROTO);
+    assert_string_equal(b.hs.error,
+                        "authentication failure/shared secret mismatch");
+    sides_free(&b, &c);
+    side_free(&a);
+
+    /* tls_anon as the only method both send: an empty token */
+    ca.auth_offer = cb.auth_offer = "tls_anon";
+    greet_both(&a, &ca, &b, &cb);
+    assert_string_equal(a.hs.method, "tls_anon");
+    auth_line(&a, line, sizeof line);
+    assert_string_equal(line, "tls_anon;;cbor");
+    assert_int_equal(feed(&b, line), 2);
+    sides_free(&a, &b);
+
+    /* a certificate on one side only: no TLS; with secrets on both, HMAC */
+    ca = conf_of("10.0.0.1:1", "s");
+    cb = conf_of("10.0.0.2:1", "s");
+    ca.tls = true;
+    ca.auth_accept = ca.auth_offer = "tls_sha3_512,hmac_sha3_512";
+    greet_both(&a, &ca, &b, &cb);
+    assert_false(a.hs.tls || b.hs.tls);
+    assert_string_equal(a.hs.method, "hmac_sha3_512");
+    assert_null(strstr(b.l1, "tls="));
+    sides_free(&a, &b);
+    /* ... and the side with only a certificate cannot authenticate */
+    ca.secret = NULL;
+    char what[ERR_SIZE];
+    assert_int_equal(b_hears_a(&cb, &ca, what, sizeof what), AEMP_EPROTO);
+    assert_string_equal(what, "the peer has no certificate (its greeting asks "
+                              "for no TLS) and we have no shared secret");
+    /* a peer's tls=1.0 means nothing to a side without a certificate */
+    cb.secret = "s";
+    ca.secret = "s";
+    greet_both(&a, &cb, &b, &ca);
+    assert_false(a.hs.tls);
+    sides_free(&a, &b);
+}
+
 static void handshake_alloc_sweep(void **state)
 {
     for (sweep_b_first = 0; sweep_b_first < 2; sweep_b_first++) {
@@ -1194,6 +1284,7 @@ int main(void)
         cmocka_unit_test(tls_anon_without_tls),
         cmocka_unit_test(peer_sends_uncomputable),
         cmocka_unit_test(check_list),
+        cmocka_unit_test(tls_negotiation),
         cmocka_unit_test(handshake_alloc_sweep),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

@@ -78,6 +78,8 @@ static int apply_config(aemp_node_t *n, const aemp_config_t *c,
         conf.framings = n->net->framings;
         conf.auth_accept = n->net->auth_accept;
         conf.auth_offer = n->net->auth_offer;
+        conf.cert = n->net->cert;
+        conf.ca = n->net->ca;
     }
     conf.nodename = n->nodename;
     conf.dns_servers = n->dns_servers;
@@ -91,6 +93,11 @@ static int apply_config(aemp_node_t *n, const aemp_config_t *c,
             conf.auth_accept = v;
         if ((v = setting(c, profile, "auth_offer", off, sizeof off)))
             conf.auth_offer = v;
+        /* PEM text or a path, as long as it is: no copy */
+        if (aemp_val_str(aemp_config_get(c, profile, "cert"), &v, NULL) == 0)
+            conf.cert = v;
+        if (aemp_val_str(aemp_config_get(c, profile, "ca"), &v, NULL) == 0)
+            conf.ca = v;
         if ((v = setting(c, profile, "dns_servers", dns, sizeof dns)))
             conf.dns_servers = v;
         if ((v = setting(c, profile, "nodename", name, sizeof name)))
@@ -335,7 +342,7 @@ int aemp_initialise(aemp_node_t *n, const aemp_config_t *cfg,
     int rc = apply_config(n, cfg, profile); /* no such profile: defaults */
     if (rc < 0)
         return rc;
-    if (!n->net->secret)
+    if (!n->net->secret && !n->net->tls)
         return AEMP_EINVAL; /* nobody could authenticate us */
     init_job_t *j = aemp__calloc(1, sizeof *j);
     if (!j)

@@ -35,7 +35,8 @@ static int token_hmac_sha3_512(const char *secret, const char *text,
     return to_hex(mac, maclen, hex, hexlen);
 }
 
-/* Ready for when TLS arrives; its row says why it is not used yet. */
+/* tls_sha3_512: no secret, TLS authenticated the peer; the digest binds
+ * the greetings (framings, node IDs) to this TLS session's lines. */
 static int token_sha3_512(const char *secret, const char *text, size_t textlen,
                           char *hex, size_t hexlen)
 {
@@ -71,7 +72,6 @@ static int token_cleartext(const char *secret, const char *text, size_t textlen,
 
 /* ---- the table ----------------------------------------------------------- */
 
-#define NO_TLS "needs TLS, which is not implemented yet"
 #define NO_MD6 "needs MD6, which is not implemented yet"
 
 /* In the order of PROTOCOL.md §2's default list.  The rows without a
@@ -79,12 +79,13 @@ static int token_cleartext(const char *secret, const char *text, size_t textlen,
  * names are recognised — in configuration and in a peer's greeting —
  * and skipped, never chosen. */
 static const aemp__auth_method_t methods[] = {
-    {"tls_sha3_512", AEMP__AUTH_NEEDS_TLS, true, NO_TLS, token_sha3_512},
+    {"tls_sha3_512", AEMP__AUTH_NEEDS_TLS, true, NULL, token_sha3_512},
     {"hmac_sha3_512", AEMP__AUTH_NEEDS_SECRET, true, NULL, token_hmac_sha3_512},
-    {"tls_md6_64_256", AEMP__AUTH_NEEDS_TLS, true,
-     "needs TLS and MD6, which are not implemented yet", NULL},
+    {"tls_md6_64_256", AEMP__AUTH_NEEDS_TLS, true, NO_MD6, NULL},
     {"hmac_md6_64_256", AEMP__AUTH_NEEDS_SECRET, true, NO_MD6, NULL},
-    {"tls_anon", AEMP__AUTH_NEEDS_TLS, true, NO_TLS, token_empty},
+    /* the certificate alone: any holder of one the CA signed, whatever
+     * node ID it claims (aemp.h, "TLS") */
+    {"tls_anon", AEMP__AUTH_NEEDS_TLS, true, NULL, token_empty},
     /* the secret in the clear: accepted if configured, never sent */
     {"cleartext", AEMP__AUTH_NEEDS_SECRET, false, NULL, token_cleartext},
 };

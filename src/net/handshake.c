@@ -129,9 +129,10 @@ int aemp__hs_start(aemp__hs_t *hs, const aemp__hs_conf_t *conf,
     if (conf->timeout)
         snprintf(tmo, sizeof tmo, ";timeout=%u", conf->timeout);
     hs->l1 = aemp__asprintf(
-        "aemp;%d;%s;%s;%s;provider=aemp-c-%s%s%s%s", AEMP__PROTOCOL_VERSION,
+        "aemp;%d;%s;%s;%s;provider=aemp-c-%s%s%s%s%s", AEMP__PROTOCOL_VERSION,
         conf->node_id, conf->auth_accept, conf->framings, AEMP_VERSION_STRING,
-        peeraddr ? ";peeraddr=" : "", peeraddr ? peeraddr : "", tmo);
+        conf->tls ? ";tls=1.0" : "", peeraddr ? ";peeraddr=" : "",
+        peeraddr ? peeraddr : "", tmo);
     hs->l2 = aemp__strdup(b64);
     *out = hs->l1 && hs->l2 ? aemp__asprintf("%s\n%s\n", hs->l1, hs->l2) : NULL;
     if (!*out) {
@@ -142,11 +143,13 @@ int aemp__hs_start(aemp__hs_t *hs, const aemp__hs_conf_t *conf,
     return 0;
 }
 
-/* What this side has to authenticate the link with. */
+/* What this side has to authenticate the link with.  hs->tls means the
+ * authentication lines travel inside TLS that both sides verified (the
+ * link closes when the TLS handshake fails, and no line gets through
+ * before it is done). */
 static aemp__auth_have_t hs_have(const aemp__hs_t *hs)
 {
-    /* no TLS layer yet (PROTOCOL.md §4): every link is plain TCP */
-    return (aemp__auth_have_t){hs->conf->secret, false};
+    return (aemp__auth_have_t){hs->conf->secret, hs->tls};
 }
 
 /* The framing we send: the first of the peer's list that we can write
@@ -193,9 +196,18 @@ static int hs_respond(aemp__hs_t *hs, char **out, size_t *outlen)
         hs_fail(hs, "refusing to talk to myself");
         return AEMP_EPROTO;
     }
+    /* PROTOCOL.md §4: both want TLS, so it must be TLS; the lower nonce
+     * line is the client */
+    hs->tls = hs->conf->tls && hs->peer.tls;
+    hs->tls_client = strcmp(hs->l2, hs->r2) < 0;
     aemp__auth_have_t have = hs_have(hs);
     if (!have.secret && !have.tls) { /* what every method needs one of */
-        hs_fail(hs, "unable to handshake TLS and no shared secret configured");
+        if (hs->conf->tls)
+            hs_fail(hs, "the peer has no certificate (its greeting asks for "
+                        "no TLS) and we have no shared secret");
+        else
+            hs_fail(hs, "unable to handshake TLS and no shared secret "
+                        "configured");
         return AEMP_EPROTO;
     }
     const aemp__auth_method_t *m =

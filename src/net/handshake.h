@@ -18,6 +18,7 @@ typedef struct aemp__hs_conf {
     const char *auth_offer;  /* comma list of methods we may send */
     const char *framings;    /* comma list we accept, preferred first */
     unsigned timeout;        /* keepalive promise in seconds, 0 = none */
+    bool tls; /* we have a certificate: greet with tls=1.0 (PROTOCOL.md §4) */
 } aemp__hs_conf_t;
 
 typedef struct aemp__greeting {
@@ -47,6 +48,11 @@ typedef struct aemp__hs {
     char method[32];             /* the one we send (aemp__auth_find) */
     aemp_framing_t send_framing; /* what we write (aemp__framing) */
     aemp_framing_t recv_framing; /* what the peer writes */
+    /* Both greetings asked for TLS (set with the nonce line): the link
+     * must switch to TLS right after the nonce lines (our authentication
+     * line goes inside it) or fail; tls_client says which role we take,
+     * the side whose nonce line sorts lower being the client. */
+    bool tls, tls_client;
     char error[320];             /* why it failed: room for both sides'
                                     method lists */
 } aemp__hs_t;
@@ -59,7 +65,9 @@ int aemp__hs_start(aemp__hs_t *hs, const aemp__hs_conf_t *conf,
                    const char *peeraddr, char **out, size_t *outlen);
 /* Feeds one line from the peer (without its line end).  Returns 0 when
  * more lines are needed, 1 when *out holds a line to send (our
- * authentication line; malloc'd, LF-terminated), 2 when the handshake is
+ * authentication line; malloc'd, LF-terminated; when hs->tls is set, it
+ * is to go through TLS, and the peer's line will arrive through it
+ * too, so tls_* methods count as usable), 2 when the handshake is
  * complete, or a negative error (AEMP_EPROTO, AEMP_ENOMEM, AEMP_ESYS) with
  * hs->error saying why.  After an error the session is AEMP__HS_FAILED
  * and refuses every further line.  *out is NULL unless 1. */

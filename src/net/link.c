@@ -288,8 +288,10 @@ static void link_established(aemp__link_t *l)
     aemp__stream_tune(l->stream, (unsigned)(net->conf.monitor_timeout / 3 + 1));
     l->last_read = l->last_write = uv_now(l->node->loop);
     uv_timer_start(&l->timer, on_tick, tick_ms(l), tick_ms(l));
-    aemp__log(l->node, AEMP_LOG_INFO, "link to %s up (%s, sending %s)", p->id,
-              l->hs.method, l->framing->name);
+    const char *tls = aemp__tls_version(l->stream);
+    aemp__log(l->node, AEMP_LOG_INFO, "link to %s up (%s%s%s, sending %s)",
+              p->id, l->hs.method, tls ? " over " : "", tls ? tls : "",
+              l->framing->name);
     aemp__peer_link_up(p, l);
 }
 
@@ -336,6 +338,13 @@ static int hs_line(aemp__link_t *l, const char *line, size_t len,
     char *out = NULL;
     size_t outlen;
     int before = l->hs.state;
+    /* tls_* methods are sound only inside TLS that verified the peer: no
+     * authentication line is taken through a TLS stream before that */
+    if (before == AEMP__HS_AUTH && l->hs.tls &&
+        !aemp__tls_established(l->stream)) {
+        aemp__link_close(l, "authentication line before TLS was established");
+        return AEMP_EPROTO;
+    }
     int rc = aemp__hs_line(&l->hs, line, len, &out, &outlen);
     if (rc < 0) {
         aemp__link_close(l, l->hs.error[0] ? l->hs.error : aemp_strerror(rc));
@@ -349,8 +358,14 @@ static int hs_line(aemp__link_t *l, const char *line, size_t len,
             return AEMP_EPROTO;
         }
     }
-    /* PROTOCOL.md §4: a stream switch (TLS) comes right after the nonce
-     * lines, before the authentication line */
+    /* PROTOCOL.md §4: TLS when both greetings asked for it, right after
+     * the nonce lines, before the authentication line; the lower nonce
+     * line is the client */
+    if (before == AEMP__HS_NONCE && l->hs.tls && !l->wrap) {
+        l->wrap = l->hs.tls_client ? aemp__tls_wrap_client
+                                   : aemp__tls_wrap_server;
+        l->wrap_arg = net_of(l)->tls;
+    }
     if (before == AEMP__HS_NONCE && l->wrap &&
         !(*switched = link_switch_now(l))) {
         aemp__free(out);
@@ -512,6 +527,11 @@ static void on_failed(aemp__stream_t *s, void *user, int err, const char *why)
     aemp__link_t *l = user;
     if (err == 0) /* the peer ended the stream */
         why = l->state == AEMP__LINK_UP ? "Unexpected end-of-file"
+              : l->hs.state == AEMP__HS_AUTH && l->hs.peer.tls &&
+                      !net_of(l)->hs.tls
+                  ? "connection closed during authentication (the peer "
+                    "wants TLS and we have no certificate, or it has no "
+                    "secret, or a different one)"
               : l->hs.state == AEMP__HS_AUTH
                   ? "connection closed during authentication "
                     "(wrong secret, or refused by the peer)"
@@ -561,7 +581,10 @@ static void on_tick(uv_timer_t *h)
 
 static void on_deadline(uv_timer_t *h)
 {
-    aemp__link_close(h->data, "handshake timeout");
+    aemp__link_t *l = h->data;
+    aemp__link_close(l, l->hs.tls && !aemp__tls_established(l->stream)
+                            ? "TLS handshake timeout"
+                            : "handshake timeout");
 }
 
 /* ---- making links: over any stream, dialling and accepting TCP ----------- */

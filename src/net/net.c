@@ -2,7 +2,11 @@
  * and teardown with the node. */
 #include "net.h"
 
+#include <openssl/crypto.h>
+
+#include <errno.h>
 #include <signal.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -15,30 +19,123 @@ static int copy_str(char **dst, const char *src, const char *def)
     return *dst ? 0 : AEMP_ENOMEM;
 }
 
+/* A copy of src, or NULL for NULL. */
+static int copy_opt(char **dst, const char *src)
+{
+    *dst = src ? aemp__strdup(src) : NULL;
+    return src && !*dst ? AEMP_ENOMEM : 0;
+}
+
 static void net_strings_free(aemp__net_t *net)
 {
     aemp__free(net->secret);
     aemp__free(net->framings);
     aemp__free(net->auth_accept);
     aemp__free(net->auth_offer);
+    aemp__free(net->cert);
+    aemp__free(net->ca);
+    aemp__tls_conf_free(net->tls);
 }
 
-static int net_apply(aemp__net_t *net, const aemp_netconf_t *c)
+/* The most a cert or ca file may hold: a key and a chain of certificates
+ * are a few KiB; this only keeps a wrong path from filling memory. */
+#define MAX_PEM (1u << 20)
+
+/* A cert / ca setting: PEM text as it is, or the path of a file that
+ * holds it, read now.  *out is malloc'd (wipe it: it may hold a key). */
+static int pem_text(const char *arg, const char *what, char **out, char *why,
+                    size_t whylen)
+{
+    if (strstr(arg, "-----BEGIN"))
+        return (*out = aemp__strdup(arg)) ? 0 : AEMP_ENOMEM;
+    FILE *f = fopen(arg, "rb");
+    char *buf = f ? aemp__malloc(MAX_PEM + 1) : NULL;
+    size_t n = buf ? fread(buf, 1, MAX_PEM + 1, f) : 0;
+    int err = f && !ferror(f) ? 0 : errno;
+    if (f)
+        fclose(f);
+    if (!f || err || n > MAX_PEM) {
+        snprintf(why, whylen, "%s: cannot read %.200s: %s", what, arg,
+                 n > MAX_PEM ? "larger than 1 MiB" : strerror(err ? err : EIO));
+        aemp__free(buf);
+        return AEMP_EINVAL;
+    }
+    if (!buf)
+        return AEMP_ENOMEM;
+    buf[n] = 0;
+    *out = buf;
+    return 0;
+}
+
+static void pem_free(char *pem)
+{
+    if (pem)
+        OPENSSL_cleanse(pem, strlen(pem));
+    aemp__free(pem);
+}
+
+/* The TLS configuration of c, if it has a certificate: read, checked,
+ * and its expiry warned about.  0 (*out NULL without a cert), AEMP_EINVAL
+ * with the reason in why, or AEMP_ENOMEM. */
+static int tls_load(aemp_node_t *n, const aemp_netconf_t *c,
+                    aemp__tls_conf_t **out, char *why, size_t whylen)
+{
+    *out = NULL;
+    if (!c->cert || !*c->cert)
+        return 0;
+    char *cert = NULL, *ca = NULL, reason[200] = "";
+    int rc = pem_text(c->cert, "cert", &cert, why, whylen);
+    if (rc == 0 && c->ca && *c->ca)
+        rc = pem_text(c->ca, "ca", &ca, why, whylen);
+    if (rc == 0 &&
+        (rc = aemp__tls_conf_new(n->loop, cert, cert, ca, out, reason,
+                                 sizeof reason)) == AEMP_EINVAL)
+        snprintf(why, whylen, "cert%s: %s", ca ? " or ca" : "", reason);
+    pem_free(cert);
+    pem_free(ca);
+    if (rc < 0)
+        return rc;
+    char date[64];
+    long long left = aemp__tls_conf_expiry(*out, date, sizeof date);
+    if (left < 0)
+        aemp__log(n, AEMP_LOG_WARN,
+                  "the certificate expired on %s: peers will refuse it", date);
+    else if (left < 30LL * 86400)
+        aemp__log(n, AEMP_LOG_WARN,
+                  "the certificate expires in %lld days (%s): renew it "
+                  "(aemp gencert, or setcert)",
+                  left / 86400, date);
+    return 0;
+}
+
+static int net_apply(aemp_node_t *n, aemp__net_t *net, const aemp_netconf_t *c,
+                     char *why, size_t whylen)
 {
     aemp__net_t t = *net;
-    int rc = 0;
-    t.secret = NULL;
-    if (c->secret && !(t.secret = aemp__strdup(c->secret)))
-        rc = AEMP_ENOMEM;
-    if (rc || (rc = copy_str(&t.framings, c->framings, "cbor,json")) ||
-        (rc = copy_str(&t.auth_accept, c->auth_accept, "hmac_sha3_512")) ||
-        (rc = copy_str(&t.auth_offer, c->auth_offer, "hmac_sha3_512"))) {
+    int rc = tls_load(n, c, &t.tls, why, whylen);
+    t.secret = t.framings = t.auth_accept = t.auth_offer = t.cert = t.ca = NULL;
+    if (rc || (rc = copy_opt(&t.secret, c->secret)) ||
+        (rc = copy_opt(&t.cert, c->cert && *c->cert ? c->cert : NULL)) ||
+        (rc = copy_opt(&t.ca, c->ca && *c->ca ? c->ca : NULL)) ||
+        (rc = copy_str(&t.framings, c->framings, "cbor,json")) ||
+        (rc = copy_str(&t.auth_accept, c->auth_accept,
+                       "tls_sha3_512,hmac_sha3_512,tls_anon")) ||
+        (rc = copy_str(&t.auth_offer, c->auth_offer,
+                       "tls_sha3_512,hmac_sha3_512"))) {
         net_strings_free(&t);
         return rc;
     }
     net_strings_free(net);
     *net = t;
     net->conf = *c;
+    /* the strings are ours: nothing points into the caller's */
+    net->conf.secret = net->secret;
+    net->conf.framings = net->framings;
+    net->conf.auth_accept = net->auth_accept;
+    net->conf.auth_offer = net->auth_offer;
+    net->conf.cert = net->cert;
+    net->conf.ca = net->ca;
+    net->conf.nodename = net->conf.dns_servers = NULL; /* on the node */
     net->conf.monitor_timeout = c->monitor_timeout > 0 ? c->monitor_timeout : 30;
     net->conf.connect_interval =
         c->connect_interval > 0 ? c->connect_interval : 2;
@@ -58,6 +155,7 @@ static int net_apply(aemp__net_t *net, const aemp_netconf_t *c)
     net->hs.auth_accept = net->auth_accept;
     net->hs.auth_offer = net->auth_offer;
     net->hs.timeout = net->conf.keepalive;
+    net->hs.tls = net->tls != NULL;
     return 0;
 }
 
@@ -102,7 +200,7 @@ int aemp_node_configure(aemp_node_t *n, const aemp_netconf_t *conf)
         return AEMP_EINVAL;
     if (n->net && n->net->active)
         return AEMP_EBUSY;
-    char why[256];
+    char why[320];
     if (aemp__auth_check_list(conf->auth_accept, why, sizeof why) < 0 ||
         aemp__auth_check_list(conf->auth_offer, why, sizeof why) < 0) {
         aemp__log(n, AEMP_LOG_ERROR, "aemp_node_configure: %s", why);
@@ -113,8 +211,10 @@ int aemp_node_configure(aemp_node_t *n, const aemp_netconf_t *conf)
     if (fresh && !(net = aemp__calloc(1, sizeof *net)))
         return AEMP_ENOMEM;
     ignore_sigpipe();
-    int rc = net_apply(net, conf);
+    int rc = net_apply(n, net, conf, why, sizeof why);
     if (rc < 0) {
+        if (rc == AEMP_EINVAL)
+            aemp__log(n, AEMP_LOG_ERROR, "aemp_node_configure: %s", why);
         if (fresh)
             aemp__free(net);
         return rc;

@@ -68,7 +68,8 @@ enum aemp__link_state { AEMP__LINK_CONNECTING, AEMP__LINK_HANDSHAKE,
 typedef struct aemp__net {
     aemp_node_t *node;
     aemp_netconf_t conf; /* strings owned below */
-    char *secret, *framings, *auth_accept, *auth_offer;
+    char *secret, *framings, *auth_accept, *auth_offer, *cert, *ca;
+    aemp__tls_conf_t *tls; /* from cert and ca; NULL: no TLS */
     aemp__hs_conf_t hs;
     aemp__strmap_t peers;
     aemp__link_t *links;

@@ -246,6 +246,11 @@ int aemp__tls_conf_new(uv_loop_t *loop, const char *key_pem,
                        const char *cert_pem, const char *ca_pem,
                        aemp__tls_conf_t **out, char *why, size_t whylen);
 void aemp__tls_conf_free(aemp__tls_conf_t *conf);
+/* Seconds until conf's own certificate expires (negative: it has), with
+ * the date as OpenSSL prints it ("Jan  2 03:04:05 2036 GMT") into buf
+ * (len bytes, may be 0); 0 and "" if it cannot be read. */
+long long aemp__tls_conf_expiry(const aemp__tls_conf_t *conf, char *buf,
+                                size_t len);
 
 /* Wraps inner in a TLS stream *out (the rules of aemp__stream_wrap_fn):
  * the TLS client if `client`, else the server; the client's first

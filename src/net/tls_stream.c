@@ -149,6 +149,25 @@ int aemp__tls_conf_new(uv_loop_t *loop, const char *key_pem,
     return 0;
 }
 
+long long aemp__tls_conf_expiry(const aemp__tls_conf_t *conf, char *buf,
+                                size_t len)
+{
+    X509 *x = SSL_CTX_get0_certificate(conf->ctx);
+    const ASN1_TIME *after = x ? X509_get0_notAfter(x) : NULL;
+    int days = 0, secs = 0;
+    if (len)
+        buf[0] = 0;
+    if (!after || !ASN1_TIME_diff(&days, &secs, NULL, after))
+        return 0;
+    BIO *b = BIO_new(BIO_s_mem());
+    if (b && len && ASN1_TIME_print(b, after) == 1) {
+        int n = BIO_read(b, buf, (int)(len - 1 < INT_MAX ? len - 1 : INT_MAX));
+        buf[n > 0 ? n : 0] = 0;
+    }
+    BIO_free(b);
+    return (long long)days * 86400 + secs;
+}
+
 void *aemp__tls_conf_ctx(aemp__tls_conf_t *conf)
 {
     return conf->ctx;
@@ -177,17 +196,49 @@ static void fail(tls_stream_t *t, int err, const char *why)
     aemp__stream_failed(&t->s, err, t->why);
 }
 
+/* What OpenSSL's words mean for a node, where they are terse: a
+ * certificate from another CA shows up as "self-signed certificate" or
+ * "unable to get local issuer certificate" here, and as an "unknown ca"
+ * alert on the other side. */
+static const char *verify_hint(long v)
+{
+    switch (v) {
+    case X509_V_ERR_DEPTH_ZERO_SELF_SIGNED_CERT:
+    case X509_V_ERR_SELF_SIGNED_CERT_IN_CHAIN:
+    case X509_V_ERR_UNABLE_TO_GET_ISSUER_CERT:
+    case X509_V_ERR_UNABLE_TO_GET_ISSUER_CERT_LOCALLY:
+    case X509_V_ERR_UNABLE_TO_VERIFY_LEAF_SIGNATURE:
+        return " (the peer's certificate is not from our CA)";
+    default: return "";
+    }
+}
+
+static const char *alert_hint(const char *reason)
+{
+    if (strstr(reason, "unknown ca") || strstr(reason, "bad certificate"))
+        return " (the peer refuses our certificate: not from its CA)";
+    if (strstr(reason, "certificate expired"))
+        return " (the peer refuses our certificate: it has expired)";
+    if (strstr(reason, "wrong version number") ||
+        strstr(reason, "packet length too long") ||
+        strstr(reason, "record layer failure"))
+        return " (the peer does not speak TLS)";
+    return "";
+}
+
 /* Why an SSL call failed, into t->why. */
 static void ssl_why(tls_stream_t *t, int rc, const char *what)
 {
     long v = SSL_get_verify_result(t->ssl);
     int e = SSL_get_error(t->ssl, rc);
     if (v != X509_V_OK) {
-        snprintf(t->why, sizeof t->why, "certificate verify failed: %s",
-                 X509_verify_cert_error_string(v));
+        snprintf(t->why, sizeof t->why, "certificate verify failed: %s%s",
+                 X509_verify_cert_error_string(v), verify_hint(v));
         ERR_clear_error();
     } else if (e == SSL_ERROR_SSL) {
-        snprintf(t->why, sizeof t->why, "%s: %s", what, ssl_reason());
+        const char *reason = ssl_reason();
+        snprintf(t->why, sizeof t->why, "%s: %s%s", what, reason,
+                 alert_hint(reason));
     } else {
         snprintf(t->why, sizeof t->why, "%s: OpenSSL error %d", what, e);
         ERR_clear_error();

@@ -160,6 +160,111 @@ out:
     return pem;
 }
 
+/* What showconfig says of one certificate: subject, SHA-256 fingerprint,
+ * expiry and the days left. */
+static aemp_val_t *cert_info(X509 *x)
+{
+    char subject[256] = "", fp[3 * EVP_MAX_MD_SIZE] = "", date[64] = "";
+    unsigned char md[EVP_MAX_MD_SIZE];
+    unsigned mdlen = 0;
+    BIO *nb = BIO_new(BIO_s_mem());
+    if (nb && X509_NAME_print_ex(nb, X509_get_subject_name(x), 0,
+                                 XN_FLAG_RFC2253) >= 0) {
+        int n = BIO_read(nb, subject, sizeof subject - 1);
+        subject[n > 0 ? n : 0] = 0;
+    }
+    BIO_free(nb);
+    if (X509_digest(x, EVP_sha256(), md, &mdlen))
+        for (unsigned i = 0; i < mdlen; i++)
+            snprintf(fp + 3 * i, sizeof fp - 3 * i, "%02X%s", md[i],
+                     i + 1 < mdlen ? ":" : "");
+    const ASN1_TIME *after = X509_get0_notAfter(x);
+    BIO *b = BIO_new(BIO_s_mem());
+    if (b && ASN1_TIME_print(b, after) == 1) {
+        int n = BIO_read(b, date, sizeof date - 1);
+        date[n > 0 ? n : 0] = 0;
+    }
+    BIO_free(b);
+    int days = 0, secs = 0;
+    ASN1_TIME_diff(&days, &secs, NULL, after);
+    aemp_val_t *m = aemp_map_new();
+    m = aemp_map_set(m, "subject", aemp_str(subject));
+    m = aemp_map_set(m, "sha256", aemp_str(fp));
+    m = aemp_map_set(m, "expires", aemp_str(date));
+    m = aemp_map_set(m, "days_left", aemp_int(days));
+    return m;
+}
+
+/* A cert or ca setting as showconfig prints it: never the key, but each
+ * certificate's cert_info (one map, or an array for several), with the
+ * file it came from, or why it cannot be read. */
+static aemp_val_t *pem_summary(const char *setting)
+{
+    int inline_pem = strstr(setting, "-----BEGIN") != NULL;
+    char *pem = read_pem(setting);
+    BIO *b = pem ? BIO_new_mem_buf(pem, -1) : NULL;
+    aemp_val_t *all = aemp_arr_new();
+    X509 *x;
+    while (b && (x = PEM_read_bio_X509(b, NULL, NULL, NULL))) {
+        all = aemp_arr_push(all, cert_info(x));
+        X509_free(x);
+    }
+    BIO_free(b);
+    free(pem);
+    aemp_val_t *out;
+    if (aemp_val_len(all) == 1) {
+        out = aemp_val_copy(aemp_val_at(all, 0));
+    } else if (aemp_val_len(all) == 0) {
+        out = aemp_map_set(aemp_map_new(), "error",
+                           aemp_str(pem ? "no certificate in it"
+                                        : "cannot read the file"));
+    } else {
+        out = aemp_map_set(aemp_map_new(), "certificates", all);
+        all = NULL;
+    }
+    aemp_val_free(all);
+    if (out && !inline_pem)
+        out = aemp_map_set(out, "file", aemp_str(setting));
+    return out;
+}
+
+static aemp_val_t *summarise(aemp_val_t *eff, const char *key)
+{
+    const char *v;
+    if (eff && aemp_val_str(aemp_map_get(eff, key), &v, NULL) == 0)
+        eff = aemp_map_set(eff, key, pem_summary(v));
+    return eff;
+}
+
+/* setcert / setca: the PEM text of the file or argument goes into the
+ * configuration, once OpenSSL has read what it needs from it (a key and
+ * its certificate for cert, at least one certificate for ca). */
+static int set_pem(aemp_config_t *c, const char *profile, const char *key,
+                   const char *arg, int need_key)
+{
+    char *pem = read_pem(arg);
+    if (!pem)
+        return cli_error("%s: not a readable file or PEM text", arg);
+    BIO *b = BIO_new_mem_buf(pem, -1), *b2 = BIO_new_mem_buf(pem, -1);
+    EVP_PKEY *k = need_key && b ? PEM_read_bio_PrivateKey(b, NULL, NULL, NULL)
+                                : NULL;
+    X509 *x = b2 ? PEM_read_bio_X509(b2, NULL, NULL, NULL) : NULL;
+    const char *bad = !x                           ? "no certificate in it"
+                      : need_key && !k             ? "no private key in it"
+                      : k && X509_check_private_key(x, k) != 1
+                          ? "the key does not belong to the certificate"
+                          : NULL;
+    EVP_PKEY_free(k);
+    X509_free(x);
+    BIO_free(b);
+    BIO_free(b2);
+    int rc = bad ? cli_error("%s: %s", arg, bad)
+                 : set(c, profile, key, aemp_str(pem));
+    OPENSSL_cleanse(pem, strlen(pem));
+    free(pem);
+    return rc;
+}
+
 static int show(aemp_config_t *c, const char *profile, int secret)
 {
     aemp_val_t *eff;
@@ -167,8 +272,7 @@ static int show(aemp_config_t *c, const char *profile, int secret)
         return cli_error("out of memory");
     if (!secret && aemp_map_get(eff, "secret"))
         eff = aemp_map_set(eff, "secret", aemp_str("********"));
-    if (eff && aemp_map_get(eff, "cert"))
-        eff = aemp_map_set(eff, "cert", aemp_str("(PEM data)"));
+    eff = summarise(summarise(eff, "cert"), "ca");
     aemp_msg_t *m = NULL;
     aemp_val_t *wrap = aemp_arr(eff);
     int rc = aemp_msg_from_val(&m, &wrap);
@@ -222,14 +326,10 @@ static int command(aemp_config_t *c, const char *profile, int argc,
     }
     if (!strcmp(cmd, "clrcert") && !n)
         return del(c, profile, "cert");
-    if (!strcmp(cmd, "setcert") && n == 1) {
-        char *pem = read_pem(a[0]);
-        if (!pem)
-            return cli_error("%s: not a readable file or PEM text", a[0]);
-        int rc = set(c, profile, "cert", aemp_str(pem));
-        free(pem);
-        return rc;
-    }
+    if (!strcmp(cmd, "clrca") && !n)
+        return del(c, profile, "ca");
+    if ((!strcmp(cmd, "setcert") || !strcmp(cmd, "setca")) && n == 1)
+        return set_pem(c, profile, cmd + 3, a[0], !strcmp(cmd, "setcert"));
     if (!strcmp(cmd, "showconfig") && n <= 1)
         return show(c, n ? a[0] : profile, show_secret);
     if (!strcmp(cmd, "delprofile") && n == 1 && !profile)
@@ -275,6 +375,7 @@ int cli_is_config_command(const char *cmd)
 {
     static const char *const cmds[] = {
         "gensecret", "setsecret", "clrsecret", "gencert", "setcert", "clrcert",
+        "setca", "clrca",
         "setnoderef", "clrnoderef", "setseeds", "addseed", "delseed",
         "setservices", "addservice", "delservice", "profile", "delprofile",
         "showconfig", NULL};

@@ -12,39 +12,54 @@ static void log_stderr(aemp_node_t *n, int level, const char *text, void *u)
     fprintf(stderr, "aemp: %s\n", text);
 }
 
-/* --secret, $AEMP_SECRET, else the configuration's (malloc'd). */
-static char *find_secret(const cli_opts_t *o)
+/* key's value in the configuration (the --profile's, else the
+ * defaults), malloc'd; NULL if absent. */
+static char *config_str(const aemp_config_t *c, const cli_opts_t *o,
+                        const char *key)
 {
-    aemp_config_t *c;
     const char *s;
-    char *copy = NULL;
-    if (o->secret && *o->secret)
-        return strdup(o->secret);
-    if (aemp_config_open(&c, o->config) == 0 &&
-        aemp_val_str(aemp_config_get(c, o->profile, "secret"), &s, NULL) == 0)
-        copy = strdup(s);
-    aemp_config_free(c);
-    return copy;
+    return aemp_val_str(aemp_config_get(c, o->profile, key), &s, NULL) == 0
+               ? strdup(s)
+               : NULL;
 }
 
 int cli_node(const cli_opts_t *o, aemp_node_t **out)
 {
-    char *secret = find_secret(o);
-    if (!secret)
-        return cli_error("no secret: give --secret S, set AEMP_SECRET, or "
-                         "configure one (aemp gensecret)");
-    aemp_netconf_t conf = {.secret = secret,
+    aemp_config_t *c = NULL;
+    char *secret = NULL, *cert = NULL, *ca = NULL;
+    /* --secret or $AEMP_SECRET win over the file's secret */
+    if (aemp_config_open(&c, o->config) == 0) {
+        secret = o->secret && *o->secret ? NULL : config_str(c, o, "secret");
+        cert = config_str(c, o, "cert");
+        ca = config_str(c, o, "ca");
+    }
+    aemp_config_free(c);
+    aemp_netconf_t conf = {.secret = o->secret && *o->secret ? o->secret
+                                                              : secret,
+                           .cert = cert,
+                           .ca = ca,
                            .framings = o->framings,
                            .monitor_timeout = o->timeout};
-    aemp_node_t *n;
-    int rc = aemp_node_new(&n, NULL);
-    if (rc == 0 && (rc = aemp_node_configure(n, &conf)) < 0)
-        aemp_node_free(n);
+    aemp_node_t *n = NULL;
+    int rc = 0;
+    if (!conf.secret && !conf.cert)
+        rc = cli_error("no secret and no certificate: give --secret S, set "
+                       "AEMP_SECRET, or configure one (aemp gensecret, aemp "
+                       "gencert)");
+    else if ((rc = aemp_node_new(&n, NULL)) == 0) {
+        /* configuring logs why a certificate cannot be used */
+        aemp_node_set_log(n, o->verbose ? AEMP_LOG_INFO : AEMP_LOG_WARN,
+                          log_stderr, NULL);
+        if ((rc = aemp_node_configure(n, &conf)) < 0)
+            aemp_node_free(n);
+    }
     free(secret);
+    free(cert);
+    free(ca);
+    if (rc > 0)
+        return rc;
     if (rc < 0)
         return cli_error("cannot create a node: %s", aemp_strerror(rc));
-    aemp_node_set_log(n, o->verbose ? AEMP_LOG_INFO : AEMP_LOG_WARN,
-                      log_stderr, NULL);
     *out = n;
     return 0;
 }
@@ -305,7 +320,9 @@ static void run_override(aemp_config_t *c, const char *profile,
 static int run_config(const cli_opts_t *o, aemp_config_t *c,
                       const char *profile, const char *noderef)
 {
-    if (!o->secret && !aemp_config_get(c, profile, "secret")) {
+    /* a node with a certificate joins a TLS network without a secret */
+    if (!o->secret && !aemp_config_get(c, profile, "secret") &&
+        !aemp_config_get(c, profile, "cert")) {
         char *s = cli_gensecret();
         aemp_val_t *v = s ? aemp_str(s) : NULL;
         free(s);
