@@ -14,10 +14,26 @@
 
 /* ---- nodes --------------------------------------------------------------- */
 
+const char *nt_tls_cert(void)
+{
+    static char *pem;
+    static int checked, on;
+    if (!checked) {
+        const char *e = getenv("AEMP_TEST_TLS");
+        on = e && *e && strcmp(e, "0");
+        checked = 1;
+    }
+    if (on && !pem)
+        pem = nt_make_cert("aemp net test", -1, 30); /* kept to the end */
+    return on ? pem : NULL;
+}
+
 aemp_netconf_t conf_std(void)
 {
-    return (aemp_netconf_t){
-        .secret = SECRET, .monitor_timeout = 5, .connect_interval = 0.2};
+    return (aemp_netconf_t){.secret = SECRET,
+                            .cert = nt_tls_cert(),
+                            .monitor_timeout = 5,
+                            .connect_interval = 0.2};
 }
 
 /* A node on loop with conf; public: listening on `ref` (NULL: a free port

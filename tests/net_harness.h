@@ -2,6 +2,7 @@
 #ifndef AEMP_TEST_NET_HARNESS_H
 #define AEMP_TEST_NET_HARNESS_H
 
+#include "certs.h"
 #include "helpers.h"
 
 #include "net.h"
@@ -14,7 +15,12 @@ typedef struct tnode {
     kt_rec_t log;
 } tnode_t;
 
+/* The configuration of the tests' nodes: the secret, short timeouts, and
+ * with AEMP_TEST_TLS=1 in the environment also one shared certificate
+ * (nt_tls_cert), so that the same tests run over TLS links. */
 aemp_netconf_t conf_std(void);
+/* The shared certificate under AEMP_TEST_TLS (made once), else NULL. */
+const char *nt_tls_cert(void);
 
 /* A node on loop with conf; public: listening on `ref` (NULL: a free port
  * of 127.0.0.1). */

@@ -5,6 +5,7 @@
  * garbage after the handshake, the stream switch after the nonce lines
  * (with a wrapper that XORs every byte), and an allocation-failure sweep
  * over a link's whole life. */
+#include "certs.h"
 #include "helpers.h"
 
 #include "net.h"
@@ -14,10 +15,16 @@
 
 #define SECRET "link test secret"
 
+/* With a certificate (the TLS tests set it), links over the pipe become
+ * TLS after the nonce lines, authenticated by it alone: no secret. */
+static char *link_cert;
+
 static aemp_netconf_t conf_of(const char *framings)
 {
-    return (aemp_netconf_t){
-        .secret = SECRET, .monitor_timeout = 5, .framings = framings};
+    return (aemp_netconf_t){.secret = link_cert ? NULL : SECRET,
+                            .cert = link_cert,
+                            .monitor_timeout = 5,
+                            .framings = framings};
 }
 
 /* ---- two nodes and a pipe ------------------------------------------------ */
@@ -712,9 +719,10 @@ done:
     nt_loop_finish(&f.loop);
 }
 
-static void alloc_sweep(void **state)
+/* Sticky and single failures; without TLS also with the XOR switch. */
+static void sweep_links(int kinds)
 {
-    for (int k = 0; k < 4; k++) {
+    for (int k = 0; k < kinds; k++) {
         int sticky = k & 1;
         life_switch = k >> 1;
         size_t n;
@@ -730,9 +738,115 @@ static void alloc_sweep(void **state)
             if (!failed)
                 break;
         }
-        fprintf(stderr, "  %s%s: %zu runs\n", sticky ? "sticky" : "one",
-                life_switch ? ", switched" : "", n);
+        fprintf(stderr, "  %s%s%s: %zu runs\n", sticky ? "sticky" : "one",
+                life_switch ? ", switched" : "", link_cert ? ", TLS" : "", n);
     }
+    life_switch = false;
+}
+
+static void alloc_sweep(void **state)
+{
+    sweep_links(4);
+}
+
+/* A TLS link's life (the TLS stream's own buffers included) under every
+ * failing allocation: no crash, no leak, and a full run when none fails. */
+static void tls_alloc_sweep(void **state)
+{
+    sweep_links(2);
+}
+
+/* ---- the same over TLS ------------------------------------------------- */
+
+static int tls_on(void **state)
+{
+    link_cert = nt_make_cert("aemp link test", -1, 30);
+    return 0;
+}
+
+static int tls_off(void **state)
+{
+    free(link_cert);
+    link_cert = NULL;
+    return 0;
+}
+
+static void tls_link_checks(duo_t *d)
+{
+    aemp__link_t *la = link_of(d->a, d->b), *lb = link_of(d->b, d->a);
+    assert_string_equal(la->stream->ops->name, "tls");
+    assert_string_equal(la->stream->inner->ops->name, "pipe");
+    assert_string_equal(lb->stream->ops->name, "tls");
+    assert_string_equal(la->hs.method, "tls_sha3_512");
+    assert_string_equal(lb->hs.method, "tls_sha3_512");
+    assert_true(la->hs.tls_client != lb->hs.tls_client);
+}
+
+/* Handshakes from either side, both framings, and writes the pipe takes
+ * a byte, 7 bytes or 4 KiB at a time: TLS records cut anywhere. */
+static void tls_partial_writes(void **state)
+{
+    static const size_t ks[] = {0, 1, 7, 4096};
+    for (size_t i = 0; i < sizeof ks / sizeof ks[0]; i++) {
+        for (int json = 0; json < 2; json++) {
+            duo_t d;
+            duo_init(&d, json ? "json" : NULL, json ? "json" : NULL);
+            duo_link(&d, (i + json) & 1 ? d.b : d.a, ks[i]);
+            await_up(&d);
+            tls_link_checks(&d);
+            exchange(&d, ks[i] == 1 ? 3000 : 100000);
+            duo_finish(&d);
+        }
+    }
+}
+
+/* Backlog and flush count plaintext: what the link handed to TLS and
+ * TLS has not yet got into the pipe, whatever the records' overhead. */
+static void tls_flush_and_backlog(void **state)
+{
+    duo_t d;
+    duo_init(&d, NULL, NULL);
+    duo_link(&d, d.a, 0);
+    await_up(&d);
+    tls_link_checks(&d);
+    kt_tap_t tb = {&d.rec, "at_b", 0};
+    char *pb = port_on(d.b, &tb);
+    const char *bref = aemp_noderef(d.b);
+    static char blob[2000];
+    aemp__link_t *l = link_of(d.a, d.b);
+    uint64_t taken0 = aemp__pipe_taken(d.sa);
+    aemp__pipe_stall(d.sa, AEMP__PIPE_STALL_WRITE);
+    uint64_t appended0 = l->appended;
+    for (int i = 0; i < 50; i++)
+        assert_int_equal(aemp_snd(d.a, pb, "sy", "b", blob, sizeof blob), 0);
+    flushing_t f = {&d, 0, 0, 0, 0};
+    assert_int_equal(aemp_flush(d.a, bref, on_flushed, &f), 0);
+    for (int i = 0; i < 20; i++)
+        uv_run(&d.loop, UV_RUN_NOWAIT);
+    /* nothing got through: every plaintext byte is backlog, exactly */
+    assert_int_equal(aemp__pipe_taken(d.sa), taken0);
+    assert_int_equal(aemp_backlog(d.a, bref), l->appended - appended0);
+    assert_int_equal(aemp__link_unwritten(l), l->appended - appended0);
+    assert_int_equal(f.done, 0);
+    /* drained 100 bytes per iteration: the backlog falls in record steps
+     * and never grows; the flush is done when it is 0 */
+    aemp__pipe_set_max_write(d.sa, 100);
+    aemp__pipe_stall(d.sa, 0);
+    size_t last = aemp_backlog(d.a, bref);
+    for (int i = 0; !f.done; i++) {
+        assert_true(i < 100000);
+        uv_run(&d.loop, UV_RUN_NOWAIT);
+        size_t now = aemp_backlog(d.a, bref);
+        assert_true(now <= last);
+        if (f.done)
+            assert_int_equal(now, 0);
+        last = now;
+    }
+    assert_int_equal(f.status, 0);
+    assert_true(aemp__pipe_taken(d.sa) > taken0 + 50 * sizeof blob);
+    await_rec(&d, "at_b", 50);
+    free(pb);
+    duo_finish(&d);
 }
 
 int main(void)
@@ -748,6 +862,10 @@ int main(void)
         cmocka_unit_test(stream_switch),
         cmocka_unit_test(switch_one_side_fails),
         cmocka_unit_test(alloc_sweep),
+        cmocka_unit_test_setup_teardown(tls_partial_writes, tls_on, tls_off),
+        cmocka_unit_test_setup_teardown(tls_flush_and_backlog, tls_on,
+                                        tls_off),
+        cmocka_unit_test_setup_teardown(tls_alloc_sweep, tls_on, tls_off),
     };
     /* e.g. TEST_LINK_ONLY=stream_switch */
     const char *only = getenv("TEST_LINK_ONLY");

@@ -47,6 +47,10 @@ static void bulk_fifo(const char *framings, int64_t total, int64_t window)
     assert_int_equal(lost.fired, 0);
     assert_int_equal(rx.count, total);
     assert_int_equal(rx.marker, 0);
+    /* under AEMP_TEST_TLS the whole flood went through TLS */
+    if (c.cert)
+        assert_string_equal(peer_of(a.n, b.ref)->link->stream->ops->name,
+                            "tls");
     if (!strcmp(framings, "json"))
         assert_int_equal(peer_of(a.n, b.ref)->link->hs.send_framing, AEMP_JSON);
     else
@@ -530,6 +534,54 @@ static void mon_nodes_alternate(void **state)
 /* ==== refusals
  * =================================================================== */
 
+/* Over real TCP: nodes sharing one certificate and no secret link over
+ * TLS with tls_sha3_512; a node with another certificate is refused,
+ * whatever secret it knows, and its monitor says why. */
+static void tls_certificates(void **state)
+{
+    uv_loop_t loop;
+    uv_loop_init(&loop);
+    char *net_cert = nt_make_cert("aemp net", -1, 30),
+         *other = nt_make_cert("aemp other", -1, 30);
+    aemp_netconf_t ca = conf_std(), cx = conf_std();
+    ca.secret = NULL;
+    ca.cert = net_cert;
+    cx.secret = SECRET;
+    cx.cert = other;
+    cx.monitor_timeout = 2;
+    tnode_t a, b, x;
+    tnode_init(&a, &loop, &ca, true, NULL);
+    tnode_init(&b, &loop, &ca, true, NULL);
+    tnode_init(&x, &loop, &cx, true, NULL);
+    kt_rec_t rec = {0};
+    kt_tap_t ta = {&rec, "at_b", 0}, tx = {&rec, "x_mon", 0};
+    const char *pb = mkport(b.n, kt_tap_rcv, &ta);
+    assert_int_equal(aemp_snd(a.n, pb, "s", "over tls"), 0);
+    assert_true(await_rec(&loop, &rec, "at_b", 1, 10));
+    aemp__link_t *l = peer_of(a.n, b.ref)->link;
+    assert_string_equal(l->stream->ops->name, "tls");
+    assert_string_equal(l->stream->inner->ops->name, "tcp");
+    assert_string_equal(l->hs.method, "tls_sha3_512");
+    assert_true(kt_log_has(&a.log, "over TLSv1.3"));
+    /* x has a secret too, but its certificate is not from the network's
+     * CA: refused, on both sides, with the certificate reason */
+    assert_int_equal(aemp_mon_cb(x.n, pb, kt_tap_mon, &tx, NULL), 0);
+    assert_int_equal(aemp_snd(x.n, pb, "s", "intruder"), 0);
+    assert_true(await_rec(&loop, &rec, "x_mon", 1, 10));
+    const char *why = transport_error(rec.ev[1].msg, b.ref);
+    if (!strstr(why, "certificate")) {
+        dump_log(&x);
+        fail_msg("reason \"%s\" does not name the certificate", why);
+    }
+    assert_true(kt_log_has(&b.log, "certificate"));
+    assert_int_equal(kt_rec_count(&rec, "at_b"), 1);
+    assert_false(aemp_node_is_up(x.n, b.ref));
+    tnode_free(&x);
+    nodes_finish(&loop, &a, &b, &rec);
+    free(net_cert);
+    free(other);
+}
+
 static void wrong_secret(void **state)
 {
     uv_loop_t loop;
@@ -538,6 +590,12 @@ static void wrong_secret(void **state)
     ca.secret = "alpha";
     cb.secret = "beta";
     ca.monitor_timeout = 1.5;
+    /* over TLS (AEMP_TEST_TLS) the shared certificate alone would admit
+     * the peer (tls_sha3_512): the secret decides only with HMAC, which
+     * then runs inside TLS */
+    if (ca.cert)
+        ca.auth_accept = ca.auth_offer = cb.auth_accept = cb.auth_offer =
+            "hmac_sha3_512";
     tnode_t a, b;
     tnode_init(&a, &loop, &ca, true, NULL);
     tnode_init(&b, &loop, &cb, true, NULL);
@@ -1440,6 +1498,7 @@ int main(void)
         ISOLATED(remote_kil, 60),
         ISOLATED(node_port_requests, 60),
         ISOLATED(mon_nodes_alternate, 60),
+        ISOLATED(tls_certificates, 60),
         ISOLATED(wrong_secret, 60),
         ISOLATED(echo_attack, 60),
         ISOLATED(refuses_itself, 60),
