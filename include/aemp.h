@@ -170,7 +170,9 @@ AEMP_API void aemp_val_free(aemp_val_t *v);
 AEMP_API aemp_type_t aemp_val_type(const aemp_val_t *v); /* NULL: T_NULL */
 /* 0 and *out set if v has that type (aemp_val_double also converts an
  * AEMP_T_INT); AEMP_ETYPE otherwise.  Strings and bytes: *out borrowed from
- * v, NUL-terminated, *len (may be NULL) its length. */
+ * v, NUL-terminated, *len (may be NULL) its length.  aemp_val_str (and
+ * the "s"/"S" of aemp_msg_unpack, and tags) also take a byte string
+ * without NUL bytes: Perl 2.x peers send most strings as CBOR bytes. */
 AEMP_API int aemp_val_bool(const aemp_val_t *v, int *out);
 AEMP_API int aemp_val_int(const aemp_val_t *v, int64_t *out);
 AEMP_API int aemp_val_double(const aemp_val_t *v, double *out);
@@ -359,7 +361,8 @@ AEMP_API int aemp_port(aemp_node_t *n, aemp_rcv_fn cb, void *user,
 AEMP_API int aemp_rcv(aemp_node_t *n, const char *port, aemp_rcv_fn cb,
                       void *user);
 /* Registers (or replaces) the callback for messages whose first element is
- * the string tag; a NULL cb unregisters it.  The callback receives the
+ * the string tag (or those bytes, see aemp_val_str); a NULL cb unregisters
+ * it.  The callback receives the
  * message without its tag.  Messages whose tag has no callback go to the
  * default callback.  Errors as aemp_rcv; AEMP_EINVAL for a NULL tag. */
 AEMP_API int aemp_rcv_tag(aemp_node_t *n, const char *port, const char *tag,

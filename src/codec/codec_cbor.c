@@ -209,24 +209,26 @@ static bool at_break(dec_t *d)
     return false;
 }
 
-/* One definite string (or chunk) of length arg at d->p. */
-static int chk_chunk(dec_t *d, const head_t *h, uint64_t *total)
+/* One definite string (or chunk) of length arg at d->p; text: it must be
+ * UTF-8 (a text string, or any map key). */
+static int chk_chunk(dec_t *d, const head_t *h, uint64_t *total, bool text)
 {
     if (h->arg > left(d))
         return bad(d, AEMP_EPROTO, "string length beyond the end of data");
-    if (h->major == M_TEXT && !aemp__utf8_valid((const char *)d->p, h->arg))
+    if (text && !aemp__utf8_valid((const char *)d->p, h->arg))
         return bad(d, AEMP_EPROTO, "invalid UTF-8 in a text string");
     d->p += h->arg;
     *total += h->arg;
     return 0;
 }
 
-static int chk_string(dec_t *d, const head_t *h)
+static int chk_string(dec_t *d, const head_t *h, bool key)
 {
     uint64_t total = 0;
     int rc = 0;
+    bool text = key || h->major == M_TEXT;
     if (h->ai != AI_INDEF) {
-        rc = chk_chunk(d, h, &total);
+        rc = chk_chunk(d, h, &total, text);
     } else {
         head_t c = {0, 0, 0, 0, 0};
         while (rc == 0 && !at_break(d)) {
@@ -234,7 +236,7 @@ static int chk_string(dec_t *d, const head_t *h)
                 c.ai == AI_INDEF)
                 return bad(d, AEMP_EPROTO, "bad chunk in indefinite string");
             d->p += c.hlen;
-            rc = chk_chunk(d, &c, &total);
+            rc = chk_chunk(d, &c, &total, text);
         }
     }
     if (rc == 0 && total > AEMP__MAX_LEN)
@@ -312,15 +314,16 @@ static int chk_item(dec_t *d, size_t depth, bool key)
     int rc = next_head(d, &h);
     if (rc < 0)
         return rc;
-    if (key && h.major != M_TEXT)
-        return bad(d, AEMP_EPROTO, "map key is not a text string");
+    /* Perl 2.x writes its keys as byte strings too: UTF-8 ones count */
+    if (key && h.major != M_TEXT && h.major != M_BYTES)
+        return bad(d, AEMP_EPROTO, "map key is not a string");
     switch (h.major) {
     case M_UINT:
     case M_NEGINT:
         return h.arg > INT64_MAX ? bad(d, AEMP_EPROTO, "integer out of range")
                                  : 0;
     case M_BYTES:
-    case M_TEXT: return chk_string(d, &h);
+    case M_TEXT: return chk_string(d, &h, key);
     case M_ARRAY:
     case M_MAP: return chk_container(d, &h, depth);
     default: return chk_simple(d, &h);
@@ -418,8 +421,11 @@ static void fill_item(dec_t *d, struct aemp_val *dst, aemp__fill_t *f);
 static void fill_elems(dec_t *d, const head_t *h, struct aemp_val *items,
                        size_t n, aemp__fill_t *f)
 {
-    for (size_t i = 0; i < n; i++)
+    for (size_t i = 0; i < n; i++) {
         fill_item(d, &items[i], f);
+        if (h->major == M_MAP && !(i & 1))
+            items[i].type = AEMP_T_STR; /* a key (checked: UTF-8) */
+    }
     if (h->ai == AI_INDEF)
         d->p++; /* the break */
 }

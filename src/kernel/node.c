@@ -162,7 +162,7 @@ void aemp__run_in(aemp_node_t *n, aemp__port_t *p, aemp_rcv_fn rcv,
 static const struct aemp__tag *tag_lookup(const aemp__port_t *p,
                                           const aemp_msg_t *m)
 {
-    if (!p->tags || !m->root.len || m->root.u.items[0].type != AEMP_T_STR)
+    if (!p->tags || !m->root.len || !aemp__val_is_text(&m->root.u.items[0]))
         return NULL;
     const struct aemp_val *t = &m->root.u.items[0];
     return aemp__tags_find(p->tags, t->u.s, t->len);

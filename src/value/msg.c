@@ -577,7 +577,7 @@ static int unpack_check(const aemp_msg_t *m, const char *p)
             if (t != AEMP_T_DOUBLE && t != AEMP_T_INT)
                 return AEMP_ETYPE;
             break;
-        case 's': case 'S': if (t != AEMP_T_STR) return AEMP_ETYPE; break;
+        case 's': case 'S': if (!aemp__val_is_text(v)) return AEMP_ETYPE; break;
         case 'y': if (t != AEMP_T_BYTES) return AEMP_ETYPE; break;
         case 'v': break;
         default: return AEMP_EINVAL;

@@ -300,7 +300,8 @@ static int text_of(const aemp_val_t *v, aemp_type_t t, const char **out,
 
 int aemp_val_str(const aemp_val_t *v, const char **out, size_t *len)
 {
-    return text_of(v, AEMP_T_STR, out, len);
+    return text_of(v, v && aemp__val_is_text(v) ? v->type : AEMP_T_STR, out,
+                   len);
 }
 
 int aemp_val_bytes(const aemp_val_t *v, const void **out, size_t *len)

@@ -5,6 +5,8 @@
 
 #include "internal.h"
 
+#include <string.h>
+
 /* One value in 16 bytes.  Containers point to a contiguous run of child
  * nodes (maps: key, value, key, value, ...), so indexing is O(1).
  * Strings and bytes are always NUL-terminated in storage. */
@@ -23,6 +25,15 @@ struct aemp_val {
 };
 
 #define AEMP__MAX_LEN UINT32_MAX
+
+/* v reads as a string: text, or a byte string without a NUL byte — Perl
+ * 2.x (CBOR::XS) sends every string it made itself as CBOR bytes, so
+ * port names, tags, request names and user strings from it arrive so. */
+static inline bool aemp__val_is_text(const struct aemp_val *v)
+{
+    return v->type == AEMP_T_STR ||
+           (v->type == AEMP_T_BYTES && !memchr(v->u.s, 0, v->len));
+}
 
 /* A message: one allocation holding this header, the root's child nodes,
  * all nested nodes, then all text (a "block": owner == base == itself).
