@@ -5,10 +5,13 @@
 set -eu
 
 # nftables and procps (sysctl): test_faults partitions a network namespace
-# and shrinks its TCP buffers.
+# and shrinks its TCP buffers.  nodejs and npm: test_md6's reference MD6
+# (tests/md6_reference.sh); a Node.js that brings its own npm (NodeSource's
+# package provides and conflicts with Debian's npm) needs no npm package.
 PACKAGES="build-essential cmake ninja-build pkg-config libuv1-dev \
 libjansson-dev libcbor-dev libc-ares-dev libssl-dev libcmocka-dev \
-dnsmasq-base iproute2 locales nftables procps $*"
+dnsmasq-base iproute2 locales nftables procps nodejs \
+$(command -v npm >/dev/null 2>&1 || echo npm) $*"
 
 missing=""
 for p in $PACKAGES; do

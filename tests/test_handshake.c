@@ -431,10 +431,18 @@ static void token_known_answer(void **state)
     assert_int_equal(
         aemp__auth_token("cleartext", "key", "a", "b", "c", "d", hex, 6),
         AEMP_EINVAL); /* no room for the NUL */
-    /* known methods this build cannot compute */
+    /* Perl 1.x's MD6 methods: 64 hex digits (their vectors: test_md6) */
     assert_int_equal(aemp__auth_token("hmac_md6_64_256", "key", "a", "b", "c",
                                       "d", hex, sizeof hex),
-                     AEMP_EINVAL);
+                     0);
+    assert_int_equal(strlen(hex), 64);
+    assert_int_equal(aemp__auth_token("hmac_md6_64_256", NULL, "a", "b", "c",
+                                      "d", hex, sizeof hex),
+                     AEMP_EINVAL); /* no secret */
+    assert_int_equal(aemp__auth_token("tls_md6_64_256", NULL, "a", "b", "c",
+                                      "d", hex, sizeof hex),
+                     0);
+    assert_int_equal(strlen(hex), 64);
     /* the TLS methods need no secret: tls_anon's token is empty,
      * tls_sha3_512's the SHA3-512 of G(a,b,c,d) */
     assert_int_equal(aemp__auth_token("tls_anon", NULL, "a", "b", "c", "d",
@@ -895,8 +903,8 @@ static void auth_table_rows(void **state)
     } rows[] = {
         {"tls_sha3_512", AEMP__AUTH_NEEDS_TLS, true, true},
         {"hmac_sha3_512", AEMP__AUTH_NEEDS_SECRET, true, true},
-        {"tls_md6_64_256", AEMP__AUTH_NEEDS_TLS, true, false},
-        {"hmac_md6_64_256", AEMP__AUTH_NEEDS_SECRET, true, false},
+        {"tls_md6_64_256", AEMP__AUTH_NEEDS_TLS, true, true},
+        {"hmac_md6_64_256", AEMP__AUTH_NEEDS_SECRET, true, true},
         {"tls_anon", AEMP__AUTH_NEEDS_TLS, true, true},
         {"cleartext", AEMP__AUTH_NEEDS_SECRET, false, true},
     };
@@ -926,10 +934,15 @@ static void auth_choose_direct(void **state)
     char err[ERR_SIZE];
     aemp__auth_have_t have = {"s", false};
     const aemp__auth_method_t *m;
-    /* the peer's order wins; unknown and uncomputable names are skipped */
-    m = aemp__auth_choose("md5,hmac_md6_64_256,tls_sha3_512,hmac_sha3_512",
+    /* the peer's order wins; unknown names and those that need what the
+     * link lacks (TLS) are skipped */
+    m = aemp__auth_choose("md5,tls_sha3_512,hmac_md6_64_256,hmac_sha3_512",
                           OUR_OFFER, &have, err, sizeof err);
     assert_non_null(m);
+    assert_string_equal(m->name, "hmac_md6_64_256");
+    /* ... and names we may not send (auth_offer) */
+    m = aemp__auth_choose("hmac_md6_64_256,hmac_sha3_512", "hmac_sha3_512",
+                          &have, err, sizeof err);
     assert_string_equal(m->name, "hmac_sha3_512");
     /* never cleartext, even if offered and accepted */
     m = aemp__auth_choose("cleartext", "cleartext", &have, err, sizeof err);
@@ -950,14 +963,13 @@ static void auth_choose_direct(void **state)
     assert_null(aemp__auth_choose(NULL, OUR_OFFER, &have, err, sizeof err));
     assert_null(
         aemp__auth_choose("hmac_sha3_512", NULL, &have, err, sizeof err));
-    assert_null(aemp__auth_choose("hmac_md6_64_256", OUR_OFFER, &have, err, 8));
+    assert_null(aemp__auth_choose("md5", OUR_OFFER, &have, err, 8));
     assert_int_equal(strlen(err), 7);
 }
 
-/* The Perl-interop bug: a method we cannot compute (hmac_md6_64_256)
- * first in the peer's list must not stop us from using a later one we
- * can. */
-static void uncomputable_then_computable(void **state)
+/* Both sides list hmac_md6_64_256 first: a C-to-C handshake over Perl
+ * 1.x's method, each token checked by the other. */
+static void md6_both_sides(void **state)
 {
     aemp__hs_conf_t ca = conf_of("10.0.0.1:1", "s"),
                     cb = conf_of("10.0.0.2:1", "s");
@@ -968,39 +980,66 @@ static void uncomputable_then_computable(void **state)
     exchange(&a, &ca, &b, &cb, &ra, &rb);
     assert_int_equal(ra, 2);
     assert_int_equal(rb, 2);
-    assert_string_equal(a.hs.method, "hmac_sha3_512");
-    assert_string_equal(b.hs.method, "hmac_sha3_512");
-    char lb[512], m[64], tok[256], fr[32], want[129];
+    assert_string_equal(a.hs.method, "hmac_md6_64_256");
+    assert_string_equal(b.hs.method, "hmac_md6_64_256");
+    char lb[512], m[64], tok[256], fr[32], want[65];
     auth_line(&b, lb, sizeof lb);
     split_auth(lb, m, tok, fr);
-    ref_token("s", b.l1, b.l2, a.l1, a.l2, want);
+    assert_int_equal(aemp__auth_token("hmac_md6_64_256", "s", b.l1, b.l2, a.l1,
+                                      a.l2, want, sizeof want),
+                     0);
     assert_string_equal(tok, want);
     sides_free(&a, &b);
 }
 
-/* Only methods we cannot compute in common: a clear refusal, both lists
- * named, the session failed — and nothing else happens. */
-static void only_uncomputable(void **state)
+/* A Perl 1.30 greeting: we send hmac_md6_64_256 and JSON, its first
+ * choices; a node that may send SHA3 only refuses it, naming both lists. */
+static void perl130_greeting(void **state)
 {
+    static const char greeting[] = "aemp;1;A;tls_md6_64_256,hmac_md6_64_256,"
+                                   "tls_anon,cleartext;json;provider=AE-1.30";
     aemp__hs_conf_t cb = conf_of("10.0.0.2:1", "s");
     cb.auth_offer = OUR_OFFER;
     side_t b;
     side_start(&b, &cb, NULL);
-    /* a Perl 1.30 greeting */
-    assert_int_equal(feed(&b, "aemp;1;A;tls_md6_64_256,hmac_md6_64_256,"
-                              "tls_anon,cleartext;json;provider=AE-1.30"),
-                     0);
+    assert_int_equal(feed(&b, greeting), 0);
+    assert_int_equal(feed(&b, "nonce"), 1);
+    assert_string_equal(b.hs.method, "hmac_md6_64_256");
+    assert_int_equal(b.hs.send_framing, AEMP_JSON);
+    assert_non_null(strstr(b.auth, ";json\n"));
+    side_free(&b);
+
+    cb.auth_offer = "tls_sha3_512,hmac_sha3_512";
+    side_start(&b, &cb, NULL);
+    assert_int_equal(feed(&b, greeting), 0);
     assert_int_equal(feed(&b, "nonce"), AEMP_EPROTO);
     assert_int_equal(b.hs.state, AEMP__HS_FAILED);
     assert_null(b.auth);
     const char *e = b.hs.error;
     assert_non_null(strstr(e, "no common authentication method"));
-    assert_non_null(strstr(e, "we offer: " OUR_OFFER ";"));
+    assert_non_null(strstr(e, "we offer: tls_sha3_512,hmac_sha3_512;"));
     assert_non_null(strstr(e, "they accept: tls_md6_64_256,hmac_md6_64_256,"
                               "tls_anon,cleartext"));
-    assert_non_null(strstr(e, "not implemented yet"));
-    assert_null(strstr(e, "invalid argument"));
     assert_true(feed(&b, "x") < 0); /* and stays failed */
+    side_free(&b);
+}
+
+/* A node that may send only MD6 refuses a SHA3-only (Perl 2.x) peer with
+ * a clear reason. */
+static void md6_only_refuses_sha3_peer(void **state)
+{
+    aemp__hs_conf_t cb = conf_of("10.0.0.2:1", "s");
+    cb.auth_accept = cb.auth_offer = "tls_md6_64_256,hmac_md6_64_256";
+    side_t b;
+    side_start(&b, &cb, NULL);
+    assert_int_equal(feed(&b, "aemp;1;B;tls_sha3_512,hmac_sha3_512,tls_anon,"
+                              "cleartext;cbor,json;mproto=1;gproto=1;"
+                              "provider=AE-2.01"),
+                     0);
+    assert_int_equal(feed(&b, "nonce"), AEMP_EPROTO);
+    assert_non_null(strstr(b.hs.error, "no common authentication method (we "
+                                       "offer: tls_md6_64_256,hmac_md6_64_256;"
+                                       " they accept: tls_sha3_512,"));
     side_free(&b);
 }
 
@@ -1042,9 +1081,8 @@ static void tls_anon_without_tls(void **state)
     sides_free(&a, &b);
 }
 
-/* A peer sending a method we list but cannot compute: refused as such,
- * not as a wrong secret. */
-static void peer_sends_uncomputable(void **state)
+/* A peer whose hmac_md6_64_256 token is not ours: a secret mismatch. */
+static void md6_wrong_token(void **state)
 {
     aemp__hs_conf_t ca = conf_of("10.0.0.1:1", "s"),
                     cb = conf_of("10.0.0.2:1", "s");
@@ -1055,7 +1093,8 @@ static void peer_sends_uncomputable(void **state)
     assert_int_equal(feed(&b, "hmac_md6_64_256;84cd590976f794914c2ca26dac3a20"
                               "7a57a6798b9171289c114de07cf0c20401;json"),
                      AEMP_EPROTO);
-    assert_non_null(strstr(b.hs.error, "which we cannot check: needs MD6"));
+    assert_string_equal(b.hs.error,
+                        "authentication failure/shared secret mismatch");
     sides_free(&a, &b);
 }
 
@@ -1136,13 +1175,13 @@ static int sweep_hello(aemp__hs_t *hs, const char *hello, char **auth,
 static int sweep_b_first; /* which side reads the other's lines first */
 
 /* A complete handshake between two sessions in memory; any allocation may
- * fail.  The peer lists hmac_md6_64_256 first, so that choosing skips a
- * method, and accepts cleartext (checked, never sent). */
+ * fail.  The peer lists tls_sha3_512 first, so that choosing skips a
+ * method (no TLS here), and accepts cleartext (checked, never sent). */
 static void hs_sweep_run(void)
 {
     aemp__hs_conf_t ca = conf_of("10.0.0.1:1", "s"),
                     cb = conf_of("10.0.0.2:1", "s");
-    ca.auth_accept = "hmac_md6_64_256,hmac_sha3_512,cleartext";
+    ca.auth_accept = "tls_sha3_512,hmac_sha3_512,cleartext";
     cb.auth_offer = OUR_OFFER;
     aemp__hs_t hs[2];
     char *hello[2] = {NULL, NULL}, *auth[2] = {NULL, NULL};
@@ -1279,10 +1318,11 @@ int main(void)
         cmocka_unit_test(auth_table_vectors),
         cmocka_unit_test(auth_table_rows),
         cmocka_unit_test(auth_choose_direct),
-        cmocka_unit_test(uncomputable_then_computable),
-        cmocka_unit_test(only_uncomputable),
+        cmocka_unit_test(md6_both_sides),
+        cmocka_unit_test(perl130_greeting),
+        cmocka_unit_test(md6_only_refuses_sha3_peer),
         cmocka_unit_test(tls_anon_without_tls),
-        cmocka_unit_test(peer_sends_uncomputable),
+        cmocka_unit_test(md6_wrong_token),
         cmocka_unit_test(check_list),
         cmocka_unit_test(tls_negotiation),
         cmocka_unit_test(handshake_alloc_sweep),

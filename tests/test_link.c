@@ -201,6 +201,13 @@ static void handshake_both_ways(void **state)
         assert_int_equal(la->outgoing, !dir);
         assert_int_equal(lb->outgoing, dir);
         assert_string_equal(la->stream->ops->name, "pipe");
+        /* the default lists hold both Perl dialects' methods; between
+         * our nodes it is still SHA3 and CBOR */
+        assert_non_null(strstr(la->hs.l1, "hmac_md6_64_256"));
+        assert_string_equal(la->hs.method, "hmac_sha3_512");
+        assert_string_equal(lb->hs.method, "hmac_sha3_512");
+        assert_int_equal(la->hs.send_framing, AEMP_CBOR);
+        assert_int_equal(lb->hs.send_framing, AEMP_CBOR);
         exchange(&d, 1000);
         duo_finish(&d);
     }

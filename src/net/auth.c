@@ -2,6 +2,8 @@
  * making that go through it.  See auth.h. */
 #include "auth.h"
 
+#include "md6.h"
+
 #include <openssl/crypto.h>
 #include <openssl/evp.h>
 #include <stdio.h>
@@ -72,17 +74,17 @@ static int token_cleartext(const char *secret, const char *text, size_t textlen,
 
 /* ---- the table ----------------------------------------------------------- */
 
-#define NO_MD6 "needs MD6, which is not implemented yet"
-
-/* In the order of PROTOCOL.md §2's default list.  The rows without a
- * token function (or with `unavailable` set) are here so that their
- * names are recognised — in configuration and in a peer's greeting —
- * and skipped, never chosen. */
+/* In the order of PROTOCOL.md §2's default list.  A row without a token
+ * function (or with `unavailable` set) would be recognised — in
+ * configuration and in a peer's greeting — and skipped, never chosen;
+ * every method of the protocol is implemented now. */
 static const aemp__auth_method_t methods[] = {
     {"tls_sha3_512", AEMP__AUTH_NEEDS_TLS, true, NULL, token_sha3_512},
     {"hmac_sha3_512", AEMP__AUTH_NEEDS_SECRET, true, NULL, token_hmac_sha3_512},
-    {"tls_md6_64_256", AEMP__AUTH_NEEDS_TLS, true, NO_MD6, NULL},
-    {"hmac_md6_64_256", AEMP__AUTH_NEEDS_SECRET, true, NO_MD6, NULL},
+    /* Perl 1.x's (md6.c) */
+    {"tls_md6_64_256", AEMP__AUTH_NEEDS_TLS, true, NULL, aemp__md6_token_tls},
+    {"hmac_md6_64_256", AEMP__AUTH_NEEDS_SECRET, true, NULL,
+     aemp__md6_token_hmac},
     /* the certificate alone: any holder of one the CA signed, whatever
      * node ID it claims (aemp.h, "TLS") */
     {"tls_anon", AEMP__AUTH_NEEDS_TLS, true, NULL, token_empty},

@@ -7,6 +7,16 @@
 
 #include "internal.h"
 
+/* The default lists (PROTOCOL.md §9): the union of both Perl dialects',
+ * so that 2.x finds its SHA3 methods and 1.x its MD6 ones in our
+ * greeting; each peer is then sent the first of its own list we can make.
+ * tls_anon is accepted (the certificate alone), not sent; cleartext
+ * neither. */
+#define AEMP__AUTH_ACCEPT                                                      \
+    "tls_sha3_512,hmac_sha3_512,tls_md6_64_256,hmac_md6_64_256,tls_anon"
+#define AEMP__AUTH_OFFER                                                       \
+    "tls_sha3_512,hmac_sha3_512,tls_md6_64_256,hmac_md6_64_256"
+
 /* What a method needs from the link (bits of aemp__auth_method_t.needs). */
 #define AEMP__AUTH_NEEDS_SECRET 1u
 #define AEMP__AUTH_NEEDS_TLS 2u

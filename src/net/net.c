@@ -118,10 +118,8 @@ static int net_apply(aemp_node_t *n, aemp__net_t *net, const aemp_netconf_t *c,
         (rc = copy_opt(&t.cert, c->cert && *c->cert ? c->cert : NULL)) ||
         (rc = copy_opt(&t.ca, c->ca && *c->ca ? c->ca : NULL)) ||
         (rc = copy_str(&t.framings, c->framings, "cbor,json")) ||
-        (rc = copy_str(&t.auth_accept, c->auth_accept,
-                       "tls_sha3_512,hmac_sha3_512,tls_anon")) ||
-        (rc = copy_str(&t.auth_offer, c->auth_offer,
-                       "tls_sha3_512,hmac_sha3_512"))) {
+        (rc = copy_str(&t.auth_accept, c->auth_accept, AEMP__AUTH_ACCEPT)) ||
+        (rc = copy_str(&t.auth_offer, c->auth_offer, AEMP__AUTH_OFFER))) {
         net_strings_free(&t);
         return rc;
     }
