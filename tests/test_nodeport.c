@@ -120,6 +120,54 @@ static void kil_by_name(void **state)
     assert_int_equal(aemp_port_exists(f->n, f->ref), 1);
 }
 
+/* Perl 2.x's kil1 kills as kil does; its byte-string port names too. */
+static void kil1_and_byte_names(void **state)
+{
+    struct fx *f = *state;
+    kt_tap_t mon = {&f->rec, "mon", 0};
+    char ida[256], idb[256];
+    strcpy(ida, kt_port(f->n, NULL, NULL));
+    strcpy(idb, kt_port(f->n, NULL, NULL));
+    assert_int_equal(aemp_mon_cb(f->n, ida, kt_tap_mon, &mon, NULL), 0);
+    assert_int_equal(aemp_mon_cb(f->n, idb, kt_tap_mon, &mon, NULL), 0);
+    const char *na = strchr(ida, '#') + 1, *nb = strchr(idb, '#') + 1;
+    assert_int_equal(aemp_snd(f->n, f->ref, "sss", "kil1", na, "killed_by"), 0);
+    /* ["kil1" as bytes, name as bytes, reason] (CBOR::XS's strings) */
+    assert_int_equal(aemp_snd(f->n, f->ref, "yys", "kil1", (size_t)4, nb,
+                              strlen(nb), "bytes"),
+                     0);
+    RUN(f->n);
+    assert_int_equal(aemp_port_exists(f->n, ida), 0);
+    assert_int_equal(aemp_port_exists(f->n, idb), 0);
+    assert_int_equal(f->rec.n, 2);
+    assert_true(kt_msg_is(f->rec.ev[0].msg, "s", "killed_by"));
+    assert_true(kt_msg_is(f->rec.ev[1].msg, "s", "bytes"));
+}
+
+/* Perl 2.x's can: "1" for a request we answer (built in — here the
+ * kernel's: no network, so no mon1 — or the
+ * program's), "" for one we do not, after the reply target. */
+static void can_reply(void **state)
+{
+    struct fx *f = *state;
+    const char *p = kt_port(f->n, kt_tap_rcv, &f->tap);
+    assert_int_equal(aemp_node_handle(f->n, "myreq", kt_tap_rcv, &f->tap), 0);
+    const char *asks[] = {"snd", "kil1", "AnyEvent::MP::_spawn", "myreq",
+                          "eval", "g_find", "nosuch"};
+    const char *want[] = {"1", "1", "1", "1", "", "", ""};
+    for (size_t i = 0; i < 7; i++)
+        assert_int_equal(aemp_snd(f->n, f->ref, "ssss", "can", asks[i], p,
+                                  asks[i]),
+                         0);
+    assert_int_equal(aemp_snd(f->n, f->ref, "s", "can"), 0); /* logged */
+    RUN(f->n);
+    assert_int_equal(f->rec.n, 7);
+    for (size_t i = 0; i < 7; i++)
+        if (!kt_msg_is(f->rec.ev[i].msg, "ss", asks[i], want[i]))
+            fail_msg("can %s: not \"%s\"", asks[i], want[i]);
+    assert_true(kt_log_has(&f->log, "can without a request name"));
+}
+
 static void info_reply(void **state)
 {
     struct fx *f = *state;
@@ -222,8 +270,8 @@ static void program_requests(void **state)
 {
     struct fx *f = *state;
     const char *reserved[] = {"", "devnull", "snd", "snd_multiple", "kil",
-                              "info", "time", "known_nodes", "up_nodes",
-                              "AnyEvent::MP::_spawn"};
+                              "kil1", "can", "info", "time", "known_nodes",
+                              "up_nodes", "AnyEvent::MP::_spawn"};
     for (size_t i = 0; i < sizeof reserved / sizeof *reserved; i++)
         assert_int_equal(
             aemp_node_handle(f->n, reserved[i], kt_tap_rcv, &f->tap),
@@ -276,6 +324,8 @@ int main(void)
         cmocka_unit_test_setup_teardown(node_port_protected, setup, teardown),
         cmocka_unit_test_setup_teardown(requests_asynchronous, setup, teardown),
         cmocka_unit_test_setup_teardown(program_requests, setup, teardown),
+        cmocka_unit_test_setup_teardown(kil1_and_byte_names, setup, teardown),
+        cmocka_unit_test_setup_teardown(can_reply, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -166,6 +166,8 @@ static void req_up_nodes(aemp_node_t *n, const aemp_msg_t *req,
     reply(n, req, 1, node_list(n, true));
 }
 
+static void req_can(aemp_node_t *n, const aemp_msg_t *req, const char *from);
+
 /* The kernel's requests; the network layer adds its own (n->net_requests:
  * mon1, mon0, kil0, iam), then come the program's (aemp_node_handle). */
 static const aemp__request_t kernel_requests[] = {
@@ -174,6 +176,8 @@ static const aemp__request_t kernel_requests[] = {
     {"snd", req_snd, false, false},
     {"snd_multiple", req_snd_multiple, false, false},
     {"kil", req_kil, false, false},
+    {"kil1", req_kil, false, false}, /* Perl 2.x's name for it */
+    {"can", req_can, false, false},  /* Perl 2.x */
     {"info", req_info, false, false},
     {"time", req_time, false, false},
     {"known_nodes", req_known_nodes, false, false},
@@ -209,6 +213,22 @@ void aemp__nodeport_dispatch(aemp_node_t *n, const aemp_msg_t *m,
     } else {
         r->fn(n, m, from);
     }
+}
+
+/* ["can", request, reply target...]: whether we answer that request
+ * (built in or registered), as Perl 2.x replies: "1" or "" (its booleans
+ * in JSON). */
+static void req_can(aemp_node_t *n, const aemp_msg_t *req, const char *from)
+{
+    const char *name;
+    size_t len;
+    if (aemp_val_str(aemp_msg_at(req, 1), &name, &len) < 0) {
+        aemp__log(n, AEMP_LOG_WARN, "node port: can without a request name");
+        return;
+    }
+    bool known = aemp__nodeport_find(n, name, len) ||
+                 aemp__tags_find(n->handlers, name, len);
+    reply(n, req, 2, result_of("s", known ? "1" : ""));
 }
 
 int aemp_node_handle(aemp_node_t *n, const char *request, aemp_rcv_fn fn,

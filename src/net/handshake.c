@@ -61,6 +61,8 @@ static int greeting_key(aemp__greeting_t *g, const char *f, size_t len)
         g->timeout = vlen && vlen < 10 ? (unsigned)strtoul(v, NULL, 10) : 0;
     else if (klen == 3 && !memcmp(f, "tls", 3))
         g->tls = vlen && v[0] == '1';
+    else if (klen == 6 && (!memcmp(f, "mproto", 6) || !memcmp(f, "gproto", 6)))
+        g->mproto = true;
     if (slot && !*slot && !(*slot = aemp__strndup(v, vlen)))
         return AEMP_ENOMEM;
     return 0; /* unknown keys are ignored */
@@ -107,6 +109,20 @@ int aemp__greeting_parse(const char *line, size_t len, aemp__greeting_t *g,
         aemp__greeting_free(g);
     }
     return rc;
+}
+
+enum aemp__dialect aemp__greeting_dialect(const aemp__greeting_t *g)
+{
+    const char *pv = g->provider ? g->provider : "";
+    if (!strncmp(pv, "aemp-c-", 7))
+        return AEMP__DIALECT_AEMP;
+    /* 2.x: its protocol keys, its SHA3 methods or its provider name (the
+     * version field is 1 in both) */
+    if (g->mproto || !strncmp(pv, "AE-2.", 5) ||
+        aemp__list_has(g->auth, "hmac_sha3_512", 13) ||
+        aemp__list_has(g->auth, "tls_sha3_512", 12))
+        return AEMP__DIALECT_PERL2;
+    return AEMP__DIALECT_PERL1;
 }
 
 /* ---- the session --------------------------------------------------------- */

@@ -30,7 +30,20 @@ typedef struct aemp__greeting {
     char *peeraddr;
     unsigned timeout; /* 0 if absent */
     bool tls;
+    bool mproto; /* mproto= or gproto= keys: Perl 2.x */
 } aemp__greeting_t;
+
+/* Who is at the other end (PROTOCOL.md §9): the node-port vocabulary
+ * differs per dialect (remote kill is kil1 in Perl 2.x, kil elsewhere). */
+enum aemp__dialect {
+    AEMP__DIALECT_UNKNOWN, /* no link yet */
+    AEMP__DIALECT_AEMP,    /* ours: provider=aemp-c-... */
+    AEMP__DIALECT_PERL1,   /* AnyEvent::MP 1.x: MD6, JSON, Global */
+    AEMP__DIALECT_PERL2    /* AnyEvent::MP 2.x: SHA3, CBOR, g_* */
+};
+
+/* The dialect of the node that sent greeting g. */
+enum aemp__dialect aemp__greeting_dialect(const aemp__greeting_t *g);
 
 enum aemp__hs_state {
     AEMP__HS_GREETING,

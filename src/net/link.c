@@ -282,6 +282,7 @@ static void link_established(aemp__link_t *l)
     l->state = AEMP__LINK_UP;
     l->framing = aemp__framing(l->hs.send_framing); /* chosen from ours */
     l->peer_timeout = l->hs.peer.timeout;
+    p->dialect = (uint8_t)aemp__greeting_dialect(&l->hs.peer);
     aemp__free(l->line);
     l->line = NULL;
     /* peers that promise no keepalive (Perl 1.x) are watched by TCP */

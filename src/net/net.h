@@ -41,6 +41,7 @@ struct aemp__peer {
                      fire its monitors: until then the node is unreachable
                      — sends are dropped, a link that comes up waits */
     bool seed, connectable, free_pending;
+    uint8_t dialect; /* enum aemp__dialect, from its last greeting */
     bool master_candidate; /* a slave's seed, until one becomes master */
     aemp__peer_t *via;     /* reached through this peer's relay, or NULL */
     aemp__qpkt_t *qhead, **qtail;

@@ -321,6 +321,30 @@ static int queue_packet(aemp__peer_t *p, const char *name, size_t namelen,
     return 0;
 }
 
+/* m is the node-port request `req`. */
+static bool is_request(const aemp_msg_t *m, const char *req)
+{
+    const char *s;
+    size_t len;
+    return aemp_val_str(aemp_msg_at(m, 0), &s, &len) == 0 &&
+           len == strlen(req) && !memcmp(s, req, len);
+}
+
+/* Perl 2.x spells remote kill kil1 (its kil is a function that refuses
+ * node ports): m, a ["kil", ...] request, is written so. */
+static int write_kil1(aemp__link_t *l, const aemp_msg_t *m)
+{
+    aemp_msg_t *head = NULL, *args = NULL, *req = NULL;
+    int rc = aemp_msg_new(&head, "s", "kil1");
+    if (rc == 0 && (rc = aemp__msg_slice(&args, m, 1)) == 0 &&
+        (rc = aemp__msg_concat(&req, head, args)) == 0)
+        rc = aemp__link_write(l, "", 0, req);
+    aemp_msg_unref(head);
+    aemp_msg_unref(args);
+    aemp_msg_unref(req);
+    return rc;
+}
+
 int aemp__peer_send(aemp__peer_t *p, const char *name, size_t namelen,
                     const aemp_msg_t *m)
 {
@@ -330,7 +354,11 @@ int aemp__peer_send(aemp__peer_t *p, const char *name, size_t namelen,
         return aemp__relay(p, name, namelen, m);
     if (!p->up) /* no link yet, or one waiting for the loss step */
         return queue_packet(p, name, namelen, m);
-    int rc = aemp__link_write(p->link, name, namelen, m);
+    /* requests are ours until here: the dialect is known once linked */
+    int rc = !namelen && p->dialect == AEMP__DIALECT_PERL2 &&
+                     is_request(m, "kil")
+                 ? write_kil1(p->link, m)
+                 : aemp__link_write(p->link, name, namelen, m);
     if (rc == AEMP_ELIMIT) {
         /* the peer does not keep up: a transport error, not a hole */
         aemp__link_close(p->link, "send queue overflow");
