@@ -493,10 +493,13 @@ typedef struct aemp_netconf {
                                 30; 0: none (TCP keepalive only) */
     const char *framings;    /* we accept, preferred first; "cbor,json" */
     const char *auth_accept; /* methods we accept, our preference first;
-                                "tls_sha3_512,hmac_sha3_512,tls_anon" (add
-                                "cleartext" only on trusted networks) */
-    const char *auth_offer;  /* methods we may send; default
-                                "tls_sha3_512,hmac_sha3_512" */
+                                default "tls_sha3_512,hmac_sha3_512,
+                                tls_md6_64_256,hmac_md6_64_256,tls_anon"
+                                (both Perl dialects'; add "cleartext"
+                                only on trusted networks) */
+    const char *auth_offer;  /* methods we may send, default the same
+                                without tls_anon; each peer gets the
+                                first of its own list we can make */
     size_t max_backlog;      /* bytes of unsent output per peer, default
                                 64 MiB; beyond it the link is dropped as a
                                 transport error ("send queue overflow") */
@@ -535,19 +538,19 @@ typedef struct aemp_netconf {
  * certificate and verifies it against its CA (no host-name check), and a
  * peer whose certificate does not verify is refused even if it knows the
  * secret.  Inside TLS the methods are, by default, tls_sha3_512 (a digest
- * of both greetings: no secret needed) and, accepted, tls_anon (nothing
- * but the certificate).  Either way what is trusted is the CA: whoever
+ * of both greetings: no secret needed; tls_md6_64_256 for Perl 1.x) and,
+ * accepted, tls_anon (nothing but the certificate).  Either way what is trusted is the CA: whoever
  * holds a certificate it signed is admitted and may claim any node ID,
  * as in AnyEvent::MP.  A node with a certificate and a secret still talks
  * hmac_sha3_512 to peers without one; to admit certificate holders only,
- * set auth_accept to "tls_sha3_512,tls_anon".  A node with a certificate
+ * set auth_accept to "tls_sha3_512,tls_md6_64_256,tls_anon".  A node with a certificate
  * and no secret talks to TLS peers only.  A certificate that expires
  * within 30 days is warned about when configured. */
 
 /* Sets the network configuration (copied); zero fields take defaults.
  * Call before the node's first network activity.  AEMP_EBUSY after;
- * AEMP_EINVAL for an unknown authentication method name, or a cert / ca
- * that cannot be read or used (the reason is logged).
+ * AEMP_EINVAL for an unknown authentication method or framing name, or a
+ * cert / ca that cannot be read or used (the reason is logged).
  * Process-wide effect: if SIGPIPE still has its default action, it is set
  * to SIG_IGN (a peer that hangs up while we write would otherwise end the
  * program); a disposition the program chose itself is kept. */

@@ -297,6 +297,42 @@ static void rpc_wrong_secret(void **state)
     nt_loop_finish(&loop);
 }
 
+/* The client commands speak as the configuration file says: its
+ * auth_offer (here Perl 1.x's MD6 method, which `aemp run` accepts by
+ * default) and framing are used, and a wrong name is refused at once. */
+static void client_uses_config(void **state)
+{
+    uv_loop_t loop;
+    uv_loop_init(&loop);
+    char ref[64], path[128];
+    cp_child_t *r = start_run(&loop, ref, sizeof ref);
+    snprintf(path, sizeof path, "%s/client.json", dir);
+    cp_write_file(path, "{\"secret\": \"" SECRET "\", \"auth_offer\": "
+                        "[\"hmac_md6_64_256\"], \"framing\": \"json\"}");
+    const char *args[] = {"-v",  "--config", path, "rpc", ref, "info",
+                          "--timeout", "5", NULL};
+    cp_child_t *c = run_cmd(&loop, args, 15);
+    cp_expect_status(c, 0);
+    if (!strstr(c->ebuf, "up (hmac_md6_64_256, sending cbor)")) {
+        cp_dump(c);
+        fail_msg("the client did not authenticate with its configured method");
+    }
+    cp_free(c);
+    cp_write_file(path, "{\"secret\": \"" SECRET "\", \"framing\": "
+                        "[\"cbor\", \"xml\"]}");
+    c = run_cmd(&loop, args, 15);
+    expect_failure(c);
+    if (!strstr(c->ebuf, "unknown framing \"xml\"")) {
+        cp_dump(c);
+        fail_msg("a wrong framing name is not refused with its name");
+    }
+    assert_true(c->exited_ms - c->started_ms < 2000);
+    cp_free(c);
+    unlink(path);
+    cp_free(r);
+    nt_loop_finish(&loop);
+}
+
 static void snd_nobody_listening(void **state)
 {
     uv_loop_t loop;
@@ -537,6 +573,7 @@ int main(void)
         cmocka_unit_test(snd_delivers_json_args),
         cmocka_unit_test(snd_to_run_node),
         cmocka_unit_test(rpc_wrong_secret),
+        cmocka_unit_test(client_uses_config),
         cmocka_unit_test(snd_nobody_listening),
         cmocka_unit_test(mon_prints_kill_reason),
         cmocka_unit_test(sigkill_mid_stream),

@@ -12,6 +12,7 @@
 
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #define SECRET "link test secret"
 
@@ -763,6 +764,73 @@ static void tls_alloc_sweep(void **state)
     sweep_links(2);
 }
 
+/* ---- configuration is checked when it is set ------------------------------ */
+
+static int configure_logged(aemp_netconf_t *c, kt_rec_t *log)
+{
+    aemp_node_t *n = NULL;
+    assert_int_equal(aemp_node_new(&n, NULL), 0);
+    aemp_node_set_log(n, AEMP_LOG_DEBUG, kt_log_rec, log);
+    int rc = aemp_node_configure(n, c);
+    aemp_node_free(n);
+    return rc;
+}
+
+static void expect_refused(aemp_netconf_t c, const char *needle)
+{
+    kt_rec_t log = {0};
+    assert_int_equal(configure_logged(&c, &log), AEMP_EINVAL);
+    if (!kt_log_has(&log, needle))
+        fail_msg("no log line says \"%s\"", needle);
+    kt_rec_free(&log);
+}
+
+static void configure_checks(void **state)
+{
+    aemp_netconf_t c = conf_of(NULL);
+    c.framings = "cbor,xml";
+    expect_refused(c, "unknown framing \"xml\"");
+    c = conf_of(NULL);
+    c.auth_offer = "hmac_sha3_512,hmac_md5";
+    expect_refused(c, "unknown authentication method \"hmac_md5\"");
+    c = conf_of(NULL);
+    c.cert = "/nonexistent/node.pem";
+    expect_refused(c, "cert: cannot read /nonexistent/node.pem");
+    c.cert = "-----BEGIN CERTIFICATE-----\ngarbage\n-----END CERTIFICATE-----\n";
+    expect_refused(c, "cert: ");
+    /* a key and certificate, from a file; a ca that is no certificate */
+    char *pem = nt_make_cert("aemp configure", -1, 365);
+    char path[] = "/tmp/aemp-link-cert-XXXXXX";
+    int fd = mkstemp(path);
+    assert_true(fd >= 0);
+    assert_int_equal(write(fd, pem, strlen(pem)), (ssize_t)strlen(pem));
+    close(fd);
+    c.cert = path;
+    kt_rec_t log = {0};
+    assert_int_equal(configure_logged(&c, &log), 0);
+    assert_false(kt_log_has(&log, "expire"));
+    kt_rec_free(&log);
+    c.ca = "/nonexistent/ca.pem";
+    expect_refused(c, "ca: cannot read /nonexistent/ca.pem");
+    c.ca = NULL;
+    unlink(path);
+    free(pem);
+    /* expiring soon, and expired: configured, with a warning */
+    pem = nt_make_cert("aemp soon", -1, 10);
+    c.cert = pem;
+    assert_int_equal(configure_logged(&c, &log), 0);
+    assert_true(kt_log_has(&log, "the certificate expires in 9 days") ||
+                kt_log_has(&log, "the certificate expires in 10 days"));
+    kt_rec_free(&log);
+    free(pem);
+    pem = nt_make_cert("aemp old", -30, -1);
+    c.cert = pem;
+    assert_int_equal(configure_logged(&c, &log), 0);
+    assert_true(kt_log_has(&log, "the certificate expired on"));
+    kt_rec_free(&log);
+    free(pem);
+}
+
 /* ---- the same over TLS ------------------------------------------------- */
 
 static int tls_on(void **state)
@@ -869,6 +937,7 @@ int main(void)
         cmocka_unit_test(stream_switch),
         cmocka_unit_test(switch_one_side_fails),
         cmocka_unit_test(alloc_sweep),
+        cmocka_unit_test(configure_checks),
         cmocka_unit_test_setup_teardown(tls_partial_writes, tls_on, tls_off),
         cmocka_unit_test_setup_teardown(tls_flush_and_backlog, tls_on,
                                         tls_off),

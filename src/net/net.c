@@ -192,6 +192,25 @@ static void ignore_sigpipe(void)
     }
 }
 
+/* Every name of a framing list must be one we speak (a list we could not
+ * honour would fail every link later, with a vaguer reason). */
+static int check_framings(const char *list, char *why, size_t whylen)
+{
+    const char *p = list, *name;
+    size_t len;
+    if (!list || !*list)
+        return 0; /* the default */
+    while (aemp__list_next(&p, &name, &len))
+        if (!aemp__framing_named(name, len)) {
+            snprintf(why, whylen,
+                     "unknown framing \"%.*s\" in \"%.80s\" (known: cbor, "
+                     "json)",
+                     (int)(len < 40 ? len : 40), name, list);
+            return AEMP_EINVAL;
+        }
+    return 0;
+}
+
 int aemp_node_configure(aemp_node_t *n, const aemp_netconf_t *conf)
 {
     if (!n || !conf || n->freeing)
@@ -200,7 +219,8 @@ int aemp_node_configure(aemp_node_t *n, const aemp_netconf_t *conf)
         return AEMP_EBUSY;
     char why[320];
     if (aemp__auth_check_list(conf->auth_accept, why, sizeof why) < 0 ||
-        aemp__auth_check_list(conf->auth_offer, why, sizeof why) < 0) {
+        aemp__auth_check_list(conf->auth_offer, why, sizeof why) < 0 ||
+        check_framings(conf->framings, why, sizeof why) < 0) {
         aemp__log(n, AEMP_LOG_ERROR, "aemp_node_configure: %s", why);
         return AEMP_EINVAL;
     }

@@ -527,8 +527,12 @@ static void in_failed(aemp__stream_t *inner, void *user, int err,
         return;
     if (!t->handshaken) {
         char w[sizeof t->why];
+        /* a TLS client that rejects our certificate may just close,
+         * without an alert: say what it most likely means */
         snprintf(w, sizeof w, "TLS handshake failed: %s",
-                 err ? why : "the peer hung up");
+                 err ? why
+                     : "the peer hung up (it may not accept our "
+                       "certificate: not from its CA, or expired)");
         fail(t, AEMP_EPROTO, w);
         return;
     }

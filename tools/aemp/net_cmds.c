@@ -13,32 +13,55 @@ static void log_stderr(aemp_node_t *n, int level, const char *text, void *u)
 }
 
 /* key's value in the configuration (the --profile's, else the
- * defaults), malloc'd; NULL if absent. */
+ * defaults), malloc'd; a list of strings (framing, auth_accept, ...)
+ * joined with commas; NULL if absent. */
 static char *config_str(const aemp_config_t *c, const cli_opts_t *o,
                         const char *key)
 {
+    const aemp_val_t *v = aemp_config_get(c, o->profile, key);
     const char *s;
-    return aemp_val_str(aemp_config_get(c, o->profile, key), &s, NULL) == 0
-               ? strdup(s)
-               : NULL;
+    if (aemp_val_str(v, &s, NULL) == 0)
+        return strdup(s);
+    if (aemp_val_type(v) != AEMP_T_ARR)
+        return NULL;
+    size_t len = 1;
+    for (size_t i = 0; i < aemp_val_len(v); i++)
+        if (aemp_val_str(aemp_val_at(v, i), &s, NULL) == 0)
+            len += strlen(s) + 1;
+    char *out = malloc(len);
+    if (!out)
+        return NULL;
+    out[0] = 0;
+    for (size_t i = 0; i < aemp_val_len(v); i++)
+        if (aemp_val_str(aemp_val_at(v, i), &s, NULL) == 0)
+            strcat(strcat(out, out[0] ? "," : ""), s);
+    return out;
 }
 
 int cli_node(const cli_opts_t *o, aemp_node_t **out)
 {
     aemp_config_t *c = NULL;
-    char *secret = NULL, *cert = NULL, *ca = NULL;
-    /* --secret or $AEMP_SECRET win over the file's secret */
+    char *secret = NULL, *cert = NULL, *ca = NULL, *fr = NULL, *acc = NULL,
+         *off = NULL;
+    /* the node speaks as the configuration says (a network of Perl 1.x
+     * nodes may need auth_offer, one of TLS only auth_accept); --secret,
+     * $AEMP_SECRET and --framing win over the file */
     if (aemp_config_open(&c, o->config) == 0) {
         secret = o->secret && *o->secret ? NULL : config_str(c, o, "secret");
         cert = config_str(c, o, "cert");
         ca = config_str(c, o, "ca");
+        fr = o->framings ? NULL : config_str(c, o, "framing");
+        acc = config_str(c, o, "auth_accept");
+        off = config_str(c, o, "auth_offer");
     }
     aemp_config_free(c);
     aemp_netconf_t conf = {.secret = o->secret && *o->secret ? o->secret
                                                               : secret,
                            .cert = cert,
                            .ca = ca,
-                           .framings = o->framings,
+                           .framings = o->framings ? o->framings : fr,
+                           .auth_accept = acc,
+                           .auth_offer = off,
                            .monitor_timeout = o->timeout};
     aemp_node_t *n = NULL;
     int rc = 0;
@@ -56,6 +79,9 @@ int cli_node(const cli_opts_t *o, aemp_node_t **out)
     free(secret);
     free(cert);
     free(ca);
+    free(fr);
+    free(acc);
+    free(off);
     if (rc > 0)
         return rc;
     if (rc < 0)
