@@ -366,6 +366,79 @@ static void remote_kil(void **state)
     nodes_finish(&loop, &a, &b, &rec);
 }
 
+/* A node whose ID is no address (Perl's are free text: "B"), dialled at
+ * its address: what was sent and monitored by the address goes to the
+ * node of that name once its link is authenticated; the address stands
+ * for it from then on, and it is redialled there. */
+static void free_text_ids(void **state)
+{
+    uv_loop_t loop;
+    tnode_t a, b;
+    nodes_start(&loop, NULL, &a, &b);
+    char addr[64];
+    snprintf(addr, sizeof addr, "%s", b.ref);
+    assert_int_equal(aemp__net_rename(b.n, "perlish-B"), 0);
+    kt_rec_t rec = {0};
+    kt_tap_t tb = {&rec, "at_b", 0}, tm = {&rec, "mon", 0};
+    const char *pb = mkport(b.n, kt_tap_rcv, &tb);
+    assert_int_equal(strncmp(pb, "perlish-B#", 10), 0);
+    char by_addr[160];
+    snprintf(by_addr, sizeof by_addr, "%s#%s", addr, name_of(pb));
+    /* before any link: queued and monitored under the address */
+    assert_int_equal(aemp_mon_cb(a.n, by_addr, kt_tap_mon, &tm, NULL), 0);
+    assert_int_equal(aemp_snd(a.n, by_addr, "si", "first", 1), 0);
+    assert_int_equal(aemp_snd(a.n, by_addr, "si", "second", 2), 0);
+    assert_true(await_rec(&loop, &rec, "at_b", 2, 10));
+    assert_true(kt_msg_is(kt_rec_nth(&rec, "at_b", 0)->msg, "si", "first", 1));
+    assert_true(kt_msg_is(kt_rec_nth(&rec, "at_b", 1)->msg, "si", "second", 2));
+    assert_true(await_up(&loop, a.n, "perlish-B", 1, 10));
+    assert_true(kt_log_has(&a.log, " is node perlish-B"));
+    assert_int_equal(aemp_node_is_up(a.n, addr), 1); /* the alias */
+    /* one node, one link: by name and by address, in the order sent */
+    assert_int_equal(aemp_snd(a.n, pb, "si", "by name", 3), 0);
+    assert_int_equal(aemp_snd(a.n, by_addr, "si", "by address", 4), 0);
+    assert_true(await_rec(&loop, &rec, "at_b", 4, 10));
+    assert_true(
+        kt_msg_is(kt_rec_nth(&rec, "at_b", 2)->msg, "si", "by name", 3));
+    assert_true(
+        kt_msg_is(kt_rec_nth(&rec, "at_b", 3)->msg, "si", "by address", 4));
+    assert_int_equal(links_all(a.n), 1);
+    /* the known nodes are nodes, not addresses */
+    aemp_msg_t *known;
+    assert_int_equal(aemp_known_nodes(a.n, &known), 0);
+    assert_true(msg_has_str(known, "perlish-B"));
+    assert_false(msg_has_str(known, addr));
+    aemp_msg_unref(known);
+    /* the monitor set up by the address fires when the port dies */
+    await_watchers(&loop, b.n, a.ref, 1);
+    assert_int_equal(aemp_kil(b.n, pb, "s", "gone"), 0);
+    assert_true(await_rec(&loop, &rec, "mon", 1, 10));
+    assert_true(kt_msg_is(kt_rec_nth(&rec, "mon", 0)->msg, "s", "gone"));
+    /* lost and needed again: redialled at the address that reached it */
+    aemp__link_close(peer_of(a.n, "perlish-B")->link, "cut by the test");
+    assert_true(await_up(&loop, a.n, "perlish-B", 0, 10));
+    nt_run_for(&loop, 0.3); /* the loss step: until then sends are lost */
+    const char *pb2 = mkport(b.n, kt_tap_rcv, &tb);
+    assert_int_equal(aemp_snd(a.n, pb2, "s", "again"), 0);
+    if (!await_rec(&loop, &rec, "at_b", 5, 10)) {
+        dump_log(&a);
+        dump_log(&b);
+        fail_msg("not redialled");
+    }
+    assert_true(await_up(&loop, a.n, "perlish-B", 1, 10));
+    /* a name nobody can dial: no attempt, and after monitor_timeout the
+     * reason says why */
+    kt_tap_t tn = {&rec, "nobody", 0};
+    assert_int_equal(aemp_mon_cb(a.n, "no-such-perl-node#x", kt_tap_mon, &tn,
+                                 NULL),
+                     0);
+    assert_true(await_rec(&loop, &rec, "nobody", 1, 15));
+    const char *why = transport_error(kt_rec_nth(&rec, "nobody", 0)->msg,
+                                      "no-such-perl-node");
+    assert_non_null(strstr(why, "no address is known for no-such-perl-node"));
+    nodes_finish(&loop, &a, &b, &rec);
+}
+
 /* ==== the node port over the network =========================================
  */
 
@@ -1496,6 +1569,7 @@ int main(void)
         ISOLATED(remote_mon_nonexistent, 60),
         ISOLATED(guard_cancel_sends_mon0, 60),
         ISOLATED(remote_kil, 60),
+        ISOLATED(free_text_ids, 60),
         ISOLATED(node_port_requests, 60),
         ISOLATED(mon_nodes_alternate, 60),
         ISOLATED(tls_certificates, 60),

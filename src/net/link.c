@@ -239,8 +239,17 @@ static const char *on_greeting(aemp__link_t *l)
     l->named_new = !p;
     if (!p && !l->outgoing)
         p = aemp__peer_get(n, id, strlen(id), true);
-    if (l->outgoing)
-        return p == l->peer ? NULL : "reached a different node than dialled";
+    if (l->outgoing) {
+        if (p == l->peer)
+            return NULL;
+        /* a node's ID need not be its address (Perl's are free text, and
+         * seeds are addresses): dialled by address, the link becomes the
+         * named node's once it is authenticated */
+        if (l->peer->alias || !aemp__id_is_address(l->peer->id, l->peer->idlen))
+            return "reached a different node than dialled";
+        l->renamed = true;
+        return NULL;
+    }
     if (!p)
         return "out of memory";
     if (p->link)
@@ -264,10 +273,53 @@ static const char *on_greeting(aemp__link_t *l)
 static void on_tick(uv_timer_t *h);
 static uint64_t tick_ms(aemp__link_t *l);
 
+/* l, dialled for an address, reached the node its greeting names: it is
+ * that node's link now, and the address stands for that node.  false if
+ * the link was closed instead (that node has a link already). */
+static bool link_rename(aemp__link_t *l)
+{
+    aemp__peer_t *d = l->peer;
+    const char *id = l->hs.peer.node_id;
+    aemp__peer_t *p = aemp__peer_get(l->node, id, strlen(id), true);
+    if (!p) {
+        aemp__link_close(l, "out of memory");
+        return false;
+    }
+    d->dialing = NULL;
+    l->peer = p;
+    if (p->dialing) { /* our other attempt at it: this one won */
+        aemp__link_t *other = p->dialing;
+        p->dialing = NULL;
+        other->peer = NULL; /* abandoned, not failed */
+        aemp__link_close(other, "simultaneous connect, taking another");
+    }
+    if (p->link) {
+        l->peer = NULL;
+        aemp__link_close(l, "already connected");
+        aemp__peer_alias(d, p);
+        return false;
+    }
+    p->dialing = l;
+    aemp__peer_alias(d, p);
+    return l->state != AEMP__LINK_CLOSED;
+}
+
 static void link_established(aemp__link_t *l)
 {
+    if (l->renamed && !link_rename(l))
+        return;
     aemp__peer_t *p = l->peer;
     aemp__net_t *net = net_of(l);
+    if (p->link && p->link != l) { /* another link made it first */
+        if (l->named)
+            p->handshaking--;
+        if (p->dialing == l)
+            p->dialing = NULL;
+        l->named = false;
+        l->peer = NULL;
+        aemp__link_close(l, "already connected");
+        return;
+    }
     if (l->named)
         p->handshaking--;
     if (p->dialing == l)

@@ -25,6 +25,8 @@ struct aemp__link {
     bool writing;   /* the stream has a write waiting for `drained` */
     bool named_new; /* the greeting's node was unknown before: forget it
                        if the handshake fails */
+    bool renamed;   /* dialled an address, reached a node of another ID:
+                       once authenticated, the link is that node's */
     aemp__hs_t hs;
     const aemp__framing_t *framing; /* what we send, once up */
     char *line;

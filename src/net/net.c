@@ -285,6 +285,8 @@ int aemp__net_route(aemp_node_t *n, const char *port, aemp__peer_t **peer,
         return AEMP_EINVAL;
     if (!(*peer = aemp__peer_get(n, port, idlen, true)))
         return AEMP_ENOMEM;
+    if ((*peer)->alias) /* an address that turned out to be another ID */
+        *peer = (*peer)->alias;
     *name = hash ? hash + 1 : "";
     net->active = true;
     return 0;

@@ -44,6 +44,15 @@ struct aemp__peer {
     uint8_t dialect; /* enum aemp__dialect, from its last greeting */
     bool master_candidate; /* a slave's seed, until one becomes master */
     aemp__peer_t *via;     /* reached through this peer's relay, or NULL */
+    /* Dialled by an address, the node there has another ID (Perl's IDs
+     * are free text; seeds are addresses): this record stands for that
+     * node's from then on, and both are kept while the network lives (one
+     * per address that was dialled).  `aliased` counts the records that
+     * stand for this one; `addrs` is where to dial it when its ID is no
+     * address (NULL: the ID is). */
+    aemp__peer_t *alias;
+    unsigned aliased;
+    char *addrs;
     aemp__qpkt_t *qhead, **qtail;
     size_t qbytes;
     aemp__flushw_t *flushers;
@@ -133,6 +142,13 @@ void aemp__peers_check_flushers(aemp_node_t *n);
 void aemp__peers_sweep(aemp_node_t *n);
 /* Forget p soon unless it is in use by then (aemp__peers_sweep). */
 void aemp__peer_forget(aemp__peer_t *p);
+/* d, dialled by its ID's addresses, turned out to be node p: d's queue,
+ * flush waiters, monitors and seed role go to p, which can be dialled at
+ * d's addresses, and whatever is sent to d's ID reaches p. */
+void aemp__peer_alias(aemp__peer_t *d, aemp__peer_t *p);
+/* true if id (len bytes) is a list of resolved endpoints ("ip:port,...")
+ * — what a node ID of ours is, and what can be dialled. */
+bool aemp__id_is_address(const char *id, size_t len);
 
 /* remote.c: remote monitors and kil (the kernel's network operations) */
 int aemp__remote_monitor(aemp_node_t *n, const char *port, struct aemp_mon *m);
@@ -147,6 +163,9 @@ void aemp__remote_lost(aemp__peer_t *p, const aemp_msg_t *reason);
 void aemp__remote_forget_watchers(aemp__peer_t *p);
 /* Node free: p's stubs and watchers go without firing. */
 void aemp__remote_free(aemp__peer_t *p);
+/* d's stubs become p's (aemp__peer_alias): the monitors on them stay
+ * armed, now on "<p's ID>#<name>". */
+void aemp__remote_move_stubs(aemp__peer_t *d, aemp__peer_t *p);
 /* The network's node-port requests: mon1, mon0, kil0, iam. */
 extern const aemp__request_t aemp__net_requests[];
 

@@ -10,18 +10,41 @@
 static void on_peer_timer(uv_timer_t *h);
 static void peer_node_up(aemp__peer_t *p);
 
-/* Public noderefs are endpoint lists; anon/ and slave/ nodes cannot be
- * dialled — they come to us. */
+static bool id_is_address(const char *id, size_t len);
+
+/* Public noderefs are endpoint lists, which we dial; anon/ and slave/
+ * nodes, and Perl nodes whose free-text ID is no address, come to us
+ * (or are dialled at the addresses that reached them, `addrs`). */
 static bool id_connectable(const char *id, size_t len)
 {
-    return !(len >= 5 && (!memcmp(id, "anon/", 5) || !memcmp(id, "slave/", 6)));
+    return id_is_address(id, len);
+}
+
+bool aemp__id_is_address(const char *id, size_t len)
+{
+    return id_is_address(id, len);
+}
+
+static bool id_is_address(const char *id, size_t len)
+{
+    struct sockaddr_storage ss;
+    const char *p = id, *end = id + len;
+    while (p < end) {
+        const char *comma = memchr(p, ',', (size_t)(end - p));
+        size_t one = comma ? (size_t)(comma - p) : (size_t)(end - p);
+        if (aemp__endpoint_parse(p, one, &ss) < 0)
+            return false;
+        p += one + 1;
+    }
+    return len > 0;
 }
 
 aemp__peer_t *aemp__peer_find(aemp_node_t *n, const char *node_id)
 {
-    return n && n->net && node_id
-               ? aemp__peer_get(n, node_id, strlen(node_id), false)
-               : NULL;
+    aemp__peer_t *p = n && n->net && node_id
+                          ? aemp__peer_get(n, node_id, strlen(node_id), false)
+                          : NULL;
+    return p && p->alias ? p->alias : p;
 }
 
 aemp__peer_t *aemp__peer_get(aemp_node_t *n, const char *id, size_t len,
@@ -78,11 +101,12 @@ static uint64_t deadline(const aemp__peer_t *p)
 static void dial(aemp__peer_t *p)
 {
     /* endpoints are tried in turn, one per attempt */
+    const char *eps = p->addrs ? p->addrs : p->id;
     size_t count = 1;
-    for (size_t i = 0; i < p->idlen; i++)
-        count += p->id[i] == ',';
+    for (size_t i = 0; eps[i]; i++)
+        count += eps[i] == ',';
     size_t k = p->next_ep++ % count;
-    const char *ep = p->id;
+    const char *ep = eps;
     while (k--)
         ep = strchr(ep, ',') + 1;
     const char *end = strchr(ep, ',');
@@ -95,7 +119,7 @@ static void dial(aemp__peer_t *p)
 
 void aemp__peer_need(aemp__peer_t *p)
 {
-    if (p->link || p->dialing || p->via || p->node->freeing)
+    if (p->link || p->dialing || p->via || p->alias || p->node->freeing)
         return;
     uint64_t now = uv_now(p->node->loop);
     if (!p->wait_since)
@@ -241,12 +265,53 @@ void aemp__peers_sweep(aemp_node_t *n)
             continue;
         p->free_pending = false;
         if (p->link || p->dialing || p->handshaking || peer_needed(p) ||
-            p->watchers.n || p->in_loss)
+            p->watchers.n || p->in_loss || p->aliased || p->alias)
             continue;
         aemp__strmap_del(&net->peers, p->id, p->idlen);
         aemp__peer_free(p);
         i = 0; /* the deletion may have moved entries */
     }
+}
+
+void aemp__peer_alias(aemp__peer_t *d, aemp__peer_t *p)
+{
+    aemp_node_t *n = d->node;
+    aemp__log(n, AEMP_LOG_INFO, "%s is node %s", d->id, p->id);
+    d->alias = p;
+    p->aliased++;
+    if (!p->addrs && !p->connectable &&
+        (p->addrs = aemp__strdup(d->id))) /* no memory: not redialled */
+        p->connectable = true;
+    if (d->seed) {
+        p->seed = true;
+        d->seed = false;
+    }
+    aemp__remote_move_stubs(d, p);
+    /* the queue in its order, then the flushes that wait for it */
+    aemp__qpkt_t *q = d->qhead;
+    d->qhead = NULL;
+    d->qtail = &d->qhead;
+    d->qbytes = 0;
+    while (q) {
+        aemp__qpkt_t *next = q->next;
+        aemp__peer_send(p, q->name, q->namelen, q->msg);
+        aemp_msg_unref(q->msg);
+        aemp__free(q);
+        q = next;
+    }
+    aemp__flushw_t **tail = &p->flushers, *w;
+    while (*tail)
+        tail = &(*tail)->next;
+    *tail = d->flushers;
+    d->flushers = NULL;
+    for (w = *tail; w; w = w->next)
+        w->upto = p->up ? p->link->appended : UINT64_MAX;
+    if (p->up && *tail)
+        aemp__peer_written(p);
+    uv_timer_stop(&d->timer);
+    d->wait_since = 0;
+    /* d is kept as long as p (the sweep keeps both): the address goes on
+     * naming p, without a new connection each time it is used */
 }
 
 void aemp__peer_dial_failed(aemp__peer_t *p, const char *why)
@@ -274,7 +339,11 @@ static void on_peer_timer(uv_timer_t *h)
     if (p->wait_since && now >= deadline(p) && !p->dialing) {
         char why[200];
         if (!p->connectable)
-            snprintf(why, sizeof why, "no link came up in time");
+            snprintf(why, sizeof why,
+                     "no link came up in time (no address is known for "
+                     "%.80s: it is not an ip:port list, and it did not "
+                     "connect to us)",
+                     p->id);
         else if (p->last_error[0])
             snprintf(why, sizeof why, "unable to connect: %s", p->last_error);
         else
@@ -498,7 +567,7 @@ aemp_val_t *aemp__peer_ids(aemp_node_t *n, aemp_val_t *arr, bool up_only)
     size_t i = 0;
     aemp__peer_t *p;
     while (arr && (p = aemp__strmap_next(&n->net->peers, &i)))
-        if (!up_only || p->up)
+        if ((!up_only || p->up) && !p->alias) /* an alias is no node */
             arr = aemp_arr_push(arr, aemp_strn(p->id, p->idlen));
     return arr;
 }
@@ -516,6 +585,7 @@ static void on_peer_closed(uv_handle_t *h)
 {
     aemp__peer_t *p = h->data;
     aemp_node_t *n = p->node;
+    aemp__free(p->addrs);
     aemp__free(p->id);
     aemp__free(p);
     aemp__node_handle_closed(n);

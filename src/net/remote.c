@@ -65,6 +65,36 @@ static aemp__port_t *pop_stub(aemp__peer_t *p)
     return stub;
 }
 
+void aemp__remote_move_stubs(aemp__peer_t *d, aemp__peer_t *p)
+{
+    aemp__port_t *old;
+    while ((old = pop_stub(d))) {
+        const char *name = old->id + d->idlen + 1;
+        size_t namelen = strlen(name);
+        aemp__port_t *stub = aemp__strmap_get(&p->stubs, name, namelen);
+        if (!stub) {
+            char *id = aemp__asprintf("%s#%s", p->id, name);
+            stub = id ? aemp__stub_new(id, strlen(id)) : NULL;
+            aemp__free(id);
+            if (stub && aemp__strmap_put(&p->stubs, stub->id + p->idlen + 1,
+                                         namelen, stub) < 0) {
+                aemp__free(stub);
+                stub = NULL;
+            }
+        }
+        if (!stub) { /* no memory: these monitors cannot follow */
+            aemp__stub_kill(d->node, old, NULL);
+            continue;
+        }
+        struct aemp_mon *m, *next;
+        for (m = old->mons; m; m = next) {
+            next = m->next;
+            aemp__mon_link(stub, m);
+        }
+        aemp__free(old);
+    }
+}
+
 void aemp__remote_lost(aemp__peer_t *p, const aemp_msg_t *reason)
 {
     aemp_node_t *n = p->node;
