@@ -578,7 +578,11 @@ static void on_data(aemp__stream_t *s, void *user, const char *buf, size_t len)
 static void on_failed(aemp__stream_t *s, void *user, int err, const char *why)
 {
     aemp__link_t *l = user;
-    if (err == 0) /* the peer ended the stream */
+    /* a peer that refuses us while our line is still unread in its socket
+     * resets the connection rather than closing it: the same news */
+    bool reset = l->state != AEMP__LINK_UP && err == AEMP_ESYS && why &&
+                 !strcmp(why, uv_strerror(UV_ECONNRESET));
+    if (err == 0 || reset) /* the peer ended the stream */
         why = l->state == AEMP__LINK_UP ? "Unexpected end-of-file"
               : l->hs.state == AEMP__HS_AUTH && l->hs.peer.tls &&
                       !net_of(l)->hs.tls

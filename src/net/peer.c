@@ -323,7 +323,11 @@ void aemp__peer_dial_failed(aemp__peer_t *p, const char *why)
     p->next_dial =
         now + (uint64_t)(jitter(n->net->conf.connect_interval) * 1000.0);
     if (p->wait_since && now >= deadline(p)) {
-        peer_fail(p, why, false);
+        /* worded as on_peer_timer does when the deadline passes between
+         * attempts */
+        char text[sizeof p->last_error + 32];
+        snprintf(text, sizeof text, "unable to connect: %s", why);
+        peer_fail(p, text, false);
         p->wait_since = 0;
     }
     if (peer_needed(p))

@@ -31,7 +31,12 @@ int aemp__remote_monitor(aemp_node_t *n, const char *port, struct aemp_mon *m)
             return AEMP_ENOMEM;
         rc = aemp__strmap_put(&p->stubs, stub->id + p->idlen + 1, namelen,
                               stub);
-        if (rc == 0 && (rc = aemp__peer_request(p, "ss", "mon1", name)) < 0)
+        /* a node port is watched through the link alone: it dies with it
+         * (as Perl, which never sends mon1 for it); a link is needed */
+        if (rc == 0 && !namelen)
+            aemp__peer_need(p);
+        else if (rc == 0 &&
+                 (rc = aemp__peer_request(p, "ss", "mon1", name)) < 0)
             aemp__strmap_del(&p->stubs, name, namelen);
         if (rc < 0) {
             aemp__free(stub);
@@ -49,7 +54,8 @@ void aemp__remote_stub_idle(aemp_node_t *n, aemp__port_t *stub)
                                      false);
     if (p) {
         aemp__strmap_del(&p->stubs, hash + 1, strlen(hash + 1));
-        aemp__peer_request(p, "ss", "mon0", hash + 1);
+        if (hash[1]) /* no mon1 was sent for the node port */
+            aemp__peer_request(p, "ss", "mon0", hash + 1);
     }
     aemp__free(stub);
 }

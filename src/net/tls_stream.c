@@ -221,7 +221,9 @@ static const char *alert_hint(const char *reason)
         return " (the peer refuses our certificate: it has expired)";
     if (strstr(reason, "wrong version number") ||
         strstr(reason, "packet length too long") ||
-        strstr(reason, "record layer failure"))
+        strstr(reason, "record layer failure") ||
+        strstr(reason, "http request") ||
+        strstr(reason, "https proxy request"))
         return " (the peer does not speak TLS)";
     return "";
 }
