@@ -37,18 +37,28 @@ static const aemp__hs_conf_t fuzz_confs[] = {
     /* a certificate: peers greeting with tls=1.0 make it a TLS session */
     {"tls/x", NULL, "tls_sha3_512,tls_anon,hmac_sha3_512",
      "tls_sha3_512,tls_anon", "cbor,json", 30, true},
+    /* Perl 1.x's MD6 methods (index 5, 6) */
+    {"md6/x", "secret", "hmac_md6_64_256,tls_md6_64_256,tls_anon",
+     "hmac_md6_64_256,tls_md6_64_256", "json", 0, false},
+    {"md6/tls", "secret",
+     "tls_md6_64_256,hmac_md6_64_256,tls_sha3_512,hmac_sha3_512,tls_anon",
+     "tls_md6_64_256,hmac_md6_64_256,tls_sha3_512,hmac_sha3_512", "json,cbor",
+     12, true},
 };
 
-/* A correct auth line for the session so far (method from the peer's list,
- * token over G(R1, R2, L1, L2)), or "" if there is none to make. */
-static size_t fuzz_auth_line(const aemp__hs_t *hs, char *buf, size_t size)
+/* A correct auth line of `method` for the session so far (token over
+ * G(R1, R2, L1, L2)), or "" if there is none to make: the byte 3 on a
+ * line of its own asks for hmac_sha3_512, 4 for hmac_md6_64_256, 5 for
+ * tls_md6_64_256 (refused unless the session is TLS). */
+static size_t fuzz_auth_line(const aemp__hs_t *hs, const char *method,
+                             char *buf, size_t size)
 {
     char hex[129];
     if (!hs->r1 || !hs->r2 || !hs->conf->secret ||
-        aemp__auth_token("hmac_sha3_512", hs->conf->secret, hs->r1, hs->r2,
-                         hs->l1, hs->l2, hex, sizeof hex) < 0)
+        aemp__auth_token(method, hs->conf->secret, hs->r1, hs->r2, hs->l1,
+                         hs->l2, hex, sizeof hex) < 0)
         return 0;
-    int n = snprintf(buf, size, "hmac_sha3_512;%s;json", hex);
+    int n = snprintf(buf, size, "%s;%s;json", method, hex);
     return n > 0 && (size_t)n < size ? (size_t)n : 0;
 }
 
@@ -73,8 +83,10 @@ static void fuzz_session(const aemp__hs_conf_t *conf, const char *p, size_t len)
         if (linelen == 1 && (p[0] == 1 || p[0] == 2) && hs.l1) {
             line = p[0] == 1 ? hs.l1 : hs.l2;
             linelen = strlen(line);
-        } else if (linelen == 1 && p[0] == 3) {
-            linelen = fuzz_auth_line(&hs, auth, sizeof auth);
+        } else if (linelen == 1 && p[0] >= 3 && p[0] <= 5) {
+            static const char *const methods[] = {
+                "hmac_sha3_512", "hmac_md6_64_256", "tls_md6_64_256"};
+            linelen = fuzz_auth_line(&hs, methods[p[0] - 3], auth, sizeof auth);
             line = auth;
         }
         p = lf + 1;

@@ -81,11 +81,27 @@ static void reaches_done(void **state)
     assert_int_equal(aemp__hs_line(&hs, "nonce", 5, &out, &outlen), 1);
     aemp_free(out);
     char auth[300];
-    size_t n = fuzz_auth_line(&hs, auth, sizeof auth);
+    size_t n = fuzz_auth_line(&hs, "hmac_sha3_512", auth, sizeof auth);
     assert_true(n > 0);
     assert_int_equal(aemp__hs_line(&hs, auth, n, &out, &outlen), 2);
     aemp__hs_free(&hs);
     fuzz_handshake((const uint8_t *)in, sizeof in - 1);
+    /* conf 5 (MD6): a Perl 1.30 greeting, then its hmac_md6_64_256 line */
+    static const char g130[] = "aemp;1;A;tls_md6_64_256,hmac_md6_64_256,"
+                               "tls_anon,cleartext;json,storable;"
+                               "provider=AE-1.30";
+    assert_int_equal(aemp__hs_start(&hs, &fuzz_confs[5], NULL, &out, &outlen),
+                     0);
+    aemp_free(out);
+    assert_int_equal(aemp__hs_line(&hs, g130, strlen(g130), &out, &outlen), 0);
+    assert_int_equal(aemp__hs_line(&hs, "nonce", 5, &out, &outlen), 1);
+    assert_non_null(strstr(out, "hmac_md6_64_256;"));
+    aemp_free(out);
+    n = fuzz_auth_line(&hs, "hmac_md6_64_256", auth, sizeof auth);
+    assert_true(n > 0);
+    assert_int_equal(aemp__hs_line(&hs, auth, n, &out, &outlen), 2);
+    assert_string_equal(hs.method, "hmac_md6_64_256");
+    aemp__hs_free(&hs);
 }
 
 int main(void)
