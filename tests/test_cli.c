@@ -283,6 +283,27 @@ static void rpc_wrong_secret(void **state)
     /* the node says so too */
     assert_true(cp_await_stderr(r, "authentication", 1, 5));
     cp_free(c);
+    /* and trace (a plain client now: no "no master answered") */
+    args[0] = "trace";
+    args[2] = "--secret";
+    args[3] = "not the secret";
+    args[4] = "--timeout";
+    args[5] = "2";
+    args[6] = NULL;
+    c = run_cmd(&loop, args, 15);
+    expect_failure(c);
+    if (!strstr(c->ebuf, "cannot reach") ||
+        !strstr(c->ebuf, "authentication")) {
+        cp_dump(c);
+        fail_msg("trace's error does not say why");
+    }
+    assert_true(c->exited_ms - c->started_ms < 6000);
+    cp_free(c);
+    args[2] = "info";
+    args[3] = "--secret";
+    args[4] = "not the secret";
+    args[5] = "--timeout";
+    args[6] = "2";
     /* and snd, which only waits for the message to be written */
     args[0] = "snd";
     c = run_cmd(&loop, args, 15);

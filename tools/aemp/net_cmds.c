@@ -498,35 +498,23 @@ static int on_known(aemp_ctx_t *ctx, const aemp_msg_t *m, void *user)
 static void on_trace_timeout(uv_timer_t *h)
 {
     struct trace *t = h->data;
-    cli_error("%d node(s) did not answer in time", t->pending);
+    cli_error("%d node(s) did not answer known_nodes in time (Perl 2.x "
+              "nodes do not know that request)",
+              t->pending);
     aemp_stop(t->node);
 }
 
-static void on_trace_attached(aemp_node_t *n, int status, const char *error,
-                              void *user)
+/* The node we start from cannot be reached (or its link failed). */
+static void on_start_lost(aemp_node_t *n, const char *port,
+                          const aemp_msg_t *reason, void *user)
 {
     struct trace *t = user;
-    if (status < 0) {
-        cli_error("cannot reach %s: %s", t->start, error);
-        aemp_stop(n);
-        return;
-    }
-    /* the port after attaching: its ID carries the node's final name */
-    int rc = aemp_port(n, on_known, t, &t->me);
-    if (rc < 0) {
-        cli_error("%s", aemp_strerror(rc));
-        aemp_stop(n);
-        return;
-    }
-    /* attaching took up to the timeout (monitor_timeout); the walk gets
-     * as long again */
-    uv_timer_start(&t->timer, on_trace_timeout, t->timeout_ms, 0);
-    t->pending--;
-    trace_visit(t, t->start);
-    if (!t->pending)
-        aemp_stop(n);
+    const char *kind = "", *id = "", *why = "";
+    aemp_msg_unpack(reason, "sss*", &kind, &id, &why);
+    cli_error("cannot reach %s: %s", t->start, *why ? why : kind);
+    t->pending = -1;
+    aemp_stop(n);
 }
-
 
 int cmd_trace(const cli_opts_t *o, int argc, char **argv)
 {
@@ -538,17 +526,21 @@ int cmd_trace(const cli_opts_t *o, int argc, char **argv)
     uv_timer_init(aemp_node_loop(t.node), &t.timer);
     t.timer.data = &t;
     t.timeout_ms = (uint64_t)(o->timeout * 1000);
-    /* a slave of the node we start from: everything goes through it, so
-     * nodes that only it can reach (other slaves) answer too */
-    const char *seeds[] = {argv[0]};
-    t.pending = 1; /* the attachment */
-    int rc = aemp_initialise(t.node, NULL, "aemp-trace", "slave/", seeds, 1,
-                         on_trace_attached, &t);
+    /* a plain client, as Perl nodes of either version understand it:
+     * slaves answer through their masters' relays, which reach us over
+     * our link to them */
+    int rc = aemp_port(t.node, on_known, &t, &t.me);
+    if (rc == 0)
+        rc = aemp_mon_cb(t.node, t.start, on_start_lost, &t, NULL);
     if (rc < 0) {
-        t.pending = 0;
-        cli_error("%s", aemp_strerror(rc));
+        cli_error("%s: %s", t.start, aemp_strerror(rc));
     } else {
-        aemp_run(t.node);
+        /* reaching the first node may take the whole timeout (then its
+         * monitor says why); the walk gets as long again */
+        uv_timer_start(&t.timer, on_trace_timeout, 2 * t.timeout_ms, 0);
+        trace_visit(&t, t.start);
+        if (t.pending)
+            aemp_run(t.node);
     }
     int status = t.pending != 0 || rc < 0;
     uv_close((uv_handle_t *)&t.timer, NULL);
