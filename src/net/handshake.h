@@ -88,6 +88,19 @@ int aemp__hs_line(aemp__hs_t *hs, const char *line, size_t len, char **out,
                   size_t *outlen);
 void aemp__hs_free(aemp__hs_t *hs);
 
+/* TEST ONLY (tests/test_replay.c): from now on every aemp__hs_start of
+ * this process greets with l1 and l2 (a greeting and a nonce line, without
+ * line ends) instead of building its own lines, so that a test can replay
+ * a recorded conversation whose authentication tokens cover the recorded
+ * lines of the side our node stands in for.  Only the lines change: what
+ * the session accepts, offers and checks still comes from its conf (the
+ * recorded greeting's node ID and tls key are text to the peer, nothing
+ * more).  Both lines are copied.  NULL for either clears the hook (lines
+ * are built again).  AEMP_EINVAL (hook unchanged) if a line is empty,
+ * holds CR or LF, or does not fit AEMP__MAX_LINE with its end.  Process-
+ * global and not thread-safe: never call it outside a test. */
+int aemp__hs_test_lines(const char *l1, const char *l2);
+
 /* Parses a greeting line.  0, or AEMP_EPROTO / AEMP_ENOMEM with err
  * filled and nothing left in *g. */
 int aemp__greeting_parse(const char *line, size_t len, aemp__greeting_t *g,
