@@ -248,6 +248,14 @@ typedef enum aemp_framing { AEMP_JSON = 1, AEMP_CBOR = 2 } aemp_framing_t;
  * (NaN or infinity in JSON, invalid UTF-8 in a string). */
 AEMP_API int aemp_msg_encode(const aemp_msg_t *m, aemp_framing_t f, char **buf,
                              size_t *len);
+/* For logs and debugging: m (a JSON array) or v as one line of JSON text
+ * into *text (NUL-terminated, yours: aemp_free), e.g.
+ *     char *t; if (aemp_msg_to_json(m, &t) == 0) { puts(t); aemp_free(t); }
+ * Byte strings print as strings (bytes above 0x7f as U+0080..U+00FF, as
+ * on the wire).  AEMP_EINVAL
+ * for NULL arguments, NaN, infinity or invalid UTF-8; AEMP_ENOMEM. */
+AEMP_API int aemp_msg_to_json(const aemp_msg_t *m, char **text);
+AEMP_API int aemp_val_to_json(const aemp_val_t *v, char **text);
 /* Decodes exactly one message occupying all len bytes (whitespace around a
  * JSON text is allowed).  AEMP_EPROTO for malformed or trailing data,
  * AEMP_ELIMIT beyond the default limits (see aemp_reader_new). */

@@ -1095,6 +1095,34 @@ static void test_interop_stream(void **state)
     aemp_reader_free(r);
 }
 
+/* The print helpers: one line of JSON, the caller's to free. */
+static void test_to_json(void **state)
+{
+    (void)state;
+    aemp_msg_t *m = NULL;
+    assert_int_equal(aemp_msg_new(&m, "si[sn]{i}y", "tag", -3, "in", "k", 7,
+                                  "b\xff", (size_t)2),
+                     0);
+    char *t = NULL;
+    assert_int_equal(aemp_msg_to_json(m, &t), 0);
+    assert_string_equal(t, "[\"tag\",-3,[\"in\",null],{\"k\":7},\"b\xc3\xbf\"]");
+    aemp_free(t);
+    assert_int_equal(aemp_val_to_json(aemp_msg_at(m, 3), &t), 0);
+    assert_string_equal(t, "{\"k\":7}");
+    aemp_free(t);
+    assert_int_equal(aemp_val_to_json(aemp_msg_at(m, 0), &t), 0);
+    assert_string_equal(t, "\"tag\"");
+    aemp_free(t);
+    aemp_msg_unref(m);
+    assert_int_equal(aemp_msg_new(&m, "d", 0.0 / 0.0), 0);
+    t = NULL;
+    assert_int_equal(aemp_msg_to_json(m, &t), AEMP_EINVAL);
+    assert_null(t);
+    aemp_msg_unref(m);
+    assert_int_equal(aemp_msg_to_json(NULL, &t), AEMP_EINVAL);
+    assert_int_equal(aemp_val_to_json(NULL, &t), AEMP_EINVAL);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -1125,6 +1153,7 @@ int main(void)
         cmocka_unit_test(test_reader_many),
         cmocka_unit_test(test_interop_json),
         cmocka_unit_test(test_interop_stream),
+        cmocka_unit_test(test_to_json),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -20,6 +20,9 @@ void aemp__buf_free(aemp__buf_t *b);
  * prefix_len bytes, only if prefix is non-NULL — the destination port name
  * on the wire) followed by the elements of m.  On failure b->len is
  * unchanged.  AEMP_EINVAL for values the framing cannot carry. */
+/* Appends v as JSON text (nothing on failure: AEMP_EINVAL for NaN,
+ * infinity or invalid UTF-8, AEMP_ENOMEM). */
+int aemp__json_value(aemp__buf_t *b, const aemp_val_t *v);
 int aemp__json_encode(aemp__buf_t *b, const char *prefix, size_t prefix_len,
                       const aemp_msg_t *m);
 int aemp__cbor_encode(aemp__buf_t *b, const char *prefix, size_t prefix_len,

@@ -171,6 +171,15 @@ static int json_val(aemp__buf_t *b, const aemp_val_t *v)
     return AEMP_EINVAL;
 }
 
+int aemp__json_value(aemp__buf_t *b, const aemp_val_t *v)
+{
+    size_t start = b->len;
+    int rc = json_val(b, v);
+    if (rc < 0)
+        b->len = start;
+    return rc;
+}
+
 int aemp__json_encode(aemp__buf_t *b, const char *prefix, size_t prefix_len,
                       const aemp_msg_t *m)
 {

@@ -105,6 +105,36 @@ int aemp_msg_encode(const aemp_msg_t *m, aemp_framing_t f, char **buf,
     return 0;
 }
 
+/* b's bytes and a NUL as the caller's string. */
+static int buf_text(aemp__buf_t *b, int rc, char **text)
+{
+    if (rc == 0)
+        rc = aemp__buf_reserve(b, 1);
+    if (rc < 0) {
+        aemp__buf_free(b);
+        return rc;
+    }
+    b->data[b->len] = 0;
+    *text = b->data;
+    return 0;
+}
+
+int aemp_val_to_json(const aemp_val_t *v, char **text)
+{
+    if (!v || !text)
+        return AEMP_EINVAL;
+    aemp__buf_t b = {NULL, 0, 0};
+    return buf_text(&b, aemp__json_value(&b, v), text);
+}
+
+int aemp_msg_to_json(const aemp_msg_t *m, char **text)
+{
+    if (!m || !text)
+        return AEMP_EINVAL;
+    aemp__buf_t b = {NULL, 0, 0};
+    return buf_text(&b, aemp__json_encode(&b, NULL, 0, m), text);
+}
+
 int aemp_msg_decode(aemp_msg_t **out, aemp_framing_t f, const void *buf,
                     size_t len)
 {
