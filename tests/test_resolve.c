@@ -433,6 +433,19 @@ static void numeric_needs_no_server(void **state)
     aemp_node_free(n);
 }
 
+/* localhost is loopback (RFC 6761), answered without a server. */
+static void localhost_is_loopback(void **state)
+{
+    fx_t *f = *state;
+    char dead[64];
+    snprintf(dead, sizeof dead, "127.0.0.1:%d", free_dns_port());
+    aemp_node_t *n = node_new(&f->loop, dead);
+    expect(n, "localhost:4041", "127.0.0.1:4041,[::1]:4041");
+    expect(n, "LocalHost:1,a.localhost:2",
+           "127.0.0.1:1,[::1]:1,127.0.0.1:2,[::1]:2");
+    aemp_node_free(n);
+}
+
 static void srv_priority_then_weight(void **state)
 {
     fx_t *f = *state;
@@ -703,6 +716,8 @@ int main(void)
                                         teardown),
         cmocka_unit_test_setup_teardown(numeric_unchanged, setup, teardown),
         cmocka_unit_test_setup_teardown(numeric_needs_no_server, setup,
+                                        teardown),
+        cmocka_unit_test_setup_teardown(localhost_is_loopback, setup,
                                         teardown),
         cmocka_unit_test_setup_teardown(srv_priority_then_weight, setup,
                                         teardown),

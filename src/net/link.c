@@ -94,7 +94,7 @@ static void link_detach(aemp__link_t *l, int prev_state, const char *why)
         aemp__peer_lost(p, why);
     } else if (p->dialing == l) {
         p->dialing = NULL;
-        aemp__peer_dial_failed(p, why);
+        aemp__peer_dial_failed(p, why, l->refused);
     } else if (l->named) {
         p->handshaking--;
         aemp__log(l->node, AEMP_LOG_WARN, "handshake with %s failed: %s", p->id,
@@ -245,7 +245,9 @@ static const char *on_greeting(aemp__link_t *l)
         /* a node's ID need not be its address (Perl's are free text, and
          * seeds are addresses): dialled by address, the link becomes the
          * named node's once it is authenticated */
-        if (l->peer->alias || !aemp__id_is_address(l->peer->id, l->peer->idlen))
+        if (l->peer->alias ||
+            !(l->peer->addrs ||
+              aemp__id_is_address(l->peer->id, l->peer->idlen)))
             return "reached a different node than dialled";
         l->renamed = true;
         return NULL;
@@ -400,6 +402,7 @@ static int hs_line(aemp__link_t *l, const char *line, size_t len,
     }
     int rc = aemp__hs_line(&l->hs, line, len, &out, &outlen);
     if (rc < 0) {
+        l->refused = rc == AEMP_EPROTO; /* not out of memory */
         aemp__link_close(l, l->hs.error[0] ? l->hs.error : aemp_strerror(rc));
         return rc;
     }
@@ -407,6 +410,7 @@ static int hs_line(aemp__link_t *l, const char *line, size_t len,
         const char *refusal = on_greeting(l);
         if (refusal) {
             aemp__free(out);
+            l->refused = true;
             aemp__link_close(l, refusal);
             return AEMP_EPROTO;
         }
@@ -582,6 +586,10 @@ static void on_failed(aemp__stream_t *s, void *user, int err, const char *why)
      * resets the connection rather than closing it: the same news */
     bool reset = l->state != AEMP__LINK_UP && err == AEMP_ESYS && why &&
                  !strcmp(why, uv_strerror(UV_ECONNRESET));
+    /* refused by the peer (it closed or reset during the handshake, or
+     * TLS failed): no later attempt will do better */
+    l->refused = l->state == AEMP__LINK_HANDSHAKE &&
+                 (err == 0 || reset || err == AEMP_EPROTO);
     if (err == 0 || reset) /* the peer ended the stream */
         why = l->state == AEMP__LINK_UP ? "Unexpected end-of-file"
               : l->hs.state == AEMP__HS_AUTH && l->hs.peer.tls &&

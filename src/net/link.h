@@ -27,6 +27,8 @@ struct aemp__link {
                        if the handshake fails */
     bool renamed;   /* dialled an address, reached a node of another ID:
                        once authenticated, the link is that node's */
+    bool refused;   /* it ends because one side refused the other (not a
+                       timeout or a network fault): waiting will not help */
     aemp__hs_t hs;
     const aemp__framing_t *framing; /* what we send, once up */
     char *line;

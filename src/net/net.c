@@ -281,7 +281,8 @@ int aemp__net_route(aemp_node_t *n, const char *port, aemp__peer_t **peer,
         return rc;
     const char *hash = strchr(port, '#');
     size_t idlen = hash ? (size_t)(hash - port) : strlen(port);
-    if (!idlen || memchr(port, ';', idlen))
+    /* a malformed noderef fails now, not after monitor_timeout */
+    if (!idlen || memchr(port, ';', idlen) || aemp__id_check(port, idlen) < 0)
         return AEMP_EINVAL;
     if (!(*peer = aemp__peer_get(n, port, idlen, true)))
         return AEMP_ENOMEM;

@@ -53,6 +53,11 @@ struct aemp__peer {
     aemp__peer_t *alias;
     unsigned aliased;
     char *addrs;
+    /* The ID is an unresolved noderef ("localhost:4041", "4041"): its
+     * addrs come from the node's resolver, asked when it is first dialled
+     * (resolving: the answer is awaited; the record is not forgotten). */
+    bool needs_resolve, resolving;
+    unsigned refusals; /* endpoints in a row that refused the connection */
     aemp__qpkt_t *qhead, **qtail;
     size_t qbytes;
     aemp__flushw_t *flushers;
@@ -127,8 +132,10 @@ void aemp__peer_need(aemp__peer_t *p); /* start connecting if idle */
 void aemp__peer_link_up(aemp__peer_t *p, aemp__link_t *l);
 /* The established link failed: the no-holes teardown. */
 void aemp__peer_lost(aemp__peer_t *p, const char *why);
-/* A dial failed or a handshake did not complete. */
-void aemp__peer_dial_failed(aemp__peer_t *p, const char *why);
+/* A dial failed or a handshake did not complete.  definitive: the peer
+ * refused us (authentication, versions, certificates) or its endpoint
+ * refused the connection — no point in waiting for monitor_timeout. */
+void aemp__peer_dial_failed(aemp__peer_t *p, const char *why, bool definitive);
 /* Bytes of the peer's ready link reached the socket: flushes may be done. */
 void aemp__peer_written(aemp__peer_t *p);
 /* The peer's loss step (an AEMP__NET_ITEM): fires the lost node's
@@ -149,6 +156,11 @@ void aemp__peer_alias(aemp__peer_t *d, aemp__peer_t *p);
 /* true if id (len bytes) is a list of resolved endpoints ("ip:port,...")
  * — what a node ID of ours is, and what can be dialled. */
 bool aemp__id_is_address(const char *id, size_t len);
+/* The node part of a port ID: 0 if usable (an address, a noderef to
+ * resolve — it has ':' or ',', or is a port number or an IP — or a
+ * free-text node ID), AEMP_EINVAL if it is meant as a noderef and is
+ * malformed (a port out of range, an empty host, junk). */
+int aemp__id_check(const char *id, size_t len);
 
 /* remote.c: remote monitors and kil (the kernel's network operations) */
 int aemp__remote_monitor(aemp_node_t *n, const char *port, struct aemp_mon *m);

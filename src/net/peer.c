@@ -12,12 +12,82 @@ static void peer_node_up(aemp__peer_t *p);
 
 static bool id_is_address(const char *id, size_t len);
 
-/* Public noderefs are endpoint lists, which we dial; anon/ and slave/
- * nodes, and Perl nodes whose free-text ID is no address, come to us
- * (or are dialled at the addresses that reached them, `addrs`). */
+/* Meant as a noderef (SPEC: "host:port", "[v6]:port", "port", "host" —
+ * but a bare word is a Perl node ID): it has ':' or ',' or '[', or is
+ * all digits (a port of this host), or a numeric IP (port 4040). */
+static bool id_is_noderef(const char *id, size_t len)
+{
+    if ((len >= 5 && !memcmp(id, "anon/", 5)) ||
+        (len >= 6 && !memcmp(id, "slave/", 6)))
+        return false; /* node IDs ("slave/<id>@<master noderef>") */
+    if (!len || memchr(id, ':', len) || memchr(id, ',', len) || id[0] == '[')
+        return len > 0;
+    size_t digits = 0, dots = 0;
+    for (size_t i = 0; i < len; i++) {
+        digits += id[i] >= '0' && id[i] <= '9';
+        dots += id[i] == '.';
+    }
+    return digits + dots == len;
+}
+
+/* One component of a noderef: "", "port", "host", "host:port",
+ * "[v6]:port", with a port in 1..65535 and a host of letters, digits,
+ * '.', '-' and '_'. */
+static bool component_ok(const char *c, size_t len)
+{
+    const char *colon = NULL;
+    if (len && c[0] == '[') {
+        const char *close = memchr(c, ']', len);
+        if (!close || close == c + 1 || close + 1 == c + len ||
+            close[1] != ':')
+            return false;
+        colon = close + 1;
+    } else {
+        for (size_t i = 0; i < len; i++)
+            if (c[i] == ':') {
+                if (colon)
+                    return false;
+                colon = c + i;
+            } else if (!((c[i] >= 'a' && c[i] <= 'z') ||
+                         (c[i] >= 'A' && c[i] <= 'Z') ||
+                         (c[i] >= '0' && c[i] <= '9') || c[i] == '.' ||
+                         c[i] == '-' || c[i] == '_')) {
+                return false;
+            }
+        if (colon == c)
+            return false; /* ":4041": no host */
+    }
+    const char *port = colon ? colon + 1 : c;
+    size_t plen = (size_t)(c + len - port);
+    bool digits = plen > 0 && plen <= 5;
+    for (size_t i = 0; digits && i < plen; i++)
+        digits = port[i] >= '0' && port[i] <= '9';
+    if (!colon && !digits)
+        return true; /* a host name */
+    return digits && atol(port) >= 1 && atol(port) <= 65535;
+}
+
+int aemp__id_check(const char *id, size_t len)
+{
+    if (!id_is_noderef(id, len) || id_is_address(id, len))
+        return 0;
+    const char *p = id, *end = id + len;
+    while (p <= end) {
+        const char *comma = memchr(p, ',', (size_t)(end - p));
+        size_t one = comma ? (size_t)(comma - p) : (size_t)(end - p);
+        if (!component_ok(p, one))
+            return AEMP_EINVAL;
+        p += one + 1;
+    }
+    return 0;
+}
+
+/* Addresses and noderefs (resolved first) are dialled; anon/ and slave/
+ * nodes, and Perl nodes whose free-text ID is no address, come to us (or
+ * are dialled at the addresses that reached them, `addrs`). */
 static bool id_connectable(const char *id, size_t len)
 {
-    return id_is_address(id, len);
+    return id_is_address(id, len) || id_is_noderef(id, len);
 }
 
 bool aemp__id_is_address(const char *id, size_t len)
@@ -62,6 +132,7 @@ aemp__peer_t *aemp__peer_get(aemp_node_t *n, const char *id, size_t len,
     p->node = n;
     p->qtail = &p->qhead;
     p->connectable = id_connectable(id, len);
+    p->needs_resolve = p->connectable && !id_is_address(id, len);
     if (aemp__strmap_put(&net->peers, p->id, len, p) < 0)
         goto fail;
     uv_timer_init(n->loop, &p->timer);
@@ -98,8 +169,55 @@ static uint64_t deadline(const aemp__peer_t *p)
            (uint64_t)(p->node->net->conf.monitor_timeout * 1000.0);
 }
 
+static void on_peer_resolved(aemp_node_t *n, int status, const char *resolved,
+                             const char *error, void *user)
+{
+    aemp__peer_t *p = user;
+    p->resolving = false;
+    if (status < 0) {
+        char why[200];
+        if (error && *error) /* the resolver's own words name the host */
+            snprintf(why, sizeof why, "%s", error);
+        else
+            snprintf(why, sizeof why, "cannot resolve %.80s: %s", p->id,
+                     aemp_strerror(status));
+        aemp__peer_dial_failed(p, why, true);
+        return;
+    }
+    aemp__free(p->addrs);
+    if (!(p->addrs = aemp__strdup(resolved))) {
+        aemp__peer_dial_failed(p, "out of memory", true);
+        return;
+    }
+    aemp__log(n, AEMP_LOG_INFO, "%s resolves to %s", p->id, resolved);
+    p->next_dial = p->next_ep = 0;
+    if (peer_needed(p))
+        aemp__peer_need(p);
+}
+
+/* An unresolved noderef is resolved before its first dial; meanwhile no
+ * attempt is due (the answer calls aemp__peer_need). */
+static void resolve(aemp__peer_t *p)
+{
+    aemp_node_t *n = p->node;
+    p->next_dial = deadline(p) + 1;
+    if (p->resolving)
+        return;
+    char *id = aemp__strndup(p->id, p->idlen);
+    int rc = id ? aemp_resolve(n, id, on_peer_resolved, p) : AEMP_ENOMEM;
+    aemp__free(id);
+    if (rc == 0)
+        p->resolving = true;
+    else
+        aemp__peer_dial_failed(p, aemp_strerror(rc), true);
+}
+
 static void dial(aemp__peer_t *p)
 {
+    if (p->needs_resolve && !p->addrs) {
+        resolve(p);
+        return;
+    }
     /* endpoints are tried in turn, one per attempt */
     const char *eps = p->addrs ? p->addrs : p->id;
     size_t count = 1;
@@ -114,7 +232,7 @@ static void dial(aemp__peer_t *p)
     int rc = one ? aemp__link_dial(p->node, p, one) : AEMP_ENOMEM;
     aemp__free(one);
     if (rc < 0)
-        aemp__peer_dial_failed(p, aemp_strerror(rc));
+        aemp__peer_dial_failed(p, aemp_strerror(rc), rc == AEMP_EINVAL);
 }
 
 void aemp__peer_need(aemp__peer_t *p)
@@ -265,7 +383,8 @@ void aemp__peers_sweep(aemp_node_t *n)
             continue;
         p->free_pending = false;
         if (p->link || p->dialing || p->handshaking || peer_needed(p) ||
-            p->watchers.n || p->in_loss || p->aliased || p->alias)
+            p->watchers.n || p->in_loss || p->aliased || p->alias ||
+            p->resolving)
             continue;
         aemp__strmap_del(&net->peers, p->id, p->idlen);
         aemp__peer_free(p);
@@ -314,7 +433,17 @@ void aemp__peer_alias(aemp__peer_t *d, aemp__peer_t *p)
      * naming p, without a new connection each time it is used */
 }
 
-void aemp__peer_dial_failed(aemp__peer_t *p, const char *why)
+/* How many endpoints p is dialled at. */
+static size_t endpoint_count(const aemp__peer_t *p)
+{
+    const char *eps = p->addrs ? p->addrs : p->id;
+    size_t count = 1;
+    for (size_t i = 0; eps[i]; i++)
+        count += eps[i] == ',';
+    return count;
+}
+
+void aemp__peer_dial_failed(aemp__peer_t *p, const char *why, bool definitive)
 {
     aemp_node_t *n = p->node;
     aemp__log(n, AEMP_LOG_INFO, "cannot connect to %s: %s", p->id, why);
@@ -322,7 +451,15 @@ void aemp__peer_dial_failed(aemp__peer_t *p, const char *why)
     uint64_t now = uv_now(n->loop);
     p->next_dial =
         now + (uint64_t)(jitter(n->net->conf.connect_interval) * 1000.0);
-    if (p->wait_since && now >= deadline(p)) {
+    /* A refused connection is definitive once every endpoint refused;
+     * a refusal by the peer itself at once.  Then what waits fails now,
+     * with that reason, and only seeds (and what is sent or monitored
+     * from now on) make us try again. */
+    bool refused = !strcmp(why, uv_strerror(UV_ECONNREFUSED));
+    p->refusals = refused ? p->refusals + 1 : 0;
+    if (refused)
+        definitive = p->refusals >= endpoint_count(p);
+    if (p->wait_since && (definitive || now >= deadline(p))) {
         /* worded as on_peer_timer does when the deadline passes between
          * attempts */
         char text[sizeof p->last_error + 32];
