@@ -43,11 +43,32 @@
  *   net_aemp stall PORTID FRAMING SECONDS WINDOW MAX_BACKLOG
  *       floods a receiver that stopped reading for SECONDS, then prints
  *       "mem <VmHWM-kB> <VmRSS-kB> <sent> <backlog> <downs> <reason>".
+ *   net_aemp setup PORTID FRAMING COUNT
+ *       COUNT authenticated link set-ups, one after the other, each by a
+ *       fresh node on one loop: made and configured (not timed), then
+ *       timed from its first message, ["knock", its port], through the
+ *       dial, the handshake, the delivery and the receiver's ["welcome",
+ *       receiver-CPU-s], to the node freed and its link closed.  One
+ *       untimed set-up first (its link method is the one reported).
+ *       Prints "nodecost <s per node made, configured and freed>" and
+ *       "result <wall-s> <CPU-s> <receiver-CPU-s>" of the timed parts.
+ *
+ * With --tls first (net_aemp --tls recv ...), the node has the key and
+ * certificate in the environment variable AEMP_BENCH_CERT (PEM text;
+ * bench_net makes one at start) and no secret, and accepts and offers
+ * tls_sha3_512 only: every link it makes or takes is TLS.  Without, the
+ * node has a secret and no certificate: plain TCP with hmac_sha3_512.
+ * The sending modes print "link <method and TLS version>" (from the
+ * node's log) before their result, so that bench_net can check which
+ * kind of link the figure is of.
  *
  * Timing starts when the receiver answered "hello" (the link is up and
  * the receiver is ready) and stops when the sender gets [done] or the last
- * answer: connection set-up is not measured, every message is. */
+ * answer: connection set-up is not measured, every message is (setup is
+ * the mode that measures set-ups). */
 #include <aemp.h>
+
+#include <uv.h>
 
 #include <signal.h>
 #include <stdint.h>
@@ -78,15 +99,46 @@ static void check_rc(int rc, const char *what, int line)
     }
 }
 
-static aemp_node_t *net_node(const char *framing, size_t max_backlog)
+/* --tls: the certificate (AEMP_BENCH_CERT); NULL: plain links. */
+static const char *tls_cert;
+
+/* "hmac_sha3_512" or "tls_sha3_512 over TLSv1.3": the first link's, from
+ * the log line "link to <node> up (<method>[ over <TLS>], sending ...)". */
+static char link_info[128];
+
+static void on_log(aemp_node_t *n, int level, const char *text, void *user)
+{
+    const char *p = strstr(text, " up (");
+    (void)n, (void)user;
+    if (level <= AEMP_LOG_WARN)
+        fprintf(stderr, "net_aemp: %s\n", text);
+    else if (!link_info[0] && p && strncmp(text, "link to ", 8) == 0)
+        snprintf(link_info, sizeof link_info, "%.*s",
+                 (int)strcspn(p + 5, ",)"), p + 5);
+}
+
+static aemp_node_t *net_node_on(uv_loop_t *loop, const char *framing,
+                                size_t max_backlog, int log)
 {
     aemp_node_t *n;
     aemp_netconf_t conf = {.secret = "aemp-bench",
                            .framings = framing,
                            .max_backlog = max_backlog};
-    CHECK(aemp_node_new(&n, NULL));
+    if (tls_cert) {
+        conf.secret = NULL;
+        conf.cert = tls_cert;
+        conf.auth_accept = conf.auth_offer = "tls_sha3_512";
+    }
+    CHECK(aemp_node_new(&n, loop));
+    if (log)
+        aemp_node_set_log(n, AEMP_LOG_INFO, on_log, NULL);
     CHECK(aemp_node_configure(n, &conf));
     return n;
+}
+
+static aemp_node_t *net_node(const char *framing, size_t max_backlog)
+{
+    return net_node_on(NULL, framing, max_backlog, 1);
 }
 
 /* A field of /proc/self/status in kB (VmHWM, VmRSS); -1 if not there. */
@@ -216,6 +268,19 @@ static int recv_tag(aemp_ctx_t *ctx, const aemp_msg_t *msg, void *user)
                     clock_s(CLOCK_PROCESS_CPUTIME_ID) - r->cpu0, ok);
 }
 
+/* [knock, reply-port]: a link set-up's first message. */
+static int recv_knock(aemp_ctx_t *ctx, const aemp_msg_t *msg, void *user)
+{
+    struct recv *r = user;
+    const char *reply;
+    (void)ctx;
+    int rc = aemp_msg_unpack(msg, "s", &reply);
+    if (rc < 0)
+        return rc;
+    return aemp_snd(r->node, reply, "sd", "welcome",
+                    clock_s(CLOCK_PROCESS_CPUTIME_ID));
+}
+
 static int recv_mark(aemp_ctx_t *ctx, const aemp_msg_t *msg, void *user)
 {
     struct recv *r = user;
@@ -278,6 +343,7 @@ static int run_recv(const char *port, const char *framing)
     CHECK(aemp_rcv_tag(r.node, id, "tag", recv_tag, &r));
     CHECK(aemp_rcv_tag(r.node, id, "end", recv_end, &r));
     CHECK(aemp_rcv_tag(r.node, id, "mark", recv_mark, &r));
+    CHECK(aemp_rcv_tag(r.node, id, "knock", recv_knock, &r));
     r.self = id;
     CHECK(aemp_mon_nodes(r.node, recv_node, &r, NULL));
     printf("port %s\n", id);
@@ -486,6 +552,7 @@ static int run_send(int ping, const char *to, const char *framing,
         fprintf(stderr, "net_aemp: wrong count or contents\n");
         return 1;
     }
+    printf("link %s\n", link_info[0] ? link_info : "?");
     if (ping)
         printf("result %.6f %.6f\n", s->wall, s->cpu);
     else
@@ -536,6 +603,7 @@ static int run_stall(const char *to, const char *framing, double seconds,
     for (char *p = s->reason; *p; p++)
         if (*p == ' ')
             *p = '_';
+    printf("link %s\n", link_info[0] ? link_info : "?");
     printf("mem %ld %ld %lld %zu %d %s\n", status_kb("VmHWM"),
            status_kb("VmRSS"), (long long)s->sent,
            aemp_backlog(s->node, s->to_node), s->downs, s->reason);
@@ -563,6 +631,7 @@ static int run_flood(const char *to, const char *framing, double seconds,
     if (!s->ok)
         fprintf(stderr, "net_aemp: flood: %lld sent, %lld delivered\n",
                 (long long)s->sent, (long long)s->f_got);
+    printf("link %s\n", link_info[0] ? link_info : "?");
     printf("flood %.6f %.6f %lld %lld %d %.6f %lld %lld %lld %.0f %lld %.6f "
            "%s\n",
            s->t1 - s->t0, s->cpu, (long long)s->sent, (long long)s->yields,
@@ -572,9 +641,96 @@ static int run_flood(const char *to, const char *framing, double seconds,
     return s->ok ? 0 : 1;
 }
 
+/* ---- link set-ups ----------------------------------------------------------- */
+
+struct knock {
+    aemp_node_t *node;
+    double rcpu; /* the receiver's CPU clock when it answered */
+    int answered;
+};
+
+static int setup_welcome(aemp_ctx_t *ctx, const aemp_msg_t *msg, void *user)
+{
+    struct knock *k = user;
+    (void)ctx;
+    CHECK(aemp_msg_unpack(msg, "d", &k->rcpu));
+    k->answered = 1;
+    aemp_stop(k->node);
+    return 0;
+}
+
+/* Frees n and runs loop until n's handles (its link's socket among them)
+ * have closed: nothing else runs on it. */
+static void node_gone(uv_loop_t *loop, aemp_node_t *n)
+{
+    aemp_node_free(n);
+    uv_run(loop, UV_RUN_DEFAULT);
+}
+
+/* One set-up by a fresh node on loop; adds the seconds (wall and CPU)
+ * from its first message to its link closed to *wall and *cpu and returns
+ * the receiver's CPU clock in the answer. */
+static double setup_one(uv_loop_t *loop, const char *to, const char *framing,
+                        int log, double *wall, double *cpu)
+{
+    struct knock k = {net_node_on(loop, framing, 0, log), 0, 0};
+    const char *self;
+    CHECK(aemp_port(k.node, NULL, NULL, &self));
+    CHECK(aemp_rcv_tag(k.node, self, "welcome", setup_welcome, &k));
+    double t0 = clock_s(CLOCK_MONOTONIC);
+    double c0 = clock_s(CLOCK_PROCESS_CPUTIME_ID);
+    CHECK(aemp_snd(k.node, to, "ss", "knock", self));
+    CHECK(aemp_run(k.node));
+    if (!k.answered) {
+        fprintf(stderr, "net_aemp: setup: no answer\n");
+        exit(2);
+    }
+    node_gone(loop, k.node);
+    *wall += clock_s(CLOCK_MONOTONIC) - t0;
+    *cpu += clock_s(CLOCK_PROCESS_CPUTIME_ID) - c0;
+    return k.rcpu;
+}
+
+/* What the set-ups do not time: a node made, configured (the certificate
+ * parsed, an SSL_CTX made) and freed, per node. */
+static double node_cost(uv_loop_t *loop, const char *framing, int count)
+{
+    double t0 = clock_s(CLOCK_MONOTONIC);
+    for (int i = 0; i < count; i++) {
+        const char *self;
+        aemp_node_t *n = net_node_on(loop, framing, 0, 0);
+        CHECK(aemp_port(n, NULL, NULL, &self));
+        node_gone(loop, n);
+    }
+    return (clock_s(CLOCK_MONOTONIC) - t0) / count;
+}
+
+static int run_setup(const char *to, const char *framing, int64_t count)
+{
+    uv_loop_t loop;
+    double wall = 0, cpu = 0, w0 = 0, c0 = 0, r1 = 0;
+    if (uv_loop_init(&loop) != 0)
+        return 2;
+    double r0 = setup_one(&loop, to, framing, 1, &w0, &c0);
+    for (int64_t i = 0; i < count; i++)
+        r1 = setup_one(&loop, to, framing, 0, &wall, &cpu);
+    printf("nodecost %.9f\n", node_cost(&loop, framing, 200));
+    printf("link %s\n", link_info[0] ? link_info : "?");
+    printf("result %.6f %.6f %.6f\n", wall, cpu, r1 - r0);
+    return uv_loop_close(&loop) == 0 ? 0 : 1;
+}
+
 int main(int argc, char **argv)
 {
     setvbuf(stdout, NULL, _IOLBF, 0);
+    if (argc > 1 && strcmp(argv[1], "--tls") == 0) {
+        if (!(tls_cert = getenv("AEMP_BENCH_CERT")) || !*tls_cert) {
+            fprintf(stderr, "net_aemp: --tls needs AEMP_BENCH_CERT (PEM "
+                            "text of a key and its certificate)\n");
+            return 2;
+        }
+        argc--, argv++;
+    }
     if (argc == 4 && strcmp(argv[1], "recv") == 0)
         return run_recv(argv[2], argv[3]);
     if (argc == 6 && strcmp(argv[1], "send") == 0)
@@ -585,14 +741,19 @@ int main(int argc, char **argv)
     if (argc == 7 && strcmp(argv[1], "flood") == 0)
         return run_flood(argv[2], argv[3], atof(argv[4]),
                          (size_t)atoll(argv[5]), atoll(argv[6]));
+    if (argc == 5 && strcmp(argv[1], "setup") == 0)
+        return run_setup(argv[2], argv[3], atoll(argv[4]));
     if (argc == 7 && strcmp(argv[1], "stall") == 0)
         return run_stall(argv[2], argv[3], atof(argv[4]),
                          (size_t)atoll(argv[5]), (size_t)atoll(argv[6]));
-    fprintf(stderr, "usage: net_aemp recv PORT FRAMING\n"
+    fprintf(stderr, "usage: net_aemp [--tls] recv PORT FRAMING\n"
                     "       net_aemp send PORTID FRAMING COUNT WINDOW\n"
                     "       net_aemp ping PORTID FRAMING COUNT\n"
                     "       net_aemp flood PORTID FRAMING SECONDS LIMIT POST\n"
                     "       net_aemp stall PORTID FRAMING SECONDS WINDOW "
-                    "MAX_BACKLOG\n");
+                    "MAX_BACKLOG\n"
+                    "       net_aemp setup PORTID FRAMING COUNT\n"
+                    "(--tls: every link TLS, with the certificate in "
+                    "AEMP_BENCH_CERT)\n");
     return 2;
 }

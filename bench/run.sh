@@ -21,6 +21,11 @@
 # receiver some 50x and so change the very load being profiled).
 # --only unpaced runs just bench_net's unpaced-flood figures (issue 7) and
 # the paced one-way figures they are compared with.
+# Every aemp figure of bench_net is measured over plain TCP (hmac_sha3_512)
+# and over TLS (tls_sha3_512, a certificate bench_net makes at start) in
+# the same run, with the ratios TLS / plain, and the rate of authenticated
+# link set-ups beside distributed Erlang's (issue 9); --net "--tls plain"
+# leaves TLS out, --net "--only aemp,erlang,setup" runs only the set-ups.
 set -eu
 
 root=$(cd "$(dirname "$0")/.." && pwd)
