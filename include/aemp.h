@@ -599,7 +599,7 @@ AEMP_API int aemp_up_nodes(aemp_node_t *n, aemp_msg_t **out);
  * nothing is lost silently). */
 AEMP_API size_t aemp_backlog(aemp_node_t *n, const char *node_id);
 
-/* resolve_node: turns an unresolved noderef into a resolved one (SPEC §3),
+/* resolve_node: turns an unresolved noderef into a resolved one,
  * component by component, keeping order and dropping duplicates:
  *   ""            -> the node name (nodename), port 4040
  *   "1234"        -> the node name, that port
@@ -629,9 +629,9 @@ AEMP_API int aemp_flush(aemp_node_t *n, const char *node_id, aemp_flush_fn fn,
                         void *user);
 
 /* ------------------------------------------------------------------------
- * Configuration (SPEC.md §4): one JSON file.  Top-level keys are defaults;
- * "profile": {"<name>": {...}} holds per-node overrides; a node's settings
- * are the defaults merged with its profile.  Keys: noderef, secret, cert,
+ * Configuration: one JSON file (aemp(1), CONFIGURATION FILE).  Top-level
+ * keys are defaults; "profile": {"<name>": {...}} holds per-node
+ * overrides; a node's settings are the defaults merged with its profile.  Keys: noderef, secret, cert,
  * ca, seeds, services, module_path, secure, monitor_timeout, connect_interval,
  * max_backlog, max_queued_bytes, max_queued_items, framing, auth_accept,
  * auth_offer, dns_servers, nodename.
@@ -735,7 +735,11 @@ AEMP_API int aemp_calv(aemp_node_t *n, const char *port, double timeout,
 
 /* initialise_node: once per node.  The profile (profile, else the node
  * name) of cfg (NULL: no file) supplies network settings, may override
- * noderef, adds seeds and services.  Public node: noderef (NULL: the node
+ * noderef (not "anon/" or "slave/"), adds seeds and services.  Client node
+ * (noderef "anon/"): listens nowhere, keeps its private anon/ ID, and
+ * connects to the seeds (kept forever) and to whatever it sends to — a
+ * program that reads its secret from the tool's file; fn runs once the
+ * seeds are resolved.  Public node: noderef (NULL: the node
  * name) is resolved, bound on every endpoint, seeds are connected forever.
  * Slave node (noderef "slave/"): connects to every seed, attaches to the
  * first that completes the handshake, renames itself

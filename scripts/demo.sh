@@ -16,7 +16,34 @@ cd "$(dirname "$0")/.."
 scripts/deps.sh
 scripts/build.sh build -DCMAKE_BUILD_TYPE=Release >/dev/null
 noderef=${1:-127.0.0.1:4040}
-aemp=$PWD/build/tools/aemp/aemp
+
+# Leave `aemp` runnable afterwards.  As root (the README's case: a fresh
+# Debian, where scripts/deps.sh installs packages system-wide too) the
+# build is installed into /usr/local — what a user expects after "set
+# everything up": `aemp`, `man aemp`, `man aemp_snd` and
+# `pkg-config aemp` work in every new shell, since /usr/local/bin is on
+# Debian's default PATH, and the installed binary finds its library
+# through its relative run path.  AEMP_PREFIX picks another prefix.
+# Without root we change nothing outside the tree and print the line that
+# puts the build's tool on PATH instead.
+prefix=${AEMP_PREFIX:-/usr/local}
+if [ "$(id -u)" -eq 0 ] || [ -n "${AEMP_PREFIX:-}" ]; then
+    cmake --install build --prefix "$prefix" >/dev/null
+    # for programs of one's own linked against $prefix/lib (aemp itself
+    # needs no cache: its run path is relative)
+    [ "$(id -u)" -ne 0 ] || ldconfig 2>/dev/null || true
+    aemp=$prefix/bin/aemp
+    case ":$PATH:" in
+    *":$prefix/bin:"*) path_hint="aemp is installed: $aemp" ;;
+    *) path_hint="aemp is installed; put it on PATH with:
+  export PATH=$prefix/bin:\$PATH" ;;
+    esac
+else
+    aemp=$PWD/build/tools/aemp/aemp
+    path_hint="not root, so nothing was installed; to run aemp:
+  export PATH=$PWD/build/tools/aemp:\$PATH
+(or, as root: cmake --install build --prefix /usr/local)"
+fi
 dir=$PWD/build/demo
 mkdir -p "$dir"
 export AEMP_CONFIG="$dir/config.json"
@@ -53,6 +80,8 @@ show "$aemp" rpc "$echo_port" hello 1 '{"nested": [true, null, 2.5]}'
 for i in 1 2 3; do show "$aemp" snd "$sink_port" "message $i"; done
 show "$aemp" rpc "$sink_port" count
 show "$aemp" trace "$ref"
+
+say "$path_hint"
 
 say "the node keeps running at $ref — try, in another terminal:"
 echo "  AEMP_CONFIG=$AEMP_CONFIG $aemp rpc $echo_port hi"

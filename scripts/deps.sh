@@ -5,12 +5,13 @@
 set -eu
 
 # nftables and procps (sysctl): test_faults partitions a network namespace
-# and shrinks its TCP buffers.  nodejs and npm: test_md6's reference MD6
+# and shrinks its TCP buffers.  python3: the man pages are made from aemp.h
+# (scripts/gen-man.py).  nodejs and npm: test_md6's reference MD6
 # (tests/md6_reference.sh); a Node.js that brings its own npm (NodeSource's
 # package provides and conflicts with Debian's npm) needs no npm package.
 PACKAGES="build-essential cmake ninja-build pkg-config libuv1-dev \
 libjansson-dev libcbor-dev libc-ares-dev libssl-dev libcmocka-dev \
-dnsmasq-base iproute2 locales nftables procps nodejs \
+dnsmasq-base iproute2 locales nftables procps python3 nodejs \
 $(command -v npm >/dev/null 2>&1 || echo npm) $*"
 
 missing=""

@@ -506,6 +506,30 @@ static void initialise_wait_public(void **state)
     tnode_free(&a);
 }
 
+/* Client mode: a program reading the tool's file (whose noderef is the
+ * tool's node's, here one that is in use) initialises with "anon/": it
+ * listens nowhere, keeps its anon/ ID, links to its seeds, and talks to
+ * the network with the file's secret. */
+static void initialise_client(void **state)
+{
+    fx_t *f = *state;
+    tnode_t a, b;
+    tnode_listen(f, &a, NULL);
+    cfg_str(f->cfg, NULL, "noderef", a.ref); /* the tool's node: taken */
+    cfg_list(f->cfg, NULL, "seeds", a.ref, (const char *)NULL);
+    tnode_new(f, &b);
+    assert_int_equal(aemp_initialise_wait(b.n, f->cfg, NULL, "anon/", NULL, 0),
+                     0);
+    assert_int_equal(strncmp(aemp_noderef(b.n), "anon/", 5), 0);
+    assert_true(await_ev(f, &a.ev, "up", aemp_noderef(b.n), 1, 10));
+    const char *pa = tport(&a);
+    assert_int_equal(aemp_snd(b.n, pa, "s", "from a client"), 0);
+    assert_true(await_ev(f, &a.rcv, "rcv", pa, 1, 10));
+    assert_false(kt_log_has(&b.log, "listen"));
+    tnode_free(&b);
+    tnode_free(&a);
+}
+
 /* A noderef that cannot be bound: the completion says so. */
 static void unbindable_noderef_fails(void **state)
 {
@@ -863,6 +887,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(seed_started_later, setup, teardown),
         cmocka_unit_test_setup_teardown(initialise_wait_public, setup,
                                         teardown),
+        cmocka_unit_test_setup_teardown(initialise_client, setup, teardown),
         cmocka_unit_test_setup_teardown(unbindable_noderef_fails, setup,
                                         teardown),
         cmocka_unit_test_setup_teardown(slave_attaches, setup, teardown),

@@ -71,14 +71,20 @@ char *aemp__strdup(const char *s) { return aemp__strndup(s, strlen(s)); }
 
 char *aemp__vasprintf(const char *fmt, va_list ap)
 {
+    /* one pass into a stack buffer for what fits: glibc's size-only pass,
+     * vsnprintf(NULL, 0, ...), goes through its slow overflow path (a
+     * quarter of an hmac_sha3_512 handshake's instructions) */
+    char tmp[512];
     va_list ap2;
     va_copy(ap2, ap);
-    int n = vsnprintf(NULL, 0, fmt, ap2);
+    int n = vsnprintf(tmp, sizeof tmp, fmt, ap2);
     va_end(ap2);
     if (n < 0)
         return NULL;
     char *s = aemp__malloc((size_t)n + 1);
-    if (s)
+    if (s && (size_t)n < sizeof tmp)
+        memcpy(s, tmp, (size_t)n + 1);
+    else if (s)
         vsnprintf(s, (size_t)n + 1, fmt, ap);
     return s;
 }

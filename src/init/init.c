@@ -16,6 +16,7 @@ typedef struct init_job {
     size_t nseeds, next_seed;
     aemp_val_t *services; /* array: names or [name, args...] */
     bool slave;
+    bool client; /* noderef "anon/": listens nowhere, only connects out */
     uv_timer_t timer; /* slave: the deadline for a master */
     int status;
     char error[300];
@@ -296,7 +297,11 @@ static int job_setup(init_job_t *j, const aemp_config_t *c, const char *profile,
     const aemp_val_t *cs = aemp_config_get(c, profile, "seeds");
     const aemp_val_t *nr = aemp_config_get(c, profile, "noderef");
     const char *s;
-    if (aemp_val_str(nr, &s, NULL) == 0) /* the profile overrides */
+    /* the profile's noderef overrides, but not an explicit client or slave
+     * (a program sharing the tool's file, whose noderef is the tool's) */
+    bool kind = noderef && (!strcmp(noderef, "anon/") ||
+                            !strncmp(noderef, "slave/", 6));
+    if (!kind && aemp_val_str(nr, &s, NULL) == 0)
         noderef = s;
     j->seeds = aemp__calloc(nseeds + aemp_val_len(cs) + 1, sizeof *j->seeds);
     if (!j->seeds)
@@ -324,6 +329,7 @@ static int job_setup(init_job_t *j, const aemp_config_t *c, const char *profile,
     if (!j->services || !j->noderef)
         return AEMP_ENOMEM;
     j->slave = !strncmp(j->noderef, "slave/", 6);
+    j->client = !strcmp(j->noderef, "anon/");
     return 0;
 }
 
@@ -361,8 +367,12 @@ int aemp_initialise(aemp_node_t *n, const aemp_config_t *cfg,
     n->net->on_link_ready = on_link_ready;
     n->net->on_link_ready_user = j;
     n->net->active = true;
-    rc = j->slave ? start_slave(j)
-                  : aemp_resolve(n, j->noderef, on_noderef, j);
+    if (j->slave)
+        rc = start_slave(j);
+    else if (j->client)
+        next_seed(j); /* done once the seeds are resolved and dialled */
+    else
+        rc = aemp_resolve(n, j->noderef, on_noderef, j);
     if (rc < 0) {
         n->initialised = false;
         n->net->on_link_ready = NULL;

@@ -12,7 +12,7 @@ static void peer_node_up(aemp__peer_t *p);
 
 static bool id_is_address(const char *id, size_t len);
 
-/* Meant as a noderef (SPEC: "host:port", "[v6]:port", "port", "host" —
+/* Meant as a noderef (aemp_resolve: "host:port", "[v6]:port", "port", "host" —
  * but a bare word is a Perl node ID): it has ':' or ',' or '[', or is
  * all digits (a port of this host), or a numeric IP (port 4040). */
 static bool id_is_noderef(const char *id, size_t len)

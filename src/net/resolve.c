@@ -1,4 +1,4 @@
-/* resolve_node (SPEC.md §3): unresolved noderefs to numeric endpoints,
+/* resolve_node (aemp_resolve in aemp.h): unresolved noderefs to numeric endpoints,
  * through c-ares on the node's loop — the loop never blocks on DNS. */
 #include "kernel.h"
 
