@@ -25,9 +25,11 @@ static void on_reply(aemp_node_t *n, int status, const aemp_msg_t *reply,
     aemp_stop(n);
 }
 
-/* A client node: the file's network settings, no noderef to listen on.
- * It connects out to whatever it sends to; the node answers on that
- * link.  (The settings could also come from a profile: aemp --profile.) */
+/* A client node: aemp_initialise with the noderef "anon/" takes the
+ * file's network settings (secret or certificate, seeds) but listens
+ * nowhere, whatever noderef the file gives the tool's node.  It connects
+ * out to whatever it sends to; the node answers on that link.  (The
+ * settings could also come from a profile: the third argument.) */
 static int client_node(aemp_node_t **out)
 {
     aemp_config_t *cfg;
@@ -38,13 +40,8 @@ static int client_node(aemp_node_t **out)
         aemp_config_free(cfg);
         return rc;
     }
-    const char *secret = NULL, *cert = NULL;
-    aemp_val_str(aemp_config_get(cfg, NULL, "secret"), &secret, NULL);
-    aemp_val_str(aemp_config_get(cfg, NULL, "cert"), &cert, NULL);
-    aemp_netconf_t conf = {.secret = secret, .cert = cert,
-                           .monitor_timeout = 5};
     if ((rc = aemp_node_new(out, NULL)) == 0 &&
-        (rc = aemp_node_configure(*out, &conf)) < 0)
+        (rc = aemp_initialise_wait(*out, cfg, NULL, "anon/", NULL, 0)) < 0)
         aemp_node_free(*out); /* the settings are copied: cfg can go */
     aemp_config_free(cfg);
     return rc;
