@@ -396,13 +396,13 @@ static void peer_closes_mid_packet(void **state)
     await_rec(&d, "mon_a", 1);
     const aemp_msg_t *why = kt_rec_nth(&d.rec, "mon_a", 0)->msg;
     assert_true(kt_msg_is(why, "sss", "transport_error", aemp_noderef(d.b),
-                          "Unexpected end-of-file"));
+                          "link closed by peer"));
     assert_false(aemp_node_is_up(d.a, aemp_noderef(d.b)));
     assert_int_equal(kt_rec_count(&d.rec, "at_a"), 1); /* not the half */
     /* the other side loses its link too, when its end goes */
     await_rec(&d, "mon_b", 1);
     assert_string_equal(reason_of(kt_rec_nth(&d.rec, "mon_b", 0)->msg),
-                        "Unexpected end-of-file");
+                        "link closed by peer");
     free(pa);
     free(pb);
     duo_finish(&d);

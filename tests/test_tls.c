@@ -1229,7 +1229,7 @@ static void mon_over_tls(void **state)
         fail_msg("mon of a port on a killed node: no transport_error");
     }
     /* SIGKILL: the kernel ends the TCP stream, no TLS close_notify */
-    if (strcmp(why, "Unexpected end-of-file") && !strstr(why, "reset")) {
+    if (strcmp(why, "link closed by peer") && !strstr(why, "reset")) {
         cp_dump(m);
         fail_msg("mon of a port on a killed node: reason \"%s\"", why);
     }

@@ -591,7 +591,7 @@ static void on_failed(aemp__stream_t *s, void *user, int err, const char *why)
     l->refused = l->state == AEMP__LINK_HANDSHAKE &&
                  (err == 0 || reset || err == AEMP_EPROTO);
     if (err == 0 || reset) /* the peer ended the stream */
-        why = l->state == AEMP__LINK_UP ? "Unexpected end-of-file"
+        why = l->state == AEMP__LINK_UP ? "link closed by peer"
               : l->hs.state == AEMP__HS_AUTH && l->hs.peer.tls &&
                       !net_of(l)->hs.tls
                   ? "connection closed during authentication (the peer "
