@@ -6,6 +6,7 @@
 
 #include <openssl/evp.h>
 #include <openssl/pem.h>
+#include <openssl/rand.h>
 #include <openssl/x509.h>
 
 #include <stdlib.h>
@@ -20,7 +21,15 @@ char *nt_make_cert(const char *cn, long from_days, long to_days)
     assert_non_null(x);
     assert_non_null(b);
     X509_set_version(x, 2);
-    ASN1_INTEGER_set(X509_get_serialNumber(x), 1);
+    /* a serial of its own: certificates of one name must not be taken for
+     * one another in a trust store */
+    unsigned char serial[8];
+    assert_int_equal(RAND_bytes(serial, sizeof serial), 1);
+    serial[0] &= 0x7f;
+    BIGNUM *bn = BN_bin2bn(serial, sizeof serial, NULL);
+    assert_non_null(bn);
+    assert_non_null(BN_to_ASN1_INTEGER(bn, X509_get_serialNumber(x)));
+    BN_free(bn);
     X509_gmtime_adj(X509_getm_notBefore(x), from_days * 86400);
     X509_gmtime_adj(X509_getm_notAfter(x), to_days * 86400);
     X509_set_pubkey(x, key);
@@ -41,4 +50,13 @@ char *nt_make_cert(const char *cn, long from_days, long to_days)
     X509_free(x);
     EVP_PKEY_free(key);
     return pem;
+}
+
+char *nt_cert_part(const char *pem)
+{
+    const char *c = strstr(pem, "-----BEGIN CERTIFICATE-----");
+    assert_non_null(c);
+    char *s = strdup(c);
+    assert_non_null(s);
+    return s;
 }

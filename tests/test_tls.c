@@ -29,12 +29,10 @@
  * child is spawned on the test's loop and every wait has a deadline.  The
  * binary comes from AEMP_TOOL_PATH. */
 #define _GNU_SOURCE
+#include "certs.h"
 #include "helpers.h"
 
 #include <jansson.h>
-#include <openssl/evp.h>
-#include <openssl/pem.h>
-#include <openssl/x509.h>
 
 #include <arpa/inet.h>
 #include <errno.h>
@@ -334,57 +332,6 @@ static void expect_no_secret(const char *cfg)
         fail_msg("%s has a secret", cfg);
     }
     free(text);
-}
-
-/* ---- certificates made here (as tests/test_tls_stream.c) ----------------- */
-
-static char *pem_of(BIO *b)
-{
-    char *p;
-    long n = BIO_get_mem_data(b, &p);
-    char *s = malloc((size_t)n + 1);
-    assert_non_null(s);
-    memcpy(s, p, (size_t)n);
-    s[n] = 0;
-    BIO_free(b);
-    return s;
-}
-
-/* A self-signed P-256 certificate valid from `from` to `to` days from now,
- * key and certificate PEM in one text (what "cert" holds; malloc'd). */
-static char *make_cert(const char *cn, long from, long to)
-{
-    EVP_PKEY *key = EVP_EC_gen("P-256");
-    X509 *x = X509_new();
-    assert_non_null(key);
-    assert_non_null(x);
-    X509_set_version(x, 2);
-    ASN1_INTEGER_set(X509_get_serialNumber(x), (long)time(NULL));
-    X509_gmtime_adj(X509_getm_notBefore(x), from * 86400);
-    X509_gmtime_adj(X509_getm_notAfter(x), to * 86400);
-    X509_set_pubkey(x, key);
-    X509_NAME *name = X509_get_subject_name(x);
-    X509_NAME_add_entry_by_txt(name, "CN", MBSTRING_ASC,
-                               (const unsigned char *)cn, -1, -1, 0);
-    X509_set_issuer_name(x, name);
-    assert_true(X509_sign(x, key, EVP_sha256()) > 0);
-    BIO *b = BIO_new(BIO_s_mem());
-    assert_true(PEM_write_bio_PrivateKey(b, key, NULL, NULL, 0, NULL, NULL));
-    assert_true(PEM_write_bio_X509(b, x));
-    EVP_PKEY_free(key);
-    X509_free(x);
-    return pem_of(b);
-}
-
-/* The certificate block(s) of a key + certificate PEM text (malloc'd): a
- * CA setting without the key. */
-static char *cert_part(const char *pem)
-{
-    const char *c = strstr(pem, "-----BEGIN CERTIFICATE-----");
-    assert_non_null(c);
-    char *s = strdup(c);
-    assert_non_null(s);
-    return s;
 }
 
 /* ---- nodes --------------------------------------------------------------- */
@@ -1290,8 +1237,8 @@ static int refuse_setup(void **state)
     char *pem1 = cfg_str(g->c1, NULL, "cert"),
          *pem2 = cfg_str(g->c2, NULL, "cert");
     assert_true(pem1 && pem2);
-    char *crt1 = cert_part(pem1);
-    char *pexp = make_cert("aemp expired", -30, -1), *crtexp = cert_part(pexp);
+    char *crt1 = nt_cert_part(pem1);
+    char *pexp = nt_make_cert("aemp expired", -30, -1), *crtexp = nt_cert_part(pexp);
     char both_ca[8192];
     snprintf(both_ca, sizeof both_ca, "%s%s", crt1, crtexp);
     char f_pem1[160], f_pem2[160], f_pexp[160], f_crt1[160], f_crtexp[160],

@@ -7,6 +7,7 @@
  * reasons: a certificate from another CA, an expired one, bytes that are
  * not TLS, a peer that hangs up mid-handshake.  Then two nodes whose link
  * switches to TLS after the nonce lines (aemp__link_switch). */
+#include "certs.h"
 #include "helpers.h"
 
 #include "net.h"
@@ -26,41 +27,13 @@ typedef struct ident {
     char *key, *cert; /* PEM */
 } ident_t;
 
-static char *pem_of(BIO *b)
-{
-    char *p;
-    long n = BIO_get_mem_data(b, &p);
-    char *s = malloc((size_t)n + 1);
-    assert_non_null(s);
-    memcpy(s, p, (size_t)n);
-    s[n] = 0;
-    BIO_free(b);
-    return s;
-}
-
-/* A self-signed P-256 certificate valid from `from` to `to` days from now. */
+/* A self-signed P-256 certificate valid from `from` to `to` days from now
+ * (tests/certs.c); the key and the certificate are both in the one PEM
+ * text, which OpenSSL reads either from. */
 static ident_t make_ident(const char *cn, long from, long to)
 {
-    EVP_PKEY *key = EVP_EC_gen("P-256");
-    X509 *x = X509_new();
-    assert_non_null(key);
-    assert_non_null(x);
-    X509_set_version(x, 2);
-    ASN1_INTEGER_set(X509_get_serialNumber(x), 1);
-    X509_gmtime_adj(X509_getm_notBefore(x), from * 86400);
-    X509_gmtime_adj(X509_getm_notAfter(x), to * 86400);
-    X509_set_pubkey(x, key);
-    X509_NAME *name = X509_get_subject_name(x);
-    X509_NAME_add_entry_by_txt(name, "CN", MBSTRING_ASC,
-                               (const unsigned char *)cn, -1, -1, 0);
-    X509_set_issuer_name(x, name);
-    assert_true(X509_sign(x, key, EVP_sha256()) > 0);
-    BIO *kb = BIO_new(BIO_s_mem()), *cb = BIO_new(BIO_s_mem());
-    assert_true(PEM_write_bio_PrivateKey(kb, key, NULL, NULL, 0, NULL, NULL));
-    assert_true(PEM_write_bio_X509(cb, x));
-    EVP_PKEY_free(key);
-    X509_free(x);
-    return (ident_t){pem_of(kb), pem_of(cb)};
+    char *pem = nt_make_cert(cn, from, to);
+    return (ident_t){pem, nt_cert_part(pem)};
 }
 
 static ident_t id_a, id_b, id_old; /* a network, another, an expired one */

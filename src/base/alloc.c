@@ -97,3 +97,16 @@ char *aemp__asprintf(const char *fmt, ...)
     va_end(ap);
     return s;
 }
+
+int aemp__to_hex(const unsigned char *d, size_t n, char *hex, size_t hexlen)
+{
+    static const char digits[] = "0123456789abcdef";
+    if (!hex || !hexlen || n > (hexlen - 1) / 2) /* 2n digits and the NUL */
+        return AEMP_EINVAL;
+    for (size_t i = 0; i < n; i++) {
+        hex[2 * i] = digits[d[i] >> 4];
+        hex[2 * i + 1] = digits[d[i] & 15];
+    }
+    hex[2 * n] = 0;
+    return 0;
+}

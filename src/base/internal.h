@@ -24,6 +24,9 @@ char *aemp__strdup(const char *s);
 /* malloc'd printf; NULL on failure. */
 char *aemp__vasprintf(const char *fmt, va_list ap);
 char *aemp__asprintf(const char *fmt, ...) AEMP_PRINTF(1, 2);
+/* The n bytes at d as 2n lowercase hex digits and a NUL into hex (hexlen
+ * bytes); 0, or AEMP_EINVAL if they do not fit (or hex is NULL). */
+int aemp__to_hex(const unsigned char *d, size_t n, char *hex, size_t hexlen);
 
 /* memcmp(a, b, n) == 0 for the short strings of the hot paths (node
  * names, tags): inline 8-byte loads instead of a library call. */

@@ -11,19 +11,6 @@
 
 /* ---- token functions ----------------------------------------------------- */
 
-static int to_hex(const unsigned char *d, size_t n, char *hex, size_t hexlen)
-{
-    static const char digits[] = "0123456789abcdef";
-    if (!hexlen || n > (hexlen - 1) / 2) /* 2n digits and the NUL */
-        return AEMP_EINVAL;
-    for (size_t i = 0; i < n; i++) {
-        hex[2 * i] = digits[d[i] >> 4];
-        hex[2 * i + 1] = digits[d[i] & 15];
-    }
-    hex[2 * n] = 0;
-    return 0;
-}
-
 static int token_hmac_sha3_512(const char *secret, const char *text,
                                size_t textlen, char *hex, size_t hexlen)
 {
@@ -34,7 +21,7 @@ static int token_hmac_sha3_512(const char *secret, const char *text,
                    &maclen) ||
         maclen != sizeof mac)
         return AEMP_ESYS;
-    return to_hex(mac, maclen, hex, hexlen);
+    return aemp__to_hex(mac, maclen, hex, hexlen);
 }
 
 /* tls_sha3_512: no secret, TLS authenticated the peer; the digest binds
@@ -48,7 +35,7 @@ static int token_sha3_512(const char *secret, const char *text, size_t textlen,
     if (!EVP_Q_digest(NULL, "SHA3-512", NULL, text, textlen, md, &mdlen) ||
         mdlen != sizeof md)
         return AEMP_ESYS;
-    return to_hex(md, mdlen, hex, hexlen);
+    return aemp__to_hex(md, mdlen, hex, hexlen);
 }
 
 /* tls_anon: the certificate TLS verified is the whole proof. */
@@ -69,7 +56,8 @@ static int token_cleartext(const char *secret, const char *text, size_t textlen,
 {
     AEMP__UNUSED(text);
     AEMP__UNUSED(textlen);
-    return to_hex((const unsigned char *)secret, strlen(secret), hex, hexlen);
+    return aemp__to_hex((const unsigned char *)secret, strlen(secret), hex,
+                        hexlen);
 }
 
 /* ---- the table ----------------------------------------------------------- */

@@ -586,10 +586,12 @@ static void on_failed(aemp__stream_t *s, void *user, int err, const char *why)
      * resets the connection rather than closing it: the same news */
     bool reset = l->state != AEMP__LINK_UP && err == AEMP_ESYS && why &&
                  !strcmp(why, uv_strerror(UV_ECONNRESET));
-    /* refused by the peer (it closed or reset during the handshake, or
-     * TLS failed): no later attempt will do better */
-    l->refused = l->state == AEMP__LINK_HANDSHAKE &&
-                 (err == 0 || reset || err == AEMP_EPROTO);
+    /* refused by the peer's TLS (an alert, a certificate that does not
+     * verify): no later attempt will do better.  A bare end or reset is
+     * no refusal — the peer may have died mid-handshake, and a refusing
+     * peer of ours says why in the log */
+    l->refused = l->state == AEMP__LINK_HANDSHAKE && err == AEMP_EPROTO &&
+                 why && !strstr(why, "the peer hung up");
     if (err == 0 || reset) /* the peer ended the stream */
         why = l->state == AEMP__LINK_UP ? "link closed by peer"
               : l->hs.state == AEMP__HS_AUTH && l->hs.peer.tls &&

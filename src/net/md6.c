@@ -237,19 +237,6 @@ static void md6_256_pair(const void *a, size_t alen, const void *b, size_t blen,
 
 enum { HMAC_BLOCK = 64 };
 
-static int to_hex(const unsigned char *d, size_t n, char *hex, size_t hexlen)
-{
-    static const char digits[] = "0123456789abcdef";
-    if (!hex || !hexlen || n > (hexlen - 1) / 2)
-        return AEMP_EINVAL;
-    for (size_t i = 0; i < n; i++) {
-        hex[2 * i] = digits[d[i] >> 4];
-        hex[2 * i + 1] = digits[d[i] & 15];
-    }
-    hex[2 * n] = 0;
-    return 0;
-}
-
 int aemp__hmac_md6_hex(const void *data, size_t datalen, const void *key,
                        size_t keylen, char *hex, size_t hexlen)
 {
@@ -268,7 +255,7 @@ int aemp__hmac_md6_hex(const void *data, size_t datalen, const void *key,
     for (int i = 0; i < HMAC_BLOCK; i++)
         pad[i] = k0[i] ^ 0x5c;
     md6_256_pair(pad, sizeof pad, inner, sizeof inner, mac);
-    return to_hex(mac, sizeof mac, hex, hexlen);
+    return aemp__to_hex(mac, sizeof mac, hex, hexlen);
 }
 
 int aemp__md6_token_hmac(const char *secret, const char *text, size_t textlen,
@@ -290,5 +277,5 @@ int aemp__md6_token_tls(const char *secret, const char *text, size_t textlen,
     if (!text && textlen)
         return AEMP_EINVAL;
     md6_256_pair(text, textlen, NULL, 0, md);
-    return to_hex(md, sizeof md, hex, hexlen);
+    return aemp__to_hex(md, sizeof md, hex, hexlen);
 }
