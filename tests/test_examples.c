@@ -381,8 +381,10 @@ static void pool_node_killed(void **state)
     pool_t *t = *state;
     cp_child_t *c = pool_start(t, 60, 6);
     char on1[96], died[160];
-    snprintf(on1, sizeof on1, "on %s\n", t->refs[1]);
-    expect_out(c, on1); /* node 1 is at work */
+    /* node 1 is at work: a result from it (")" ends the job's range, so
+     * that "worker ... starts on <node 1>" does not count) */
+    snprintf(on1, sizeof on1, ") on %s\n", t->refs[1]);
+    expect_out(c, on1);
     cp_kill(t->nodes[1], SIGKILL);
     cp_expect_exit(c, 60);
     cp_expect_status(c, 0);
