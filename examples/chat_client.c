@@ -9,6 +9,7 @@
  *   AEMP_SECRET=s chat_client 127.0.0.1:4050 alice */
 #include <aemp.h>
 
+#include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -143,8 +144,20 @@ static int read_input(struct client *c)
     return rc;
 }
 
+/* A closed standard input (or output) would give its descriptor to the
+ * first socket or epoll instance libuv opens, which libuv then refuses to
+ * close (it aborts): put /dev/null there first, which reads as EOF. */
+static void open_std_fds(void)
+{
+    for (int fd = 0; fd <= 2; fd++)
+        if (fcntl(fd, F_GETFD) < 0 &&
+            open("/dev/null", fd ? O_WRONLY : O_RDONLY) != fd)
+            exit(2);
+}
+
 int main(int argc, char **argv)
 {
+    open_std_fds();
     const char *secret = getenv("AEMP_SECRET");
     if (argc != 3 || !secret) {
         fprintf(stderr,

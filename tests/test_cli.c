@@ -12,6 +12,7 @@
 #include <signal.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 
 #ifndef AEMP_TOOL_PATH
@@ -65,14 +66,40 @@ static cp_child_t *spawn(uv_loop_t *loop, const char *const *args)
     return cp_spawn_env(loop, AEMP_TOOL_PATH, argv, child_env());
 }
 
+/* spawn() with one more "NAME=value" in the environment. */
+static cp_child_t *spawn_with(uv_loop_t *loop, const char *const *args,
+                              const char *extra)
+{
+    char **base = child_env();
+    size_t n = 0;
+    while (base[n])
+        n++;
+    static char *env[512];
+    assert_true(n + 2 < 512);
+    memcpy(env, base, n * sizeof *env);
+    env[n] = (char *)extra;
+    env[n + 1] = NULL;
+    const char *argv[32];
+    int k = 0;
+    argv[k++] = AEMP_TOOL_PATH;
+    for (; args[k - 1]; k++) {
+        assert_true(k < 31);
+        argv[k] = args[k - 1];
+    }
+    argv[k] = NULL;
+    return cp_spawn_env(loop, AEMP_TOOL_PATH, argv, env);
+}
+
 /* `aemp run 127.0.0.1:<free port>`; *ref gets the noderef it printed. */
-static cp_child_t *start_run(uv_loop_t *loop, char *ref, size_t size)
+static cp_child_t *start_run_env(uv_loop_t *loop, char *ref, size_t size,
+                                 const char *extra)
 {
     for (int tries = 0; tries < 10; tries++) {
         char want[64];
         snprintf(want, sizeof want, "127.0.0.1:%d", nt_free_port());
         const char *args[] = {"run", want, "--secret", SECRET, NULL};
-        cp_child_t *c = spawn(loop, args);
+        cp_child_t *c =
+            extra ? spawn_with(loop, args, extra) : spawn(loop, args);
         if (cp_await_stdout(c, "\n", 1, 10)) {
             /* the noderef is the first thing it prints */
             cp_first_line(c, ref, size);
@@ -89,6 +116,11 @@ static cp_child_t *start_run(uv_loop_t *loop, char *ref, size_t size)
     }
     fail_msg("aemp run did not start");
     return NULL;
+}
+
+static cp_child_t *start_run(uv_loop_t *loop, char *ref, size_t size)
+{
+    return start_run_env(loop, ref, size, NULL);
 }
 
 /* Runs `aemp <args...>` to completion; returns the child (yours). */
@@ -188,7 +220,7 @@ static void run_prints_noderef_and_rpc_info(void **state)
 {
     uv_loop_t loop;
     uv_loop_init(&loop);
-    char ref[64], want[96];
+    char ref[64], want[192];
     cp_child_t *r = start_run(&loop, ref, sizeof ref);
     const char *info[] = {"rpc",  ref,         "info", "--secret",
                           SECRET, "--timeout", "5",    NULL};
@@ -218,8 +250,10 @@ static void run_prints_noderef_and_rpc_info(void **state)
     const char *gone[] = {"rpc", nosuch, "x", "--secret", SECRET, NULL};
     c = run_cmd(&loop, gone, 15);
     cp_expect_status(c, 1);
-    assert_non_null(strstr(c->ebuf, "gone without an answer"));
-    assert_non_null(strstr(c->ebuf, "no_such_port"));
+    snprintf(want, sizeof want, "aemp: no such port: %s\n", nosuch);
+    assert_string_equal(c->ebuf, want);
+    assert_string_equal(c->obuf, "");
+    assert_true(c->exited_ms - c->started_ms < 3000);
     cp_free(c);
     assert_false(r->exited);
     cp_free(r);
@@ -585,6 +619,388 @@ static void usage_errors(void **state)
     nt_loop_finish(&loop);
 }
 
+/* ==== exit codes and messages (issue 12) ================================== */
+
+/* A peer that writes first, as a Perl node does (it starts its services and
+ * talks to the new node at once): the server sends a devnull request to
+ * every node the moment its link comes up.  snd must still deliver, exit 0
+ * once the server has the message, and hang up cleanly (no reset: the
+ * server reads the close as an end of file). */
+/* Once the packet is out, the server is busy for a while, as a Perl node
+ * starting its services may be: the client's message waits unread in the
+ * server's socket.  A client that hung up now with our packet unread
+ * would reset the connection, and the server's kernel would throw the
+ * message away. */
+static void be_busy(aemp_node_t *n, int status, void *user)
+{
+    struct timespec ts = {0, 300 * 1000 * 1000};
+    nanosleep(&ts, NULL);
+}
+
+static void on_up_write(aemp_node_t *n, const char *id, int up,
+                        const aemp_msg_t *reason, void *user)
+{
+    int *sent = user;
+    static char text[16384];
+    memset(text, 'x', sizeof text - 1);
+    /* a lot: the client reads for a while */
+    int rc = 0;
+    for (int i = 0; up && rc == 0 && i < 64; i++)
+        rc = aemp_snd(n, id, "ss", "devnull", text);
+    if (up && rc == 0 && aemp_flush(n, id, be_busy, NULL) == 0)
+        ++*sent;
+}
+
+static void snd_peer_writes_first(void **state)
+{
+    uv_loop_t loop;
+    uv_loop_init(&loop);
+    server_t s;
+    server_start(&s, &loop);
+    int sent = 0;
+    aemp_mon_t *g = NULL;
+    assert_int_equal(aemp_mon_nodes(s.n, on_up_write, &sent, &g), 0);
+    char port[128];
+    server_port(&s, port, sizeof port);
+    for (int round = 0; round < 5; round++) {
+        const char *args[] = {"snd", port, "round", "--secret", SECRET, NULL};
+        cp_child_t *c = spawn(&loop, args);
+        both_t b = {c, &s.rec, (size_t)round + 1};
+        nt_run_until(&loop, exited_and_received, &b, 15);
+        cp_expect_status(c, 0);
+        assert_string_equal(c->ebuf, "");
+        assert_true(c->exited_ms - c->started_ms < 3000);
+        assert_int_equal(kt_rec_count(&s.rec, NULL), round + 1);
+        assert_true(kt_msg_is(s.rec.ev[round].msg, "s", "round"));
+        cp_free(c);
+    }
+    assert_int_equal(sent, 5);
+    /* the five links went down as closed, never reset */
+    nt_run_for(&loop, 0.1);
+    assert_false(kt_log_has(&s.log, "reset"));
+    aemp_mon_cancel(g);
+    server_stop(&s);
+    nt_loop_finish(&loop);
+}
+
+static void snd_usage_and_json_errors(void **state)
+{
+    uv_loop_t loop;
+    uv_loop_init(&loop);
+    server_t s;
+    server_start(&s, &loop);
+    char port[128], want[512];
+    server_port(&s, port, sizeof port);
+    /* no message */
+    const char *none[] = {"snd", port, "--secret", SECRET, NULL};
+    cp_child_t *c = run_cmd(&loop, none, 10);
+    cp_expect_status(c, 2);
+    assert_string_equal(c->ebuf, "aemp: usage: aemp snd <port> <arg...> (a "
+                                 "message of at least one element)\n");
+    cp_free(c);
+    /* JSON-looking arguments that are not JSON */
+    static const char *const bad[][2] = {
+        {"{bad json", "it ends too early"},
+        {"99999999999999999999", "JSON: too big integer (at byte 20)"},
+        {"1e400", "JSON: real number overflow (at byte 0)"},
+    };
+    for (size_t i = 0; i < sizeof bad / sizeof *bad; i++) {
+        const char *args[] = {"snd",      port,   "x", bad[i][0],
+                              "--secret", SECRET, NULL};
+        c = run_cmd(&loop, args, 10);
+        cp_expect_status(c, 2);
+        snprintf(want, sizeof want,
+                 "aemp: argument \"%s\" is not valid JSON (%s); to send every "
+                 "argument as a string, use --raw\n",
+                 bad[i][0], bad[i][1]);
+        assert_string_equal(c->ebuf, want);
+        assert_true(c->exited_ms - c->started_ms < 3000);
+        cp_free(c);
+    }
+    /* and rpc too */
+    const char *rpc[] = {"rpc", port, "1e400", "--secret", SECRET, NULL};
+    c = run_cmd(&loop, rpc, 10);
+    cp_expect_status(c, 2);
+    assert_non_null(strstr(c->ebuf, "\"1e400\" is not valid JSON"));
+    cp_free(c);
+    /* --raw and -s: every argument a string */
+    const char *raw[] = {"snd",  port,       "--raw", "{bad json", "42",
+                         "true", "--secret", SECRET,  NULL};
+    c = spawn(&loop, raw);
+    both_t b = {c, &s.rec, 1};
+    nt_run_until(&loop, exited_and_received, &b, 15);
+    cp_expect_status(c, 0);
+    cp_free(c);
+    const char *raw2[] = {
+        "-s",       "snd",  port, "[1", "99999999999999999999",
+        "--secret", SECRET, NULL};
+    c = spawn(&loop, raw2);
+    b = (both_t){c, &s.rec, 2};
+    nt_run_until(&loop, exited_and_received, &b, 15);
+    cp_expect_status(c, 0);
+    cp_free(c);
+    /* port IDs, addresses, versions and dates are no numbers: strings */
+    const char *words[] = {"snd",      port,         "127.0.0.1:4040#x.1",
+                           "1.2.3",    "2024-01-01", "-x",
+                           "--secret", SECRET,       NULL};
+    c = spawn(&loop, words);
+    b = (both_t){c, &s.rec, 3};
+    nt_run_until(&loop, exited_and_received, &b, 15);
+    cp_expect_status(c, 0);
+    cp_free(c);
+    assert_true(kt_msg_is(s.rec.ev[2].msg, "ssss", "127.0.0.1:4040#x.1",
+                          "1.2.3", "2024-01-01", "-x"));
+    /* nothing of the refused ones arrived */
+    assert_int_equal(kt_rec_count(&s.rec, NULL), 3);
+    assert_true(kt_msg_is(s.rec.ev[0].msg, "sss", "{bad json", "42", "true"));
+    assert_true(kt_msg_is(s.rec.ev[1].msg, "ss", "[1", "99999999999999999999"));
+    server_stop(&s);
+    nt_loop_finish(&loop);
+}
+
+/* mon: a kill reason is printed (exit 0, tested above); a port that does
+ * not exist and a lost node are errors, each time the same one. */
+static void mon_exit_codes(void **state)
+{
+    uv_loop_t loop;
+    uv_loop_init(&loop);
+    server_t s;
+    server_start(&s, &loop);
+    char nosuch[160], want[256];
+    snprintf(nosuch, sizeof nosuch, "%s#nosuch.1", s.ref);
+    const char *args[] = {"mon", nosuch, "--secret", SECRET, NULL};
+    cp_child_t *c = run_cmd(&loop, args, 10);
+    cp_expect_status(c, 1);
+    snprintf(want, sizeof want, "aemp: no such port: %s\n", nosuch);
+    assert_string_equal(c->ebuf, want);
+    /* the reason on stdout too, as for any death */
+    snprintf(want, sizeof want,
+             "[\"no_such_port\",\"cannot monitor nonexistent port\",\"%s\"]\n",
+             nosuch);
+    assert_string_equal(c->obuf, want);
+    assert_true(c->exited_ms - c->started_ms < 3000);
+    cp_free(c);
+    server_stop(&s);
+    /* the node goes away while mon waits: "cannot reach", every time (both
+     * the port's monitor and the one on its node fire) */
+    for (int round = 0; round < 4; round++) {
+        server_start(&s, &loop);
+        char port[128];
+        server_port(&s, port, sizeof port);
+        args[1] = port;
+        c = spawn(&loop, args);
+        if (!nt_run_until(&loop, server_watched, &s, 15)) {
+            cp_dump(c);
+            fail_msg("aemp mon did not set up its monitor");
+        }
+        char ref[64];
+        strcpy(ref, s.ref);
+        server_stop(&s);
+        cp_expect_exit(c, 10);
+        cp_expect_status(c, 1);
+        snprintf(want, sizeof want, "aemp: cannot reach %s: ", ref);
+        if (strncmp(c->ebuf, want, strlen(want)) ||
+            cp_count(c->ebuf, "\n") != 1) {
+            cp_dump(c);
+            fail_msg("want one line \"%s...\"", want);
+        }
+        snprintf(want, sizeof want, "[\"transport_error\",\"%s\",", ref);
+        if (strncmp(c->obuf, want, strlen(want))) {
+            cp_dump(c);
+            fail_msg("stdout: want %s...", want);
+        }
+        cp_free(c);
+    }
+    nt_loop_finish(&loop);
+}
+
+static void help_per_command(void **state)
+{
+    uv_loop_t loop;
+    uv_loop_init(&loop);
+    static const char *const cmds[][2] = {
+        {"snd", "usage: aemp snd <port> <arg...>\n"},
+        {"rpc", "usage: aemp rpc <port> [arg...]\n"},
+        {"mon", "usage: aemp mon <port>\n"},
+        {"run", "usage: aemp run [noderef [seed...]]\n"},
+        {"trace", "usage: aemp trace <noderef>\n"},
+        {"addservice", "usage: aemp setservices NAME... | addservice NAME | "
+                       "delservice NAME\n"},
+    };
+    for (size_t i = 0; i < sizeof cmds / sizeof *cmds; i++) {
+        const char *help[] = {"help", cmds[i][0], NULL};
+        cp_child_t *a = run_cmd(&loop, help, 10);
+        cp_expect_status(a, 0);
+        const char *dash[] = {cmds[i][0], "--help", NULL};
+        cp_child_t *b = run_cmd(&loop, dash, 10);
+        cp_expect_status(b, 0);
+        assert_string_equal(a->obuf, b->obuf);
+        if (strncmp(a->obuf, cmds[i][1], strlen(cmds[i][1]))) {
+            cp_dump(a);
+            fail_msg("aemp help %s does not begin with %s", cmds[i][0],
+                     cmds[i][1]);
+        }
+        /* that command's help, not everything */
+        assert_null(strstr(a->obuf, "network commands:"));
+        assert_null(strstr(a->obuf, "usage: aemp [options]"));
+        cp_free(a);
+        cp_free(b);
+    }
+    const char *nosuch[] = {"help", "frobnicate", NULL};
+    cp_child_t *c = run_cmd(&loop, nosuch, 10);
+    cp_expect_status(c, 2);
+    assert_string_equal(c->ebuf, "aemp: no help for \"frobnicate\": not a "
+                                 "command (try aemp --help)\n");
+    cp_free(c);
+    /* the summary documents the logging and --raw */
+    const char *all[] = {"help", NULL};
+    c = run_cmd(&loop, all, 10);
+    cp_expect_status(c, 0);
+    assert_non_null(strstr(c->obuf, "usage: aemp [options]"));
+    assert_non_null(strstr(c->obuf, "AEMP_LOGLEVEL"));
+    assert_non_null(strstr(c->obuf, "-vv"));
+    assert_non_null(strstr(c->obuf, "--raw"));
+    cp_free(c);
+    nt_loop_finish(&loop);
+}
+
+/* addservice / setservices take init function names only. */
+static void addservice_checks_names(void **state)
+{
+    uv_loop_t loop;
+    uv_loop_init(&loop);
+    char path[128], cfg[160];
+    snprintf(path, sizeof path, "%s/services.json", dir);
+    snprintf(cfg, sizeof cfg, "--config=%s", path);
+    static const char *const bad[][2] = {
+        {"echo", "aemp: \"echo\" is not a service name: services are init "
+                 "functions named pkg::init (built in: aemp::echo, "
+                 "aemp::sink; others come from modules, see aemp help "
+                 "addservice)\n"},
+        {"a::", NULL},
+        {"::init", NULL},
+        {"a b::c", NULL},
+        {"aemp::ecoh", "aemp: \"aemp::ecoh\" is not a built-in service "
+                       "(those are aemp::echo and aemp::sink)\n"},
+    };
+    for (size_t i = 0; i < sizeof bad / sizeof *bad; i++) {
+        const char *args[] = {"--config", path, "addservice", bad[i][0], NULL};
+        cp_child_t *c = run_cmd(&loop, args, 10);
+        cp_expect_status(c, 1);
+        if (bad[i][1])
+            assert_string_equal(c->ebuf, bad[i][1]);
+        else
+            assert_non_null(strstr(c->ebuf, "is not a service name"));
+        cp_free(c);
+    }
+    const char *set[] = {"--config",   path,   "setservices",
+                         "aemp::sink", "nope", NULL};
+    cp_child_t *c = run_cmd(&loop, set, 10);
+    cp_expect_status(c, 1);
+    cp_free(c);
+    /* nothing was saved */
+    assert_null(cp_slurp(path, NULL));
+    const char *good[] = {"aemp::echo", "aemp::sink", "chat::server::init",
+                          "my_pkg::init2"};
+    for (size_t i = 0; i < 4; i++) {
+        const char *args[] = {"--config", path, "addservice", good[i], NULL};
+        run_ok(&loop, args, 10);
+    }
+    char *text = cp_slurp(path, NULL);
+    assert_non_null(strstr(text, "chat::server::init"));
+    free(text);
+    unlink(path);
+    snprintf(cfg, sizeof cfg, "%s.bak", path);
+    unlink(cfg);
+    nt_loop_finish(&loop);
+}
+
+/* AEMP_LOGLEVEL (0-9 as PERL_ANYEVENT_MP_WARNLEVEL) and -v / -vv. */
+static void log_levels(void **state)
+{
+    uv_loop_t loop;
+    uv_loop_init(&loop);
+    char ref[64];
+    /* a node that logs errors only: it does not warn of a handshake that
+     * failed */
+    cp_child_t *quiet =
+        start_run_env(&loop, ref, sizeof ref, "AEMP_LOGLEVEL=1");
+    const char *wrong[] = {"rpc",   ref,         "info", "--secret",
+                           "wrong", "--timeout", "2",    NULL};
+    cp_child_t *c = run_cmd(&loop, wrong, 15);
+    cp_expect_status(c, 1);
+    cp_free(c);
+    const char *info[] = {"rpc", ref, "info", "--secret", SECRET, NULL};
+    run_ok(&loop, info, 10);
+    nt_run_for(&loop, 0.2);
+    assert_null(strstr(quiet->ebuf, "handshake"));
+    cp_free(quiet);
+    /* the default (5) warns of it */
+    cp_child_t *r = start_run(&loop, ref, sizeof ref);
+    wrong[1] = info[1] = ref;
+    c = run_cmd(&loop, wrong, 15);
+    cp_free(c);
+    assert_true(cp_await_stderr(r, "handshake with", 1, 5));
+    /* clients: silent by default, link events at 7, -v and -vv */
+    static const char *const env[] = {NULL,
+                                      "AEMP_LOGLEVEL=7",
+                                      "AEMP_LOGLEVEL=info",
+                                      "AEMP_LOGLEVEL=9",
+                                      "AEMP_LOGLEVEL=5",
+                                      "AEMP_LOGLEVEL=0"};
+    for (size_t i = 0; i < 6; i++) {
+        c = env[i] ? spawn_with(&loop, info, env[i]) : spawn(&loop, info);
+        cp_expect_exit(c, 10);
+        cp_expect_status(c, 0);
+        int loud = i >= 1 && i <= 3;
+        if (loud != (strstr(c->ebuf, "up (hmac_sha3_512") != NULL)) {
+            cp_dump(c);
+            fail_msg("%s: link events %sexpected", env[i] ? env[i] : "default",
+                     loud ? "" : "not ");
+        }
+        cp_free(c);
+    }
+    const char *v[] = {"-v", "rpc", ref, "info", "--secret", SECRET, NULL};
+    const char *vv[] = {"rpc", ref, "info", "-vv", "--secret", SECRET, NULL};
+    for (int k = 0; k < 2; k++) {
+        /* the command line wins over the environment */
+        c = spawn_with(&loop, k ? vv : v, "AEMP_LOGLEVEL=0");
+        cp_expect_exit(c, 10);
+        cp_expect_status(c, 0);
+        assert_non_null(strstr(c->ebuf, "up (hmac_sha3_512"));
+        cp_free(c);
+    }
+    c = spawn_with(&loop, info, "AEMP_LOGLEVEL=loud");
+    cp_expect_exit(c, 10);
+    cp_expect_status(c, 0);
+    assert_string_equal(c->ebuf, "aemp: AEMP_LOGLEVEL=loud: want 0-9 or none, "
+                                 "error, warn, info, debug (using 5, "
+                                 "warnings)\n");
+    cp_free(c);
+    cp_free(r);
+    nt_loop_finish(&loop);
+}
+
+/* A request the node does not know: the node says so, naming the sender. */
+static void unknown_request_logged(void **state)
+{
+    uv_loop_t loop;
+    uv_loop_init(&loop);
+    char ref[64];
+    cp_child_t *r = start_run_env(&loop, ref, sizeof ref, "AEMP_LOGLEVEL=7");
+    const char *args[] = {"rpc",  ref,         "frobnicate", "--secret",
+                          SECRET, "--timeout", "1",          NULL};
+    cp_child_t *c = run_cmd(&loop, args, 10);
+    cp_expect_status(c, 1);
+    assert_true(cp_await_stderr(r,
+                                "node port: unknown request \"frobnicate\" "
+                                "from anon/",
+                                1, 5));
+    cp_free(c);
+    cp_free(r);
+    nt_loop_finish(&loop);
+}
+
 int main(void)
 {
     /* a write to a child's closed pipe must not end the test run */
@@ -602,6 +1018,13 @@ int main(void)
         cmocka_unit_test(sigterm_clean_exit),
         cmocka_unit_test(sigint_clean_exit),
         cmocka_unit_test(usage_errors),
+        cmocka_unit_test(snd_peer_writes_first),
+        cmocka_unit_test(snd_usage_and_json_errors),
+        cmocka_unit_test(mon_exit_codes),
+        cmocka_unit_test(help_per_command),
+        cmocka_unit_test(addservice_checks_names),
+        cmocka_unit_test(log_levels),
+        cmocka_unit_test(unknown_request_logged),
     };
     const char *filter = getenv("AEMP_TEST_FILTER");
     if (filter)

@@ -128,11 +128,13 @@ int aemp_up_nodes(aemp_node_t *n, aemp_msg_t **out)
 
 /* A request the program registered with aemp_node_handle; code sent by a
  * peer is never evaluated, unknown names are only logged. */
-static void user_request(aemp_node_t *n, const char *req, const aemp_msg_t *m)
+static void user_request(aemp_node_t *n, const char *req, const aemp_msg_t *m,
+                         const char *from)
 {
     const struct aemp__tag *h = aemp__tags_find(n->handlers, req, strlen(req));
     if (!h) {
-        aemp__log(n, AEMP_LOG_INFO, "node port: unknown request \"%s\"", req);
+        aemp__log(n, AEMP_LOG_INFO, "node port: unknown request \"%s\" from %s",
+                  req, from ? from : "this node");
         return;
     }
     aemp_msg_t view;
@@ -207,7 +209,7 @@ void aemp__nodeport_dispatch(aemp_node_t *n, const aemp_msg_t *m,
     }
     const aemp__request_t *r = aemp__nodeport_find(n, req, strlen(req));
     if (!r) {
-        user_request(n, req, m);
+        user_request(n, req, m, from);
     } else if (r->peer_only && !from) {
         aemp__log(n, AEMP_LOG_WARN, "node port: %s is for peers only", req);
     } else {

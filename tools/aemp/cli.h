@@ -11,6 +11,8 @@ typedef struct cli_opts {
     const char *profile; /* --profile NAME (run) */
     double timeout;      /* seconds; also the monitor timeout */
     int verbose, show_secret;
+    int loglevel; /* AEMP_LOG_*, 0: nothing (AEMP_LOGLEVEL, -v, -vv) */
+    int raw;      /* -s, --raw: message arguments are strings */
     const char *module_path[16]; /* --module-path DIR (run), in order */
     int nmodule_path;
 } cli_opts_t;
@@ -19,9 +21,13 @@ typedef struct cli_opts {
 int cli_error(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 /* A new node configured from opts (secret required). */
 int cli_node(const cli_opts_t *o, aemp_node_t **out);
-/* An array value of the arguments: JSON values where they parse as JSON,
- * strings otherwise.  NULL on failure. */
-aemp_val_t *cli_args(int argc, char **argv);
+/* *out: an array value of the arguments, each a string (o->raw), or a
+ * JSON value if it looks like one (see the usage text), else a string.
+ * An argument that looks like JSON but does not parse is told and gives
+ * 2 (a usage error); 1 for other failures. */
+int cli_args(const cli_opts_t *o, int argc, char **argv, aemp_val_t **out);
+/* Prints one command's help (2 and an error if there is no such command). */
+int cli_help(const char *cmd);
 /* Writes m as a JSON array line to standard output. */
 int cli_print(const aemp_msg_t *m);
 

@@ -288,6 +288,39 @@ static int show(aemp_config_t *c, const char *profile, int secret)
     return rc < 0;
 }
 
+/* A service is an init function, named as aemp_spawn wants it: words of
+ * letters, digits and '_' joined by "::" (pkg::init, a::b::init), so that
+ * a module lookup can find it; in the aemp:: package only the built-ins.
+ * Told and 1 if name is none. */
+static int bad_service(const char *name)
+{
+    int words = 0;
+    const char *s = name;
+    for (;;) {
+        size_t n = strspn(s, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRS"
+                             "TUVWXYZ0123456789_");
+        if (!n)
+            break;
+        words++;
+        s += n;
+        if (strncmp(s, "::", 2))
+            break;
+        s += 2;
+    }
+    if (*s || words < 2)
+        return cli_error("\"%s\" is not a service name: services are init "
+                         "functions named pkg::init (built in: aemp::echo, "
+                         "aemp::sink; others come from modules, see aemp "
+                         "help addservice)",
+                         name);
+    if (!strncmp(name, "aemp::", 6) && strcmp(name, "aemp::echo") &&
+        strcmp(name, "aemp::sink"))
+        return cli_error("\"%s\" is not a built-in service (those are "
+                         "aemp::echo and aemp::sink)",
+                         name);
+    return 0;
+}
+
 static int command(aemp_config_t *c, const char *profile, int argc,
                    char **argv, int show_secret)
 {
@@ -307,6 +340,10 @@ static int command(aemp_config_t *c, const char *profile, int argc,
         return set(c, profile, "noderef", aemp_str(a[0]));
     if (!strcmp(cmd, "setseeds"))
         return set(c, profile, "seeds", str_list(n, a));
+    if (!strcmp(cmd, "setservices") || !strcmp(cmd, "addservice"))
+        for (int i = 0; i < n; i++)
+            if (bad_service(a[i]))
+                return 1;
     if (!strcmp(cmd, "setservices"))
         return set(c, profile, "services", str_list(n, a));
     if ((!strcmp(cmd, "addseed") || !strcmp(cmd, "delseed")) && n == 1)

@@ -14,31 +14,36 @@ static const char usage[] =
     "network commands:\n"
     "  run [noderef] [seed...]   run a node until SIGINT or SIGTERM, set up\n"
     "                            from the configuration (profile: --profile,\n"
-    "                            else the host's node name); prints its noderef\n"
+    "                            else the host's node name); prints its "
+    "noderef\n"
     "                            and service ports once listening.  Without a\n"
     "                            secret or certificate, generates and saves a\n"
     "                            secret.\n"
-    "  snd <port> <arg...>       send a message; exits 0 once it is written to\n"
-    "                            the peer\n"
+    "  snd <port> <arg...>       send a message; exits 0 once the port's node\n"
+    "                            has received it\n"
     "  rpc <port> <arg...>       send with a reply port appended, print the\n"
     "                            first reply as a JSON array\n"
-    "  mon <port>                wait until the port dies, print the reason as\n"
+    "  mon <port>                wait until the port dies, print the reason "
+    "as\n"
     "                            a JSON array\n"
     "  trace <noderef>           walk the network from that node and print\n"
     "                            which nodes each one knows\n"
     "  version                   print the version\n"
-    "  help                      show this text\n"
+    "  help [command]            show this text, or one command's help (also\n"
+    "                            aemp <command> --help)\n"
     "\n"
     "configuration commands (change the file, see --config):\n"
     "  gensecret | setsecret S | clrsecret\n"
     "  setnoderef NODEREF | clrnoderef\n"
     "  setseeds SEED... | addseed SEED | delseed SEED\n"
     "  setservices NAME... | addservice NAME | delservice NAME\n"
-    "  gencert                         a fresh key and self-signed certificate\n"
+    "  gencert                         a fresh key and self-signed "
+    "certificate\n"
     "                                  (copy it to every node of the network:\n"
     "                                  they then talk TLS, without a secret)\n"
     "  setcert FILE|PEM | clrcert      key and certificate (PEM) for TLS\n"
-    "  setca FILE|PEM | clrca          the CA a peer's certificate must verify\n"
+    "  setca FILE|PEM | clrca          the CA a peer's certificate must "
+    "verify\n"
     "                                  against (default: our own certificate)\n"
     "  profile NAME <command...>       the same, for one node's profile\n"
     "  delprofile NAME\n"
@@ -50,8 +55,10 @@ static const char usage[] =
     "counts messages and answers [\"count\", <port>] with [\"count\", N].\n"
     "\n"
     "A port is a port ID (<noderef>#<name>) or a noderef (its node port, e.g.\n"
-    "`aemp rpc 127.0.0.1:4041 info`).  Arguments that parse as JSON are sent\n"
-    "as JSON values (42, [1,2], {\"a\":1}, \"quoted\"), others as strings.\n"
+    "`aemp rpc 127.0.0.1:4041 info`).  Arguments that look like JSON (begin\n"
+    "with [ { or \", are a number, or true, false or null) are sent as JSON\n"
+    "values (42, -7.5, [1,2], {\"a\":1}, \"quoted\") and must parse as JSON;\n"
+    "others are sent as strings.  With --raw (-s) every argument is a string.\n"
     "\n"
     "options:\n"
     "  --secret S        the network's shared secret (default: $AEMP_SECRET)\n"
@@ -64,9 +71,20 @@ static const char usage[] =
     "  --module-path DIR run: look for modules (a::b::init in DIR/a/b.so,\n"
     "                    then DIR/a.so) here first; repeatable\n"
     "  --show-secret     showconfig prints the secret\n"
-    "  -v, --verbose     log link events to standard error\n"
+    "  -s, --raw         snd, rpc: send every argument as a string\n"
+    "  -v, --verbose     log informational messages (links coming up and "
+    "going\n"
+    "                    down, services) to standard error; -vv also debug\n"
+    "                    messages\n"
     "\n"
-    "Errors go to standard error; the exit status is non-zero on failure.\n";
+    "environment: AEMP_SECRET (--secret), AEMP_CONFIG (--config),\n"
+    "AEMP_LOGLEVEL: how much to log, 0-9 as AnyEvent::MP's\n"
+    "PERL_ANYEVENT_MP_WARNLEVEL (0 nothing, 1 errors, 2-6 warnings too, 7\n"
+    "info, 8-9 debug; default 5), or error, warn, info, debug; -v and -vv "
+    "win.\n"
+    "\n"
+    "Errors go to standard error.  Exit status: 0 success, 1 failure, 2 a\n"
+    "wrong command line.\n";
 
 int cli_error(const char *fmt, ...)
 {
@@ -82,8 +100,9 @@ int cli_error(const char *fmt, ...)
 static int is_option(const char *a)
 {
     static const char *const names[] = {
-        "-v", "--verbose", "--show-secret", "--secret", "--timeout",
-        "--framing", "--config", "--profile", "--module-path", NULL};
+        "-v",        "-vv",           "--verbose", "--show-secret", "-s",
+        "--raw",     "--secret",      "--timeout", "--framing",     "--config",
+        "--profile", "--module-path", NULL};
     for (int i = 0; names[i]; i++)
         if (!strcmp(a, names[i]))
             return 1;
@@ -94,12 +113,18 @@ static int option(cli_opts_t *o, int *i, int argc, char **argv)
 {
     const char *a = argv[*i];
     const char *val = *i + 1 < argc ? argv[*i + 1] : NULL;
-    if (!strcmp(a, "-v") || !strcmp(a, "--verbose")) {
-        o->verbose = 1;
+    if (!strcmp(a, "-v") || !strcmp(a, "--verbose") || !strcmp(a, "-vv")) {
+        /* -v: info, -vv (or -v -v): debug */
+        o->verbose += strcmp(a, "-vv") ? 1 : 2;
+        o->loglevel = o->verbose > 1 ? AEMP_LOG_DEBUG : AEMP_LOG_INFO;
         return 0;
     }
     if (!strcmp(a, "--show-secret")) {
         o->show_secret = 1;
+        return 0;
+    }
+    if (!strcmp(a, "-s") || !strcmp(a, "--raw")) {
+        o->raw = 1;
         return 0;
     }
     if (strcmp(a, "--secret") && strcmp(a, "--timeout") &&
@@ -131,11 +156,44 @@ static int option(cli_opts_t *o, int *i, int argc, char **argv)
     return 0;
 }
 
+/* AEMP_LOGLEVEL: AnyEvent::MP's 0-9 (PERL_ANYEVENT_MP_WARNLEVEL: 0 only
+ * what is always logged, 1 errors, 2 warnings, 7 connectivity and
+ * services, 8 debugging, 9 tracing; default 5) onto our four levels, or
+ * one of their names.  Anything else is warned about and ignored. */
+static int env_loglevel(void)
+{
+    static const char *const names[] = {"none", "error", "warn", "info",
+                                        "debug"};
+    static const int of_digit[] = {0,
+                                   AEMP_LOG_ERROR,
+                                   AEMP_LOG_WARN,
+                                   AEMP_LOG_WARN,
+                                   AEMP_LOG_WARN,
+                                   AEMP_LOG_WARN,
+                                   AEMP_LOG_WARN,
+                                   AEMP_LOG_INFO,
+                                   AEMP_LOG_DEBUG,
+                                   AEMP_LOG_DEBUG};
+    const char *v = getenv("AEMP_LOGLEVEL");
+    if (!v || !*v)
+        return AEMP_LOG_WARN;
+    if (v[0] >= '0' && v[0] <= '9' && !v[1])
+        return of_digit[v[0] - '0'];
+    for (int i = 0; i < 5; i++)
+        if (!strcmp(v, names[i]))
+            return i;
+    cli_error("AEMP_LOGLEVEL=%s: want 0-9 or none, error, warn, info, debug "
+              "(using 5, warnings)",
+              v);
+    return AEMP_LOG_WARN;
+}
+
 int main(int argc, char **argv)
 {
     cli_opts_t o = {.secret = getenv("AEMP_SECRET"), .timeout = 10};
     if (o.secret && !*o.secret) /* set but empty: as if unset */
         o.secret = NULL;
+    o.loglevel = env_loglevel();
     int i = 1;
     for (; i < argc && argv[i][0] == '-'; i++) {
         if (!strcmp(argv[i], "--help") || !strcmp(argv[i], "-h")) {
@@ -164,10 +222,8 @@ int main(int argc, char **argv)
                 args[nargs++] = argv[k];
             break;
         }
-        if (!strcmp(argv[k], "--help") || !strcmp(argv[k], "-h")) {
-            printf(usage, aemp_version());
-            return 0;
-        }
+        if (!strcmp(argv[k], "--help") || !strcmp(argv[k], "-h"))
+            return cli_help(cmd);
         /* only known names: PEM text ("-----BEGIN...") is an argument */
         if (is_option(argv[k])) {
             if (option(&o, &k, argc, argv))
@@ -177,6 +233,12 @@ int main(int argc, char **argv)
         args[nargs++] = argv[k];
     }
     if (!strcmp(cmd, "help")) {
+        if (nargs > 1) {
+            cli_error("usage: aemp help [command]");
+            return 2;
+        }
+        if (nargs == 1)
+            return cli_help(args[0]);
         printf(usage, aemp_version());
         return 0;
     }

@@ -71,8 +71,7 @@ int cli_node(const cli_opts_t *o, aemp_node_t **out)
                        "gencert)");
     else if ((rc = aemp_node_new(&n, NULL)) == 0) {
         /* configuring logs why a certificate cannot be used */
-        aemp_node_set_log(n, o->verbose ? AEMP_LOG_INFO : AEMP_LOG_WARN,
-                          log_stderr, NULL);
+        aemp_node_set_log(n, o->loglevel, log_stderr, NULL);
         if ((rc = aemp_node_configure(n, &conf)) < 0)
             aemp_node_free(n);
     }
@@ -90,28 +89,114 @@ int cli_node(const cli_opts_t *o, aemp_node_t **out)
     return 0;
 }
 
-aemp_val_t *cli_args(int argc, char **argv)
+static const char *digits(const char *s)
+{
+    const char *start = s;
+    while (*s >= '0' && *s <= '9')
+        s++;
+    return s > start ? s : NULL;
+}
+
+/* A number in JSON's syntax (leading zeros allowed): whether it fits is
+ * the decoder's business.  Port IDs, addresses and dates ("127.0.0.1:4040#x",
+ * "1.2.3", "2024-01-01") are no numbers and stay strings. */
+static int looks_like_number(const char *s)
+{
+    s = digits(s + (*s == '-'));
+    if (s && *s == '.')
+        s = digits(s + 1);
+    if (s && (*s == 'e' || *s == 'E'))
+        s = digits(s + 1 + (s[1] == '+' || s[1] == '-'));
+    return s && !*s;
+}
+
+/* What the user means as JSON: an array, an object, a quoted string, a
+ * number, or one of JSON's three literals. */
+static int looks_like_json(const char *a)
+{
+    if (a[0] && strchr("[{\"", a[0]))
+        return 1;
+    return looks_like_number(a) || !strcmp(a, "true") || !strcmp(a, "false") ||
+           !strcmp(a, "null");
+}
+
+/* Why text (len bytes) does not decode, as the streaming reader says it. */
+static void json_error(const char *text, size_t len, int rc, char *why,
+                       size_t size)
+{
+    aemp_reader_t *r = NULL;
+    aemp_msg_t *m = NULL;
+    const char *said = NULL, *at;
+    int next = -1;
+    unsigned long pos;
+    if (aemp_reader_new(&r, AEMP_JSON, NULL) == 0 &&
+        aemp_reader_feed(r, text, len) == 0)
+        next = aemp_reader_next(r, &m);
+    if (next == 0)
+        said = "it ends too early";
+    else if (next < 0 && r)
+        said = aemp_reader_error(r);
+    if (!said || !*said)
+        said = aemp_strerror(rc);
+    /* positions count in the argument, not in the "[...]" around it */
+    if ((at = strstr(said, " (at byte ")) &&
+        sscanf(at, " (at byte %lu", &pos) == 1 && pos > 0)
+        snprintf(why, size, "%.*s (at byte %lu)", (int)(at - said), said,
+                 pos - 1);
+    else
+        snprintf(why, size, "%s", said);
+    aemp_msg_unref(m);
+    aemp_reader_free(r);
+}
+
+/* The argument decoded as the only element of a JSON array: 0 and *out
+ * (yours), else -1 with the reason in why. */
+static int parse_json_arg(const char *a, aemp_val_t **out, char *why,
+                          size_t size)
+{
+    size_t len = strlen(a);
+    char *text = malloc(len + 3);
+    aemp_msg_t *m = NULL;
+    int rc = AEMP_ENOMEM;
+    if (text) {
+        snprintf(text, len + 3, "[%s]", a);
+        rc = aemp_msg_decode(&m, AEMP_JSON, text, len + 2);
+    }
+    if (rc == 0 && aemp_msg_len(m) == 1)
+        *out = aemp_val_copy(aemp_msg_at(m, 0));
+    else if (rc == 0)
+        snprintf(why, size, "%s",
+                 aemp_msg_len(m) ? "more than one value" : "no value");
+    else if (text)
+        json_error(text, len + 2, rc, why, size);
+    else
+        snprintf(why, size, "%s", aemp_strerror(rc));
+    aemp_msg_unref(m);
+    free(text);
+    return rc == 0 && *out ? 0 : -1;
+}
+
+int cli_args(const cli_opts_t *o, int argc, char **argv, aemp_val_t **out)
 {
     aemp_val_t *arr = aemp_arr_new();
     for (int i = 0; i < argc && arr; i++) {
-        /* a JSON value is whatever decodes as the only element of [...] */
-        size_t len = strlen(argv[i]);
-        char *wrapped = malloc(len + 3);
-        aemp_msg_t *m = NULL;
-        if (wrapped) {
-            snprintf(wrapped, len + 3, "[%s]", argv[i]);
-            if (aemp_msg_decode(&m, AEMP_JSON, wrapped, len + 2) < 0 ||
-                aemp_msg_len(m) != 1) {
-                aemp_msg_unref(m);
-                m = NULL;
-            }
+        aemp_val_t *v = NULL;
+        char why[256] = "";
+        if (o->raw || !looks_like_json(argv[i])) {
+            v = aemp_str(argv[i]);
+        } else if (parse_json_arg(argv[i], &v, why, sizeof why) < 0) {
+            aemp_val_free(arr);
+            cli_error("argument \"%s\" is not valid JSON (%s); to send "
+                      "every argument as a string, use --raw",
+                      argv[i], why);
+            return 2;
         }
-        arr = aemp_arr_push(arr, m ? aemp_val_copy(aemp_msg_at(m, 0))
-                                   : aemp_str(argv[i]));
-        aemp_msg_unref(m);
-        free(wrapped);
+        arr = aemp_arr_push(arr, v);
     }
-    return arr;
+    if (!arr)
+        return cli_error("out of memory");
+    *out = arr;
+    return 0;
 }
 
 int cli_print(const aemp_msg_t *m)
@@ -135,6 +220,7 @@ typedef struct job {
     uv_timer_t timer;
     char node_id[1024];
     const char *target; /* rpc: the port asked */
+    int print_reason;   /* mon: a fatal death's reason goes to stdout too */
 } job_t;
 
 static void job_done(job_t *j, int status)
@@ -151,22 +237,54 @@ static void on_timeout(uv_timer_t *t)
     job_done(j, 1);
 }
 
-/* A monitor on the target node's port catches transport errors (cannot
- * connect, authentication refused) with their reason. */
+/* A death the command cannot go on from, told the same way whichever
+ * monitor hears of it first: a transport error (cannot connect,
+ * authentication refused, the link lost) is "cannot reach" the node, a
+ * port that does not exist "no such port".  1 if it was one of those. */
+static int told_death(job_t *j, const char *port, const aemp_msg_t *reason)
+{
+    const char *kind = "", *why = "";
+    aemp_msg_unpack(reason, "s*", &kind);
+    int transport = !strcmp(kind, "transport_error");
+    if (!transport && strcmp(kind, "no_such_port"))
+        return 0;
+    if (j->status < 0) {
+        if (j->print_reason)
+            cli_print(reason);
+        aemp_msg_unpack(reason, "s-s*", &kind, &why);
+        if (transport)
+            cli_error("cannot reach %s: %s", j->node_id, *why ? why : kind);
+        else
+            cli_error("no such port: %s", port);
+    }
+    job_done(j, 1);
+    return 1;
+}
+
+/* A monitor on the target node's port catches transport errors with
+ * their reason. */
 static void on_node_trouble(aemp_node_t *n, const char *port,
                             const aemp_msg_t *reason, void *user)
 {
     job_t *j = user;
-    const char *kind = "", *why = "";
-    aemp_msg_unpack(reason, "s-s*", &kind, &why);
-    if (j->status < 0) {
-        cli_error("cannot reach %s: %s", j->node_id, *why ? why : kind);
+    if (!told_death(j, port, reason) && j->status < 0) {
+        cli_error("cannot reach %s", j->node_id);
         job_done(j, 1);
     }
 }
 
+static int job_finish(job_t *j)
+{
+    if (j->status < 0)
+        aemp_run(j->node);
+    uv_close((uv_handle_t *)&j->timer, NULL);
+    aemp_node_free(j->node);
+    return j->status < 0 ? 1 : j->status;
+}
+
 static int job_start(job_t *j, const cli_opts_t *o, const char *port)
 {
+    memset(j, 0, sizeof *j);
     j->status = -1;
     int rc = aemp_node_of(port, j->node_id, sizeof j->node_id);
     if (rc <= 0)
@@ -179,18 +297,13 @@ static int job_start(job_t *j, const cli_opts_t *o, const char *port)
     uv_timer_start(&j->timer, on_timeout, (uint64_t)(o->timeout * 1000) + 1000,
                    0);
     rc = aemp_mon_cb(j->node, j->node_id, on_node_trouble, j, NULL);
-    if (rc < 0)
-        return cli_error("%s: %s", j->node_id, aemp_strerror(rc));
+    if (rc < 0) {
+        cli_error("%s: %s", j->node_id, aemp_strerror(rc));
+        j->status = 1;
+        job_finish(j);
+        return 1;
+    }
     return 0;
-}
-
-static int job_finish(job_t *j)
-{
-    if (j->status < 0)
-        aemp_run(j->node);
-    uv_close((uv_handle_t *)&j->timer, NULL);
-    aemp_node_free(j->node);
-    return j->status < 0 ? 1 : j->status;
 }
 
 /* ---- snd --------------------------------------------------------------- */
@@ -207,14 +320,22 @@ static int on_acknowledged(aemp_ctx_t *ctx, const aemp_msg_t *m, void *user)
 
 int cmd_snd(const cli_opts_t *o, int argc, char **argv)
 {
-    if (argc < 1)
-        return cli_error("usage: aemp snd <port> <arg...>");
+    if (argc < 2) {
+        cli_error("usage: aemp snd <port> <arg...> (a message of at least "
+                  "one element)");
+        return 2;
+    }
+    aemp_val_t *msg;
+    int rc = cli_args(o, argc - 1, argv + 1, &msg);
+    if (rc)
+        return rc;
     job_t j;
-    if (job_start(&j, o, argv[0]))
+    if (job_start(&j, o, argv[0])) {
+        aemp_val_free(msg);
         return 1;
-    aemp_val_t *msg = cli_args(argc - 1, argv + 1);
+    }
     const char *ack;
-    int rc = aemp_sndv(j.node, argv[0], &msg);
+    rc = aemp_sndv(j.node, argv[0], &msg);
     aemp_val_free(msg);
     /* a failure to reach the node ends the job through the monitor on its
      * node port, with the reason (authentication refused, connection
@@ -246,6 +367,8 @@ static void on_answer(aemp_node_t *n, int status, const aemp_msg_t *m,
     }
     if (status == AEMP_ETIMEDOUT) {
         cli_error("timed out: no answer from %s", j->target);
+    } else if (told_death(j, j->target, m)) {
+        return;
     } else {
         aemp_msg_encode(m, AEMP_JSON, &text, &len);
         cli_error("%s is gone without an answer: %s", j->target,
@@ -257,15 +380,22 @@ static void on_answer(aemp_node_t *n, int status, const aemp_msg_t *m,
 
 int cmd_rpc(const cli_opts_t *o, int argc, char **argv)
 {
-    if (argc < 1)
-        return cli_error("usage: aemp rpc <port> <arg...>");
+    if (argc < 1) {
+        cli_error("usage: aemp rpc <port> [arg...]");
+        return 2;
+    }
+    aemp_val_t *msg;
+    int rc = cli_args(o, argc - 1, argv + 1, &msg);
+    if (rc)
+        return rc;
     job_t j;
-    if (job_start(&j, o, argv[0]))
+    if (job_start(&j, o, argv[0])) {
+        aemp_val_free(msg);
         return 1;
+    }
     j.target = argv[0];
     uv_timer_stop(&j.timer); /* aemp_cal times the answer */
-    aemp_val_t *msg = cli_args(argc - 1, argv + 1);
-    int rc = aemp_calv(j.node, argv[0], o->timeout + 1, on_answer, &j, &msg);
+    rc = aemp_calv(j.node, argv[0], o->timeout + 1, on_answer, &j, &msg);
     aemp_val_free(msg);
     if (rc < 0) {
         cli_error("rpc %s: %s", argv[0], aemp_strerror(rc));
@@ -280,18 +410,22 @@ static void on_port_death(aemp_node_t *n, const char *port,
                           const aemp_msg_t *reason, void *user)
 {
     job_t *j = user;
-    job_done(j, cli_print(reason));
+    if (!told_death(j, port, reason) && j->status < 0)
+        job_done(j, cli_print(reason));
 }
 
 int cmd_mon(const cli_opts_t *o, int argc, char **argv)
 {
-    if (argc != 1)
-        return cli_error("usage: aemp mon <port>");
+    if (argc != 1) {
+        cli_error("usage: aemp mon <port>");
+        return 2;
+    }
     job_t j;
     if (job_start(&j, o, argv[0]))
         return 1;
     /* waiting for a death has no natural end: only connecting is timed */
     uv_timer_stop(&j.timer);
+    j.print_reason = 1;
     int rc = aemp_mon_cb(j.node, argv[0], on_port_death, &j, NULL);
     if (rc < 0) {
         cli_error("mon %s: %s", argv[0], aemp_strerror(rc));
@@ -302,7 +436,7 @@ int cmd_mon(const cli_opts_t *o, int argc, char **argv)
 
 /* ---- run --------------------------------------------------------------- */
 
-static void log_run(aemp_node_t *n, int level, const char *text, void *verbose)
+static void log_run(aemp_node_t *n, int level, const char *text, void *most)
 {
     char name[256], port[1024];
     if (level == AEMP_LOG_INFO &&
@@ -310,7 +444,7 @@ static void log_run(aemp_node_t *n, int level, const char *text, void *verbose)
         printf("service %s %s\n", name, port);
         fflush(stdout);
     }
-    if (level <= AEMP_LOG_WARN || verbose)
+    if (level <= (int)(intptr_t)most)
         log_stderr(n, level, text, NULL);
 }
 
@@ -410,11 +544,11 @@ int cmd_run(const cli_opts_t *o, int argc, char **argv)
         aemp_config_free(c);
         return 1;
     }
-    aemp_node_set_log(n, o->verbose ? AEMP_LOG_INFO : AEMP_LOG_WARN,
-                      log_stderr, NULL);
     /* the log's "service <name> started: <port>" lines go to stdout too,
      * as "service <name> <port>": how scripts find a service's port */
-    aemp_node_set_log(n, AEMP_LOG_INFO, log_run, (void *)(intptr_t)o->verbose);
+    aemp_node_set_log(n,
+                      o->loglevel > AEMP_LOG_INFO ? o->loglevel : AEMP_LOG_INFO,
+                      log_run, (void *)(intptr_t)o->loglevel);
     struct run_state r = {0, 0};
     rc = aemp_mon_nodes(n, on_node_event, NULL, NULL);
     for (int k = 0; rc == 0 && k < o->nmodule_path; k++)
