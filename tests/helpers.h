@@ -216,4 +216,12 @@ void cp_rm_rf(const char *path);
 void kt_comma_locale(char *dir, size_t dirlen);
 void kt_comma_locale_done(const char *dir);
 
+/* ---- JSON that commands print (jansson) ----------------------------------- */
+
+typedef struct json_t json_t;
+/* The JSON array text holds (yours: json_decref), or NULL. */
+json_t *nt_json_array(const char *text);
+/* 1 if some element of the array a is the string s. */
+int nt_json_has_str(const json_t *a, const char *s);
+
 #endif

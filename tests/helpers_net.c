@@ -2,6 +2,9 @@
  * helpers.c so that the kernel's tests link against the kernel alone. */
 #include "helpers.h"
 
+#include <jansson.h>
+#include <string.h>
+
 #include <stdio.h>
 #include <unistd.h>
 
@@ -29,4 +32,29 @@ const char *nt_ip_path(void)
         if (access(paths[i], X_OK) == 0)
             return paths[i];
     return NULL;
+}
+
+/* ---- JSON that commands print ------------------------------------------ */
+
+json_t *nt_json_array(const char *text)
+{
+    json_error_t e;
+    json_t *j = text ? json_loads(text, JSON_DECODE_ANY, &e) : NULL;
+    if (j && !json_is_array(j)) {
+        json_decref(j);
+        j = NULL;
+    }
+    return j;
+}
+
+int nt_json_has_str(const json_t *a, const char *s)
+{
+    size_t i;
+    json_t *v;
+    json_array_foreach(a, i, v)
+    {
+        if (json_is_string(v) && !strcmp(json_string_value(v), s))
+            return 1;
+    }
+    return 0;
 }

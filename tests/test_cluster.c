@@ -116,22 +116,7 @@ static void await_running(uv_loop_t *loop, node_t *nd, int want_echo)
 /* The JSON array an `aemp rpc` printed (yours), or NULL. */
 static json_t *reply_of(const cp_child_t *c)
 {
-    json_error_t e;
-    json_t *j = json_loads(c->obuf, JSON_DECODE_ANY, &e);
-    if (j && !json_is_array(j)) {
-        json_decref(j);
-        j = NULL;
-    }
-    return j;
-}
-
-static int array_has(const json_t *a, const char *s)
-{
-    size_t i;
-    json_t *v;
-    json_array_foreach(a, i, v) if (json_is_string(v) &&
-                                    !strcmp(json_string_value(v), s)) return 1;
-    return 0;
+    return nt_json_array(c->obuf);
 }
 
 /* Asks `[ns] aemp rpc <ref> up_nodes` again and again until its answer
@@ -150,9 +135,9 @@ static int await_up_nodes(uv_loop_t *loop, const char *ns, const char *cfg,
         json_t *j = c->status == 0 ? reply_of(c) : NULL;
         int ok = j != NULL;
         for (size_t i = 0; ok && want[i]; i++)
-            ok = array_has(j, want[i]);
+            ok = nt_json_has_str(j, want[i]);
         if (ok && unwanted)
-            ok = !array_has(j, unwanted);
+            ok = !nt_json_has_str(j, unwanted);
         json_decref(j);
         free(last);
         last = strdup(c->obuf[0] ? c->obuf : c->ebuf);

@@ -508,29 +508,6 @@ static void expect_no_link_up(const node_t *nd, size_t off)
 
 /* ---- replies ------------------------------------------------------------- */
 
-/* The JSON array a command printed (yours), or NULL. */
-static json_t *json_of(const char *text)
-{
-    json_error_t e;
-    json_t *j = json_loads(text, JSON_DECODE_ANY, &e);
-    if (j && !json_is_array(j)) {
-        json_decref(j);
-        j = NULL;
-    }
-    return j;
-}
-
-static int array_has(const json_t *a, const char *s)
-{
-    size_t i;
-    json_t *v;
-    json_array_foreach(a, i, v)
-    {
-        if (json_is_string(v) && !strcmp(json_string_value(v), s))
-            return 1;
-    }
-    return 0;
-}
 
 /* Asks `[ns] aemp rpc <ref> up_nodes` until its answer lists want (NULL:
  * nothing needed) and not unwanted, at most `seconds`. */
@@ -540,9 +517,9 @@ static int await_up(fx_t *f, const char *ns, const char *cfg, const char *ref,
     uint64_t end = kt_now_ms() + (uint64_t)(seconds * 1000);
     for (;;) {
         cp_child_t *c = cli_wait(f, ns, cfg, "3", ARGS("rpc", ref, "up_nodes"));
-        json_t *j = c->status == 0 ? json_of(c->obuf) : NULL;
-        int ok = j && (!want || array_has(j, want)) &&
-                 (!unwanted || !array_has(j, unwanted));
+        json_t *j = c->status == 0 ? nt_json_array(c->obuf) : NULL;
+        int ok = j && (!want || nt_json_has_str(j, want)) &&
+                 (!unwanted || !nt_json_has_str(j, unwanted));
         json_decref(j);
         if (ok || kt_now_ms() >= end) {
             if (!ok)
@@ -577,7 +554,7 @@ static int reason_after(const char *text, const char *prefix,
 static int mon_reason(const char *out, const char *node, const char *prefix,
                       const char *const *reasons)
 {
-    json_t *j = json_of(out);
+    json_t *j = nt_json_array(out);
     const char *kind = NULL, *id = NULL, *why = NULL;
     if (j && json_array_size(j) == 3) {
         kind = json_string_value(json_array_get(j, 0));
@@ -1042,7 +1019,7 @@ static void two_nodes_over_tls(void **state)
         snprintf(want, sizeof want, "[\"%s\"]\n", cl->ref[i]);
         expect_rpc(f, cl->cfg, want, ARGS("rpc", cl->ref[i], "info"));
         char *out = cli_ok(f, NULL, cl->cfg, ARGS("rpc", cl->ref[i], "time"));
-        json_t *j = json_of(out);
+        json_t *j = nt_json_array(out);
         assert_non_null(j);
         double t = json_number_value(json_array_get(j, 0));
         json_decref(j);
@@ -1070,10 +1047,10 @@ static void three_nodes_all_verbs(void **state)
         expect_rpc(f, cl->cfg, want, ARGS("rpc", r, "info"));
         /* known_nodes and up_nodes list the other two */
         char *kn = cli_ok(f, NULL, cl->cfg, ARGS("rpc", r, "known_nodes"));
-        json_t *j = json_of(kn);
+        json_t *j = nt_json_array(kn);
         assert_non_null(j);
         for (int k = 0; k < NNODES; k++)
-            if (k != i && !array_has(j, cl->ref[k]))
+            if (k != i && !nt_json_has_str(j, cl->ref[k]))
                 fail_msg("%s does not know %s: %s", r, cl->ref[k], kn);
         json_decref(j);
         free(kn);
@@ -1166,7 +1143,7 @@ static void mon_over_tls(void **state)
     cp_kill(n3->c, SIGKILL);
     assert_true(cp_await_exit(n3->c, 10));
     cp_expect_exit(m, 15);
-    json_t *j = json_of(m->obuf);
+    json_t *j = nt_json_array(m->obuf);
     const char *kind = j ? json_string_value(json_array_get(j, 0)) : NULL;
     const char *id = j ? json_string_value(json_array_get(j, 1)) : NULL;
     const char *why = j ? json_string_value(json_array_get(j, 2)) : NULL;
