@@ -616,6 +616,19 @@ static void usage_errors(void **state)
     expect_failure(c);
     assert_non_null(strstr(c->ebuf, "secret"));
     cp_free(c);
+    /* a name that is no address, from a node that does not listen: at
+     * once, saying why (nobody could ever connect to it) */
+    const char *byname[] = {"rpc",  "no-such-node", "info",    "--secret",
+                            SECRET, "--timeout",    "5",       NULL};
+    c = run_cmd(&loop, byname, 10);
+    expect_failure(c);
+    if (!strstr(c->ebuf, "cannot reach no-such-node: no address is known for "
+                         "no-such-node")) {
+        cp_dump(c);
+        fail_msg("a node name is not refused with the reason");
+    }
+    assert_true(c->exited_ms - c->started_ms < 2000);
+    cp_free(c);
     nt_loop_finish(&loop);
 }
 

@@ -235,6 +235,8 @@ static void dial(aemp__peer_t *p)
         aemp__peer_dial_failed(p, aemp_strerror(rc), rc == AEMP_EINVAL);
 }
 
+static void peer_fail(aemp__peer_t *p, const char *why, bool node_down);
+
 void aemp__peer_need(aemp__peer_t *p)
 {
     if (p->link || p->dialing || p->via || p->alias || p->node->freeing)
@@ -242,6 +244,18 @@ void aemp__peer_need(aemp__peer_t *p)
     uint64_t now = uv_now(p->node->loop);
     if (!p->wait_since)
         p->wait_since = now ? now : 1;
+    if (!p->connectable && !p->handshaking && !p->node->net->public_) {
+        /* no address, and nobody can connect to a node that does not
+         * listen: waiting cannot help */
+        char why[200];
+        snprintf(why, sizeof why,
+                 "no address is known for %.80s (it is not an ip:port list) "
+                 "and this node does not listen",
+                 p->id);
+        peer_fail(p, why, false);
+        p->wait_since = 0;
+        return;
+    }
     if (p->connectable && !p->handshaking && now >= p->next_dial) {
         dial(p);
         if (p->dialing || p->link)
@@ -459,6 +473,8 @@ void aemp__peer_dial_failed(aemp__peer_t *p, const char *why, bool definitive)
     p->refusals = refused ? p->refusals + 1 : 0;
     if (refused)
         definitive = p->refusals >= endpoint_count(p);
+    if (refused && !definitive)
+        p->next_dial = now; /* the next endpoint at once */
     if (p->wait_since && (definitive || now >= deadline(p))) {
         /* worded as on_peer_timer does when the deadline passes between
          * attempts */
