@@ -216,6 +216,15 @@ void cp_rm_rf(const char *path);
 void kt_comma_locale(char *dir, size_t dirlen);
 void kt_comma_locale_done(const char *dir);
 
+/* ---- network namespaces (iproute2; root) --------------------------------- */
+
+/* Runs `ip args...` (NULL-terminated); 0 on success, else -1 with the
+ * command and its error on standard error. */
+int nt_ip(const char *first, ...);
+/* Deletes the namespaces "<prefix><pid>-<n>" whose creating process is
+ * gone (runs that died before their teardown). */
+void nt_netns_reap(const char *prefix);
+
 /* ---- JSON that commands print (jansson) ----------------------------------- */
 
 typedef struct json_t json_t;

@@ -5,6 +5,8 @@
 #include <jansson.h>
 #include <string.h>
 
+#include <errno.h>
+#include <signal.h>
 #include <stdio.h>
 #include <unistd.h>
 
@@ -57,4 +59,53 @@ int nt_json_has_str(const json_t *a, const char *s)
             return 1;
     }
     return 0;
+}
+
+/* ---- network namespaces -------------------------------------------------- */
+
+int nt_ip(const char *first, ...)
+{
+    const char *argv[24] = {nt_ip_path(), first};
+    size_t n = 2;
+    va_list ap;
+    va_start(ap, first);
+    const char *a;
+    while ((a = va_arg(ap, const char *)) && n < 23)
+        argv[n++] = a;
+    va_end(ap);
+    argv[n] = NULL;
+    if (!argv[0])
+        return -1;
+    cp_result_t r = cp_run(argv[0], argv, 30);
+    int rc = r.status || r.signal || r.timed_out ? -1 : 0;
+    if (rc) {
+        fprintf(stderr, "ip");
+        for (size_t i = 1; argv[i]; i++)
+            fprintf(stderr, " %s", argv[i]);
+        fprintf(stderr, ": exit %d: %s", r.status, r.err);
+    }
+    cp_result_free(&r);
+    return rc;
+}
+
+void nt_netns_reap(const char *prefix)
+{
+    if (!nt_ip_path())
+        return;
+    const char *argv[] = {nt_ip_path(), "netns", "list", NULL};
+    cp_result_t r = cp_run(argv[0], argv, 30);
+    char fmt[96];
+    snprintf(fmt, sizeof fmt, "%s%%ld-%%*d", prefix);
+    for (char *line = r.out; line && *line;) {
+        char *nl = strchr(line, '\n');
+        if (nl)
+            *nl = 0;
+        long pid;
+        char name[64];
+        if (sscanf(line, fmt, &pid) == 1 && sscanf(line, "%63s", name) == 1 &&
+            pid > 0 && kill((pid_t)pid, 0) < 0 && errno == ESRCH)
+            nt_ip("netns", "del", name, (const char *)NULL);
+        line = nl ? nl + 1 : NULL;
+    }
+    cp_result_free(&r);
 }

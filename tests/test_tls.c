@@ -186,7 +186,6 @@ static fx_t *fx_new(const char *tag)
     return f;
 }
 
-static int ip(const char *first, ...);
 
 static void fx_free(fx_t *f)
 {
@@ -209,9 +208,9 @@ static void fx_free(fx_t *f)
     /* deleting a namespace deletes the veth end inside it, and so the
      * pair; one that never moved is deleted by name */
     if (f->veth_made && f->nns < 2)
-        ip("link", "del", f->veth[0], (const char *)NULL);
+        nt_ip("link", "del", f->veth[0], (const char *)NULL);
     for (int i = 0; i < f->nns; i++)
-        ip("netns", "del", f->ns[i], (const char *)NULL);
+        nt_ip("netns", "del", f->ns[i], (const char *)NULL);
     cp_rm_rf(f->dir);
     free(f);
 }
@@ -846,53 +845,11 @@ static uint64_t raw_client_case(fx_t *f, const node_t *srv, bool we_client,
 
 /* ---- namespaces ---------------------------------------------------------- */
 
-/* Runs `ip args...`; 0 on success, else prints why. */
-static int ip(const char *first, ...)
-{
-    const char *argv[24] = {nt_ip_path(), first};
-    size_t n = 2;
-    va_list ap;
-    va_start(ap, first);
-    const char *a;
-    while ((a = va_arg(ap, const char *)) && n < 23)
-        argv[n++] = a;
-    va_end(ap);
-    argv[n] = NULL;
-    if (!argv[0])
-        return -1;
-    cp_result_t r = cp_run(argv[0], argv, 30);
-    int rc = r.status || r.signal || r.timed_out ? -1 : 0;
-    if (rc) {
-        fprintf(stderr, "ip");
-        for (size_t i = 1; argv[i]; i++)
-            fprintf(stderr, " %s", argv[i]);
-        fprintf(stderr, ": exit %d: %s", r.status, r.err);
-    }
-    cp_result_free(&r);
-    return rc;
-}
-
 /* Namespaces of earlier runs that died before their teardown: ours carry
  * the creating pid. */
 static void reap_stale_namespaces(void)
 {
-    if (!nt_ip_path())
-        return;
-    const char *argv[] = {nt_ip_path(), "netns", "list", NULL};
-    cp_result_t r = cp_run(argv[0], argv, 30);
-    for (char *line = r.out; line && *line;) {
-        char *nl = strchr(line, '\n');
-        if (nl)
-            *nl = 0;
-        long pid;
-        char name[64];
-        if (sscanf(line, NS_PREFIX "%ld-%*d", &pid) == 1 &&
-            sscanf(line, "%63s", name) == 1 && pid > 0 &&
-            kill((pid_t)pid, 0) < 0 && errno == ESRCH)
-            ip("netns", "del", name, (const char *)NULL);
-        line = nl ? nl + 1 : NULL;
-    }
-    cp_result_free(&r);
+    nt_netns_reap(NS_PREFIX);
 }
 
 /* A new namespace with its loopback up; its name.  Fails the test, saying
@@ -906,12 +863,12 @@ static const char *ns_new(fx_t *f)
     assert_true(f->nns < 3);
     char *ns = f->ns[f->nns];
     snprintf(ns, sizeof f->ns[0], NS_PREFIX "%d-%d", (int)getpid(), ++counter);
-    if (ip("netns", "add", ns, (const char *)NULL) < 0)
+    if (nt_ip("netns", "add", ns, (const char *)NULL) < 0)
         fail_msg("this test needs network namespaces (`ip netns add` failed: "
                  "run it as root, or where namespaces are permitted)");
     f->nns++;
     assert_int_equal(
-        ip("-n", ns, "link", "set", "lo", "up", (const char *)NULL), 0);
+        nt_ip("-n", ns, "link", "set", "lo", "up", (const char *)NULL), 0);
     return ns;
 }
 
@@ -1972,7 +1929,7 @@ static void two_hosts(void **state)
     int pid = (int)getpid();
     snprintf(f->veth[0], sizeof f->veth[0], "at%da", pid % 1000000);
     snprintf(f->veth[1], sizeof f->veth[1], "at%db", pid % 1000000);
-    assert_int_equal(ip("link", "add", f->veth[0], "type", "veth", "peer",
+    assert_int_equal(nt_ip("link", "add", f->veth[0], "type", "veth", "peer",
                         "name", f->veth[1], (const char *)NULL),
                      0);
     f->veth_made = 1;
@@ -1980,12 +1937,12 @@ static void two_hosts(void **state)
     static const char *const addr[2] = {HOST_A "/24", HOST_B "/24"};
     for (int i = 0; i < 2; i++) {
         assert_int_equal(
-            ip("link", "set", f->veth[i], "netns", nss[i], (const char *)NULL),
+            nt_ip("link", "set", f->veth[i], "netns", nss[i], (const char *)NULL),
             0);
-        assert_int_equal(ip("-n", nss[i], "addr", "add", addr[i], "dev",
+        assert_int_equal(nt_ip("-n", nss[i], "addr", "add", addr[i], "dev",
                             f->veth[i], (const char *)NULL),
                          0);
-        assert_int_equal(ip("-n", nss[i], "link", "set", f->veth[i], "up",
+        assert_int_equal(nt_ip("-n", nss[i], "link", "set", f->veth[i], "up",
                             (const char *)NULL),
                          0);
     }

@@ -94,7 +94,7 @@ const char *aemp__auth_unusable(const aemp__auth_method_t *m,
                                 const aemp__auth_have_t *have)
 {
     if (m->unavailable || !m->token)
-        return m->unavailable ? m->unavailable : "not implemented";
+        return m->unavailable ? m->unavailable : "unavailable in this build";
     if ((m->needs & AEMP__AUTH_NEEDS_TLS) && !have->tls)
         return "needs TLS, and this link has none";
     if ((m->needs & AEMP__AUTH_NEEDS_SECRET) && !have->secret)

@@ -50,7 +50,8 @@ typedef struct aemp__auth_method {
 /* The row of the method called name (len bytes), NULL if unknown. */
 const aemp__auth_method_t *aemp__auth_find(const char *name, size_t len);
 
-/* Why m cannot authenticate a link that has `have` (not implemented here,
+/* Why m cannot authenticate a link that has `have` (the row is marked
+ * unavailable — a seam for a method a build may lack; no row is today —
  * or something it needs is missing), or NULL if it can.  Sending it
  * additionally needs m->offer. */
 const char *aemp__auth_unusable(const aemp__auth_method_t *m,

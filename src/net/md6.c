@@ -132,7 +132,8 @@ static uint64_t level_nodes(size_t len, unsigned ell)
  * i (ell = 1) or of the up to four chunks below it, zero-padded; z: it
  * is the root (the spec's final-compression flag).  The recursion is as
  * deep as the tree: at most 29 levels for 2^64 bytes, so level L + 1
- * (sequential mode) is never reached and not implemented. */
+ * (sequential mode, for inputs above 4^64 blocks) cannot occur and needs
+ * no code. */
 static void md6_node(const md6_job_t *job, unsigned ell, uint64_t i, bool z,
                      uint64_t out[MD6_C])
 {

@@ -281,11 +281,17 @@ int aemp__net_route(aemp_node_t *n, const char *port, aemp__peer_t **peer,
         return rc;
     const char *hash = strchr(port, '#');
     size_t idlen = hash ? (size_t)(hash - port) : strlen(port);
-    /* a malformed noderef fails now, not after monitor_timeout */
-    if (!idlen || memchr(port, ';', idlen) || aemp__id_check(port, idlen) < 0)
-        return AEMP_EINVAL;
-    if (!(*peer = aemp__peer_get(n, port, idlen, true)))
-        return AEMP_ENOMEM;
+    /* a known node was checked when it became known: every send to it
+     * looks it up only; a malformed noderef fails now, not after
+     * monitor_timeout */
+    *peer = idlen ? aemp__peer_get(n, port, idlen, false) : NULL;
+    if (!*peer) {
+        if (!idlen || memchr(port, ';', idlen) ||
+            aemp__id_check(port, idlen) < 0)
+            return AEMP_EINVAL;
+        if (!(*peer = aemp__peer_get(n, port, idlen, true)))
+            return AEMP_ENOMEM;
+    }
     if ((*peer)->alias) /* an address that turned out to be another ID */
         *peer = (*peer)->alias;
     *name = hash ? hash + 1 : "";

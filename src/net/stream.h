@@ -1,5 +1,5 @@
-/* A byte stream under a link: TCP, an in-memory pipe for tests, and later
- * TLS wrapping another stream (nng's transport ops, curl's connection
+/* A byte stream under a link: TCP, an in-memory pipe for tests, and TLS
+ * wrapping another stream (nng's transport ops, curl's connection
  * filters).  The link above keeps its own output buffer and batching; a
  * stream moves bytes and tells its reader what happened through up-calls.
  *
