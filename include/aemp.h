@@ -538,6 +538,9 @@ typedef struct aemp_netconf {
      * network sharing one self-signed certificate admits nobody else). */
     const char *cert;
     const char *ca;
+    /* 1: a global node (see "Global nodes" below); also configuration key
+     * "global" and `aemp run --global`.  0: global on demand only. */
+    int global;
 } aemp_netconf_t;
 
 /* TLS.  A node with a certificate says so in its greeting; when both
@@ -629,12 +632,117 @@ AEMP_API int aemp_flush(aemp_node_t *n, const char *node_id, aemp_flush_fn fn,
                         void *user);
 
 /* ------------------------------------------------------------------------
+ * Global nodes and the shared database (AnyEvent::MP 2.x's design, and its
+ * g_* wire protocol: C and Perl 2.x nodes share one database).
+ *
+ * A node is global when configured so (aemp_netconf_t.global, the
+ * configuration key "global", `aemp run --global`), when it is one of its
+ * own seeds, or when another node makes it its master (as in 2.x, where
+ * every seed becomes global on demand).  Global nodes keep links to every
+ * other global node they learn of and replicate the database among
+ * themselves.  Every other node attaches to one global node, its master:
+ * the first of its seeds whose link comes up (then its other seed links
+ * are closed: one link, not a mesh), another seed or known global node
+ * when that link is lost.  Through its master a node also learns the
+ * addresses of the nodes it sends to: sending to a node by its ID works
+ * once any global node knows it.
+ *
+ * The database: families of key -> value (any value).  Each node owns the
+ * entries it sets; its master holds them, and the global nodes hold the
+ * union of every node's.
+ *
+ * Consistency (as Erlang's pg, eventual): a node's own changes reach its
+ * master in the order they were made, and the other global nodes in that
+ * order; there is no order between changes of different nodes.  Queries
+ * and db_mon answer from the master's view, which may lag another global
+ * node's.  A node's entries vanish from every global node when its link to
+ * its master is lost (its master's link to the other global nodes, for
+ * them) and come back when it attaches again: it sends all of them anew.
+ * A global node that restarts, or a partition that heals, converges: the
+ * global nodes exchange everything their attached nodes hold.  When two
+ * nodes set the same key, each global node keeps one of the values (no
+ * rule says whose); deleting it on one node keeps the other's.
+ *
+ * Names: family and key are strings; families starting with "'" are the
+ * protocol's own ("'l": node ID -> its addresses, "'g": the global nodes)
+ * and may be read but not written: AEMP_EPERM.  Every function here needs
+ * a network configuration (AEMP_ENOROUTE otherwise) and returns AEMP_EINVAL
+ * for NULL or empty names at once.
+ * ------------------------------------------------------------------------ */
+
+/* db_set: sets family/key to *value (taken on success; NULL value: null),
+ * which reaches the master now or when one is attached.  Setting what is
+ * already set sends nothing. */
+AEMP_API int aemp_db_set(aemp_node_t *n, const char *family, const char *key,
+                         aemp_val_t **value);
+/* db_del: removes this node's entry (not being set is not an error). */
+AEMP_API int aemp_db_del(aemp_node_t *n, const char *family, const char *key);
+/* db_reg: db_set(family, port, *value) for a local port (value taken; NULL:
+ * null), deleted again when the port dies or *guard is cancelled with
+ * aemp_mon_cancel() (guard may be NULL), and by the global nodes when
+ * this node goes down.  AEMP_ENOTLOCAL for a remote port, AEMP_ENOPORT for
+ * a dead one. */
+AEMP_API int aemp_db_reg(aemp_node_t *n, const char *family, const char *port,
+                         aemp_val_t **value, aemp_mon_t **guard);
+
+/* Query callback: status 0 and result (borrowed for the call), or
+ * AEMP_ETIMEDOUT (result NULL) when no master answered within timeout. */
+typedef void (*aemp_db_fn)(aemp_node_t *n, int status,
+                           const aemp_val_t *result, void *user);
+/* db_family / db_keys / db_values: asks the master for the whole family
+ * (a map; empty if there is none), its keys or its values (arrays), and
+ * calls fn once from the loop.  Without a master the question waits for
+ * one; timeout in seconds (0: 30).  A global node answers itself. */
+AEMP_API int aemp_db_family(aemp_node_t *n, const char *family, double timeout,
+                            aemp_db_fn fn, void *user);
+AEMP_API int aemp_db_keys(aemp_node_t *n, const char *family, double timeout,
+                          aemp_db_fn fn, void *user);
+AEMP_API int aemp_db_values(aemp_node_t *n, const char *family, double timeout,
+                            aemp_db_fn fn, void *user);
+
+/* db_mon: fn(node, family, db, added, changed, deleted, user) from the loop
+ * whenever the family changes in the master's view: db the whole family
+ * now (a map), added/changed/deleted arrays of keys (all borrowed for the
+ * call).  The first call is the snapshot (every key added; it comes even
+ * for an empty family).  After the master changes, the next call reports
+ * the difference to the new master's view.  Until *guard is cancelled
+ * (aemp_mon_cancel; NULL: for the node's life). */
+typedef void (*aemp_db_mon_fn)(aemp_node_t *n, const char *family,
+                               const aemp_val_t *db, const aemp_val_t *added,
+                               const aemp_val_t *changed,
+                               const aemp_val_t *deleted, void *user);
+AEMP_API int aemp_db_mon(aemp_node_t *n, const char *family, aemp_db_mon_fn fn,
+                         void *user, aemp_mon_t **guard);
+
+/* Port groups, as 2.x's wrappers: a group is a family whose keys are port
+ * IDs.  grp_reg = db_reg(group, port, null); grp_get = the keys of the
+ * family (an array, empty for no members; 2.x gives undef); grp_mon calls
+ * fn(node, group, members, added, removed, user) like db_mon (arrays of
+ * port IDs, borrowed for the call). */
+AEMP_API int aemp_grp_reg(aemp_node_t *n, const char *group, const char *port,
+                          aemp_mon_t **guard);
+AEMP_API int aemp_grp_get(aemp_node_t *n, const char *group, double timeout,
+                          aemp_db_fn fn, void *user);
+typedef void (*aemp_grp_mon_fn)(aemp_node_t *n, const char *group,
+                                const aemp_val_t *members,
+                                const aemp_val_t *added,
+                                const aemp_val_t *removed, void *user);
+AEMP_API int aemp_grp_mon(aemp_node_t *n, const char *group,
+                          aemp_grp_mon_fn fn, void *user, aemp_mon_t **guard);
+
+/* 1 if this node is global now, 0 if not.  The master's node ID (borrowed,
+ * valid until the master changes) for an attached node, our own for a
+ * global one, NULL without a master. */
+AEMP_API int aemp_node_is_global(aemp_node_t *n);
+AEMP_API const char *aemp_master(aemp_node_t *n);
+
+/* ------------------------------------------------------------------------
  * Configuration: one JSON file (aemp(1), CONFIGURATION FILE).  Top-level
  * keys are defaults; "profile": {"<name>": {...}} holds per-node
  * overrides; a node's settings are the defaults merged with its profile.  Keys: noderef, secret, cert,
  * ca, seeds, services, module_path, secure, monitor_timeout, connect_interval,
  * max_backlog, max_queued_bytes, max_queued_items, framing, auth_accept,
- * auth_offer, dns_servers, nodename.
+ * auth_offer, dns_servers, nodename, global.
  * ------------------------------------------------------------------------ */
 
 typedef struct aemp_config aemp_config_t;

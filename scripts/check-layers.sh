@@ -7,7 +7,7 @@
 # says which file and which header.  Run by scripts/test.sh (so by CI).
 set -eu
 cd "$(dirname "$0")/../src"
-layers="base value codec kernel net init"
+layers="base value codec kernel net global init"
 status=0
 above=$layers
 for layer in $layers; do

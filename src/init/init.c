@@ -1,6 +1,6 @@
 /* initialise_node: the configuration profile, resolving and binding (public
  * nodes) or attaching to a master (slave nodes), seeds, then services. */
-#include "net.h"
+#include "global.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -17,6 +17,9 @@ typedef struct init_job {
     aemp_val_t *services; /* array: names or [name, args...] */
     bool slave;
     bool client; /* noderef "anon/": listens nowhere, only connects out */
+    bool own_seed; /* one of the seeds is this node */
+    char **gseeds; /* the resolved seeds: the global service's candidates */
+    size_t ngseeds;
     uv_timer_t timer; /* slave: the deadline for a master */
     int status;
     char error[300];
@@ -112,9 +115,11 @@ static int apply_config(aemp_node_t *n, const aemp_config_t *c,
             size(c, profile, "max_queued_bytes", conf.max_queued_bytes);
         conf.max_queued_items =
             size(c, profile, "max_queued_items", conf.max_queued_items);
-        int secure;
+        int secure, global;
         if (aemp_val_bool(aemp_config_get(c, profile, "secure"), &secure) == 0)
             conf.secure = secure;
+        if (aemp_val_bool(aemp_config_get(c, profile, "global"), &global) == 0)
+            conf.global = global;
     }
     return aemp_node_configure(n, &conf);
 }
@@ -168,6 +173,9 @@ static void job_free(init_job_t *j)
     for (size_t i = 0; i < j->nseeds; i++)
         aemp__free(j->seeds[i]);
     aemp__free(j->seeds);
+    for (size_t i = 0; i < j->ngseeds; i++)
+        aemp__free(j->gseeds[i]);
+    aemp__free(j->gseeds);
     aemp__free(j->noderef);
     aemp_val_free(j->services);
     aemp__free(j);
@@ -195,6 +203,16 @@ static void init_done(init_job_t *j, int status, const char *fmt, ...)
         n->net->on_link_ready = NULL;
         n->net->on_link_ready_user = NULL;
     }
+    if (status == 0 && !j->slave) {
+        /* the global service: our addresses to the master, global if
+         * configured so or if we are one of our own seeds */
+        int rc = aemp__global_start(n, n->net->conf.global || j->own_seed);
+        for (size_t i = 0; rc == 0 && i < j->ngseeds; i++)
+            aemp__global_seed(n, j->gseeds[i]);
+        if (rc < 0)
+            aemp__log(n, AEMP_LOG_ERROR, "global service: %s",
+                      aemp_strerror(rc));
+    }
     j->fn(n, status, status ? j->error : NULL, j->user);
     if (status == 0) /* after initialisation, as the profile asks */
         start_services(j);
@@ -213,8 +231,20 @@ static void on_seed(aemp_node_t *n, int status, const char *resolved,
         init_done(j, status, "seed %s: %s", j->seeds[j->next_seed - 1], error);
         return;
     }
+    if (!j->slave && !strcmp(resolved, n->noderef)) {
+        j->own_seed = true; /* a seed that is us: 2.x makes it global */
+        next_seed(j);
+        return;
+    }
     int rc = j->slave ? aemp__slave_candidate(n, resolved)
                       : aemp_node_seed(n, resolved);
+    if (rc == 0 && !j->slave) {
+        char *copy = aemp__strdup(resolved);
+        if (copy && j->ngseeds < j->nseeds)
+            j->gseeds[j->ngseeds++] = copy;
+        else
+            aemp__free(copy);
+    }
     if (rc < 0) {
         init_done(j, rc, "seed %s: %s", resolved, aemp_strerror(rc));
         return;
@@ -304,7 +334,8 @@ static int job_setup(init_job_t *j, const aemp_config_t *c, const char *profile,
     if (!kind && aemp_val_str(nr, &s, NULL) == 0)
         noderef = s;
     j->seeds = aemp__calloc(nseeds + aemp_val_len(cs) + 1, sizeof *j->seeds);
-    if (!j->seeds)
+    j->gseeds = aemp__calloc(nseeds + aemp_val_len(cs) + 1, sizeof *j->gseeds);
+    if (!j->seeds || !j->gseeds)
         return AEMP_ENOMEM;
     for (size_t i = 0; i < nseeds; i++)
         if (!(j->seeds[j->nseeds++] = aemp__strdup(seeds[i])))

@@ -77,6 +77,8 @@ enum aemp__mon_kind {
     AEMP__MON_GUARD,
     AEMP__MON_WATCH, /* a peer's mon1 on our port: tell it with kil0 */
     AEMP__MON_NODES, /* mon_nodes subscriber (not one-shot) */
+    AEMP__MON_HOOK,  /* a guard of an upper layer's (db_mon): cancelling
+                        calls its cancel function (not tied to a port) */
 };
 enum aemp__mon_state {
     AEMP__MON_ARMED,     /* linked into its port's list */
@@ -100,6 +102,7 @@ struct aemp_mon {
         struct { void (*release)(void *); void *resource; } guard;
         struct { char *peer; char *name; } watch;
         struct { aemp_node_fn fn; void *user; } nodes;
+        struct { void (*cancel)(void *); void *ptr; } hook;
     } u;
 };
 
@@ -188,6 +191,8 @@ struct aemp_node {
     int log_level;
     struct aemp__timer *timers;
     const aemp__request_t *net_requests; /* its node-port requests, {NULL} */
+    const aemp__request_t *global_requests; /* the global service's */
+    struct aemp__global *global; /* the global service, NULL until used */
     void (*free_hooks[AEMP__FREE_HOOKS])(aemp_node_t *n); /* at node free */
     struct aemp__tags *handlers; /* node-port requests (aemp_node_handle) */
     struct aemp__tags *inits;    /* init functions (aemp_register) */
@@ -286,6 +291,14 @@ void aemp__stubs_fire(aemp_node_t *n, aemp__port_t **stubs, size_t count,
 /* Tells the mon_nodes subscribers that node id went up or down. */
 void aemp__nodes_notify(aemp_node_t *n, const char *id, bool up,
                         const aemp_msg_t *reason);
+
+/* A guard for an upper layer's subscription: aemp_mon_cancel(*guard)
+ * calls cancel(ptr) (once) and frees it.  The owner drops it with
+ * aemp__mon_hook_drop() when the subscription ends otherwise (node free):
+ * the guard then only frees. */
+int aemp__mon_hook(aemp_node_t *n, void (*cancel)(void *), void *ptr,
+                   aemp_mon_t **guard);
+void aemp__mon_hook_drop(aemp_mon_t *m);
 
 /* timer.c */
 void aemp__timers_close(aemp_node_t *n);

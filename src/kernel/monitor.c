@@ -170,6 +170,7 @@ static void mon_fire(aemp_node_t *n, struct aemp_mon *m, const char *port,
             n->net_ops->watch_fired(n, m, reason);
         break;
     case AEMP__MON_NODES:
+    case AEMP__MON_HOOK:
         break;
     }
     if (!held)
@@ -299,6 +300,12 @@ void aemp_mon_cancel(aemp_mon_t *m)
         return;
     if (m->kind == AEMP__MON_NODES && m->state == AEMP__MON_ARMED) {
         nodes_unlink(m);
+        mon_free(m);
+        return;
+    }
+    if (m->kind == AEMP__MON_HOOK) {
+        if (m->state == AEMP__MON_ARMED)
+            m->u.hook.cancel(m->u.hook.ptr);
         mon_free(m);
         return;
     }
@@ -487,6 +494,29 @@ int aemp__watch_local(aemp_node_t *n, const char *peer, const char *name,
         *out = m;
     aemp__free(id);
     return rc;
+}
+
+/* ---- upper layers' guards -------------------------------------------------- */
+
+int aemp__mon_hook(aemp_node_t *n, void (*cancel)(void *), void *ptr,
+                   aemp_mon_t **guard)
+{
+    struct aemp_mon *m = mon_new(AEMP__MON_HOOK);
+    if (!m)
+        return AEMP_ENOMEM;
+    m->node = n;
+    m->state = AEMP__MON_ARMED;
+    m->held = 1;
+    m->u.hook.cancel = cancel;
+    m->u.hook.ptr = ptr;
+    *guard = m;
+    return 0;
+}
+
+void aemp__mon_hook_drop(aemp_mon_t *m)
+{
+    m->state = AEMP__MON_ORPHAN;
+    m->node = NULL;
 }
 
 /* ---- node events ------------------------------------------------------------ */

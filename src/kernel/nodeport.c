@@ -191,8 +191,9 @@ static const aemp__request_t kernel_requests[] = {
 const aemp__request_t *aemp__nodeport_find(const aemp_node_t *n,
                                            const char *name, size_t len)
 {
-    const aemp__request_t *t[2] = {kernel_requests, n->net_requests};
-    for (size_t k = 0; k < 2; k++)
+    const aemp__request_t *t[3] = {kernel_requests, n->net_requests,
+                                   n->global_requests};
+    for (size_t k = 0; k < 3; k++)
         for (const aemp__request_t *r = t[k]; r && r->name; r++)
             if (strlen(r->name) == len && !memcmp(r->name, name, len))
                 return r;

@@ -43,6 +43,8 @@ struct aemp__peer {
     bool seed, connectable, free_pending;
     uint8_t dialect; /* enum aemp__dialect, from its last greeting */
     bool master_candidate; /* a slave's seed, until one becomes master */
+    bool gseed; /* a seed of initialisation: a candidate master of the
+                   global service (which may stop dialling it) */
     aemp__peer_t *via;     /* reached through this peer's relay, or NULL */
     /* Dialled by an address, the node there has another ID (Perl's IDs
      * are free text; seeds are addresses): this record stands for that
@@ -101,6 +103,11 @@ typedef struct aemp__net {
     void (*on_link_ready)(aemp_node_t *n, aemp__peer_t *p, void *user);
     void *on_link_ready_user;
     aemp__peer_t *master; /* a slave's master */
+    /* the global service's address lookup for a node whose ID is no
+     * address: true while an answer is awaited (it then sets the peer's
+     * addrs and calls aemp__peer_need, or fails the dial); it may also set
+     * them at once and return false */
+    bool (*find_addr)(aemp_node_t *n, aemp__peer_t *p);
 } aemp__net_t;
 
 /* net.c */

@@ -244,7 +244,10 @@ void aemp__peer_need(aemp__peer_t *p)
     uint64_t now = uv_now(p->node->loop);
     if (!p->wait_since)
         p->wait_since = now ? now : 1;
-    if (!p->connectable && !p->handshaking && !p->node->net->public_) {
+    aemp__net_t *net = p->node->net;
+    bool finding = !p->connectable && !p->handshaking && net->find_addr &&
+                   net->find_addr(p->node, p);
+    if (!finding && !p->connectable && !p->handshaking && !net->public_) {
         /* no address, and nobody can connect to a node that does not
          * listen: waiting cannot help */
         char why[200];

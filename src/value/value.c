@@ -181,6 +181,27 @@ int aemp__map_put(aemp_val_t *map, const char *key, aemp_val_t *val)
     return 0;
 }
 
+aemp_val_t *aemp__map_append(aemp_val_t *map, const char *key, size_t klen,
+                             aemp_val_t *val)
+{
+    if (!map || !val || map->type != AEMP_T_MAP || !map->owned) {
+        aemp_val_free(val);
+        aemp_val_free(map);
+        return NULL;
+    }
+    aemp_val_t *k = aemp_strn(key, klen);
+    if (!k || items_reserve(map, 2 * (size_t)map->len, 2) < 0) {
+        aemp_val_free(k);
+        aemp_val_free(val);
+        aemp_val_free(map);
+        return NULL;
+    }
+    move_into(&map->u.items[2 * (size_t)map->len], k);
+    move_into(&map->u.items[2 * (size_t)map->len + 1], val);
+    map->len++;
+    return map;
+}
+
 aemp_val_t *aemp_map_set(aemp_val_t *map, const char *key, aemp_val_t *val)
 {
     if (!map || !key || !val || map->type != AEMP_T_MAP || !map->owned) {

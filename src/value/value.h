@@ -122,6 +122,10 @@ int aemp__msg_vnew_from(aemp__blocks_t *bc, aemp_msg_t **out,
  * nested inside other owned values. */
 int aemp__map_put(aemp_val_t *map, const char *key, aemp_val_t *val);
 bool aemp__map_del(aemp_val_t *map, const char *key);
+/* aemp_map_set for a key known to be new (from a hash map): no search, so
+ * that building a map of n keys costs O(n), not O(n^2). */
+aemp_val_t *aemp__map_append(aemp_val_t *map, const char *key, size_t klen,
+                             aemp_val_t *val);
 
 /* UTF-8 validity (RFC 3629: no surrogates, no overlongs, <= U+10FFFF). */
 bool aemp__utf8_valid(const char *s, size_t len);

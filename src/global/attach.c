@@ -1,0 +1,1081 @@
+/* Every node's side of the global service: its own entries, the master it
+ * attaches to, the requests that wait for a master, queries and family
+ * monitors (PROTOCOL.md §10).  A global node is its own master: what it
+ * sends "to the master" goes to its own node port, so that its entries
+ * and monitors take the same path as everybody's. */
+#include "global.h"
+
+#include <stdio.h>
+#include <string.h>
+
+enum { SHAPE_FAMILY, SHAPE_KEYS, SHAPE_VALUES };
+
+static void on_node_event(aemp_node_t *n, const char *id, int up,
+                          const aemp_msg_t *reason, void *user);
+static void global_free(aemp_node_t *n);
+static bool find_addr(aemp_node_t *n, aemp__peer_t *p);
+static void master_search(aemp__global_t *g);
+
+bool aemp__global_is_self(const aemp__global_t *g, const char *id)
+{
+    return id && !strcmp(id, g->node->noderef);
+}
+
+int aemp__global_snd(aemp__global_t *g, const char *id, aemp_msg_t *m)
+{
+    if (!m)
+        return AEMP_ENOMEM;
+    int rc = aemp__send(g->node, id, m);
+    aemp_msg_unref(m);
+    return rc;
+}
+
+/* ---- the service ---------------------------------------------------------- */
+
+aemp__global_t *aemp__global_get(aemp_node_t *n)
+{
+    if (!n || !n->net || n->freeing)
+        return NULL;
+    if (n->global)
+        return n->global;
+    aemp__global_t *g = aemp__calloc(1, sizeof *g);
+    if (!g)
+        return NULL;
+    g->node = n;
+    g->local.owns_values = true;
+    g->mondb.owns_values = true;
+    if (aemp__node_at_free(n, global_free) < 0 ||
+        aemp_mon_nodes(n, on_node_event, g, &g->nodes_mon) < 0) {
+        aemp__free(g);
+        return NULL;
+    }
+    uv_timer_init(n->loop, &g->timer);
+    g->timer.data = g;
+    uv_idle_init(n->loop, &g->snapshots);
+    g->snapshots.data = g;
+    n->global = g;
+    n->global_requests = aemp__global_requests;
+    n->net->find_addr = find_addr;
+    aemp__perl130_register(n);
+    g->started = true;
+    master_search(g);
+    return g;
+}
+
+/* Our 'l entry: the endpoints we listen on ([] if none). */
+static int set_listeners(aemp__global_t *g)
+{
+    aemp_node_t *n = g->node;
+    aemp_val_t *eps = aemp_arr_new();
+    if (n->net->public_) {
+        const char *p = n->noderef;
+        while (eps && *p) {
+            const char *e = strchr(p, ',');
+            size_t len = e ? (size_t)(e - p) : strlen(p);
+            eps = aemp_arr_push(eps, aemp_strn(p, len));
+            p += len + (e != NULL);
+        }
+    }
+    return eps ? aemp__global_set(g, "'l", n->noderef, eps) : AEMP_ENOMEM;
+}
+
+int aemp__global_start(aemp_node_t *n, bool global)
+{
+    aemp__global_t *g = aemp__global_get(n);
+    if (!g)
+        return AEMP_ENOMEM;
+    int rc = set_listeners(g);
+    if (rc == 0 && global)
+        aemp__store_become_global(g);
+    return rc;
+}
+
+void aemp__global_seed(aemp_node_t *n, const char *noderef)
+{
+    aemp__peer_t *p = aemp__peer_find(n, noderef);
+    aemp__global_t *g = aemp__global_get(n);
+    if (p)
+        p->gseed = true;
+    if (g && p && p->up && !g->master)
+        master_search(g);
+}
+
+/* Both handles live in g: it goes when the second has closed. */
+static void on_handle_closed(uv_handle_t *h)
+{
+    aemp__global_t *g = h->data;
+    aemp_node_t *n = g->node;
+    if (++g->closed == 2)
+        aemp__free(g);
+    aemp__node_handle_closed(n);
+}
+
+static void watch_free(aemp__gwatch_t *w)
+{
+    aemp__gsub_t *s;
+    while ((s = w->subs)) {
+        w->subs = s->next;
+        if (s->guard)
+            aemp__mon_hook_drop(s->guard);
+        aemp__free(s);
+    }
+    aemp__free(w);
+}
+
+static void global_free(aemp_node_t *n)
+{
+    aemp__global_t *g = n->global;
+    if (!g)
+        return;
+    g->closing = true;
+    aemp__greq_t *r;
+    while ((r = g->reqs)) {
+        g->reqs = r->next;
+        aemp_msg_unref(r->msg);
+        aemp__free(r->key);
+        aemp__free(r);
+    }
+    size_t i;
+    aemp__gwatch_t *w;
+    while ((i = 0, w = aemp__strmap_next(&g->watches, &i))) {
+        aemp__strmap_del(&g->watches, w->family, w->flen);
+        watch_free(w);
+    }
+    aemp__strmap_free(&g->watches);
+    aemp__db_free(&g->mondb);
+    aemp__db_free(&g->local);
+    aemp__store_free(g);
+    aemp__free(g->master);
+    aemp_mon_cancel(g->nodes_mon);
+    g->nodes_mon = NULL;
+    n->global = NULL;
+    n->global_requests = NULL;
+    aemp__node_close(n, (uv_handle_t *)&g->timer, on_handle_closed);
+    uv_idle_stop(&g->snapshots);
+    aemp__node_close(n, (uv_handle_t *)&g->snapshots, on_handle_closed);
+}
+
+/* ---- requests to the master ----------------------------------------------- */
+
+static aemp__greq_t *req_find(aemp__global_t *g, const char *key)
+{
+    for (aemp__greq_t *r = g->reqs; r; r = r->next)
+        if (!strcmp(r->key, key))
+            return r;
+    return NULL;
+}
+
+static void req_unlink(aemp__global_t *g, aemp__greq_t *r)
+{
+    if (r->prev)
+        r->prev->next = r->next;
+    else
+        g->reqs = r->next;
+    if (r->next)
+        r->next->prev = r->prev;
+    else
+        g->reqs_tail = r->prev;
+}
+
+static void req_free(aemp__greq_t *r)
+{
+    aemp_msg_unref(r->msg);
+    aemp__free(r->key);
+    aemp__free(r);
+}
+
+static int to_master(aemp__global_t *g, const aemp_msg_t *m)
+{
+    return g->master ? aemp__send(g->node, g->master, m) : 0;
+}
+
+static aemp__greq_t *req_add(aemp__global_t *g, const char *key,
+                             aemp_msg_t *m)
+{
+    aemp__greq_t *r = aemp__calloc(1, sizeof *r);
+    if (!r || !(r->key = aemp__strdup(key))) {
+        aemp__free(r);
+        aemp_msg_unref(m);
+        return NULL;
+    }
+    r->msg = m;
+    r->prev = g->reqs_tail;
+    if (g->reqs_tail)
+        g->reqs_tail->next = r;
+    else
+        g->reqs = r;
+    g->reqs_tail = r;
+    return r;
+}
+
+int aemp__global_request(aemp__global_t *g, const char *key, aemp_msg_t *m)
+{
+    if (!m)
+        return AEMP_ENOMEM;
+    if (!key) {
+        int rc = to_master(g, m);
+        aemp_msg_unref(m);
+        return rc;
+    }
+    if (req_find(g, key)) {
+        aemp_msg_unref(m);
+        return 0;
+    }
+    aemp__greq_t *r = req_add(g, key, m);
+    return r ? to_master(g, r->msg) : AEMP_ENOMEM;
+}
+
+void aemp__global_request_done(aemp__global_t *g, const char *key)
+{
+    aemp__greq_t *r = req_find(g, key);
+    if (r) {
+        req_unlink(g, r);
+        req_free(r);
+    }
+}
+
+/* ---- masters ---------------------------------------------------------------- */
+
+/* The other seeds are not needed once attached: one link, not a mesh.
+ * Their links go unless something else uses them. */
+static void release_seeds(aemp__global_t *g)
+{
+    aemp_node_t *n = g->node;
+    size_t i = 0;
+    aemp__peer_t *p;
+    while ((p = aemp__strmap_next(&n->net->peers, &i))) {
+        if (!p->gseed || aemp__global_is_self(g, p->id) ||
+            (g->master && !strcmp(p->id, g->master)))
+            continue;
+        p->seed = false;
+        if (p->link && p->up && !p->stubs.n && !p->watchers.n && !p->qhead &&
+            !p->flushers)
+            aemp__link_close(p->link, "attached to another master");
+    }
+}
+
+/* Dial every seed again: the master is lost. */
+static void redial_seeds(aemp__global_t *g)
+{
+    aemp_node_t *n = g->node;
+    size_t i = 0;
+    aemp__peer_t *p;
+    while ((p = aemp__strmap_next(&n->net->peers, &i)))
+        if (p->gseed && !p->alias && !p->seed) {
+            p->seed = true;
+            aemp__peer_need(p);
+        }
+}
+
+static void master_set(aemp__global_t *g, const char *id)
+{
+    aemp_node_t *n = g->node;
+    char *copy = aemp__strdup(id);
+    if (!copy)
+        return;
+    aemp__free(g->master);
+    g->master = copy;
+    aemp__log(n, AEMP_LOG_INFO, "global: master is %s%s", id,
+              aemp__global_is_self(g, id) ? " (this node is global)" : "");
+    aemp_val_t *db = aemp__db_val(&g->local);
+    aemp_msg_t *m = NULL;
+    aemp_val_t *arr = db ? aemp_arr(aemp_str("g_slave"), db) : NULL;
+    aemp_msg_from_val(&m, &arr);
+    aemp_val_free(arr);
+    if (m) {
+        to_master(g, m);
+        aemp_msg_unref(m);
+    }
+    for (aemp__greq_t *r = g->reqs; r; r = r->next)
+        to_master(g, r->msg);
+    if (!g->global)
+        release_seeds(g);
+}
+
+/* A candidate is up and speaks 2.x's global protocol (1.30 does not). */
+static bool candidate(aemp__global_t *g, const char *id, bool seeds)
+{
+    aemp__peer_t *p = aemp__peer_find(g->node, id);
+    return p && p->up && p->dialect != AEMP__DIALECT_PERL1 &&
+           (seeds ? p->gseed : aemp__strmap_get(&g->globals, id, strlen(id)) != NULL);
+}
+
+static void master_search(aemp__global_t *g)
+{
+    if (g->global || g->master)
+        return;
+    aemp_node_t *n = g->node;
+    /* a seed first, as 2.x; then any global node we heard of */
+    for (int seeds = 1; seeds >= 0; seeds--) {
+        size_t i = 0;
+        aemp__peer_t *p;
+        while ((p = aemp__strmap_next(&n->net->peers, &i)))
+            if (!p->alias && candidate(g, p->id, seeds)) {
+                master_set(g, p->id);
+                return;
+            }
+    }
+}
+
+static void on_node_event(aemp_node_t *n, const char *id, int up,
+                          const aemp_msg_t *reason, void *user)
+{
+    aemp__global_t *g = user;
+    aemp__peer_t *p = aemp__peer_find(n, id);
+    if (up) {
+        if (p && p->gseed && p->dialect != AEMP__DIALECT_PERL1) {
+            /* makes a seed global, as 2.x's seeds become */
+            aemp_msg_t *m = NULL;
+            aemp_msg_new(&m, "s", "g_slave");
+            aemp__global_snd(g, id, m);
+        }
+        if (g->global)
+            aemp__store_node_up(g, id);
+        if (p && p->dialect == AEMP__DIALECT_PERL1)
+            aemp__perl130_node_up(g, p);
+        master_search(g);
+        return;
+    }
+    aemp__free(aemp__strmap_del(&g->globals, id, strlen(id)));
+    if (g->global)
+        aemp__store_node_down(g, id);
+    if (g->master && !strcmp(g->master, id)) {
+        aemp__log(n, AEMP_LOG_INFO, "global: lost master %s", id);
+        aemp__free(g->master);
+        g->master = NULL;
+        redial_seeds(g);
+        master_search(g);
+    }
+}
+
+/* ---- addresses ----------------------------------------------------------- */
+
+/* A node whose ID is no address: a global node looks into 'l, another asks
+ * its master (g_find) and dials what g_found says. */
+static bool find_addr(aemp_node_t *n, aemp__peer_t *p)
+{
+    aemp__global_t *g = n->global;
+    if (!g || p->alias)
+        return false;
+    if (g->global) {
+        char *addrs = aemp__store_addrs(g, p->id);
+        if (!addrs)
+            return false;
+        aemp__free(p->addrs);
+        p->addrs = addrs;
+        p->connectable = true;
+        p->needs_resolve = false;
+        return false;
+    }
+    if (!g->master)
+        return false;
+    char key[200];
+    snprintf(key, sizeof key, "g_find %.180s", p->id);
+    aemp_msg_t *m = NULL;
+    aemp_msg_new(&m, "sS", "g_find", p->id, p->idlen);
+    return aemp__global_request(g, key, m) == 0;
+}
+
+/* ["g_found", node, [addresses] | null] from our master. */
+static void g_found(aemp_node_t *n, const aemp_msg_t *req, const char *from)
+{
+    aemp__global_t *g = n->global;
+    const char *id;
+    if (!g || aemp_val_str(aemp_msg_at(req, 1), &id, NULL) < 0)
+        return;
+    char key[200];
+    snprintf(key, sizeof key, "g_find %.180s", id);
+    aemp__global_request_done(g, key);
+    aemp__peer_t *p = aemp__peer_find(n, id);
+    if (!p || p->link)
+        return;
+    const aemp_val_t *addrs = aemp_msg_at(req, 2);
+    char buf[1024] = "";
+    for (size_t i = 0; i < aemp_val_len(addrs); i++) {
+        const char *a;
+        size_t len = strlen(buf);
+        if (aemp_val_str(aemp_val_at(addrs, i), &a, NULL) == 0)
+            snprintf(buf + len, sizeof buf - len, "%s%s", len ? "," : "", a);
+    }
+    if (!*buf || !aemp__id_is_address(buf, strlen(buf))) {
+        char why[300];
+        snprintf(why, sizeof why,
+                 "no address is known for %.80s (global node %.80s does not "
+                 "know it)",
+                 id, from ? from : n->noderef);
+        aemp__peer_dial_failed(p, why, !n->net->public_);
+        return;
+    }
+    char *copy = aemp__strdup(buf);
+    if (!copy)
+        return;
+    aemp__free(p->addrs);
+    p->addrs = copy;
+    p->connectable = true;
+    p->needs_resolve = false;
+    p->next_dial = p->next_ep = 0;
+    aemp__log(n, AEMP_LOG_INFO, "global: %s is at %s", id, buf);
+    aemp__peer_need(p);
+}
+
+/* ---- own entries --------------------------------------------------------- */
+
+static aemp_msg_t *upd_msg(const char *f, const char *k, aemp_val_t *v,
+                           bool del)
+{
+    aemp_val_t *arr =
+        del ? aemp_arr(aemp_str("g_upd"), aemp_str(f), aemp_null(),
+                       aemp_arr(aemp_str(k)))
+            : aemp_arr(aemp_str("g_upd"), aemp_str(f),
+                       aemp_map_set(aemp_map_new(), k,
+                                    v ? aemp_val_copy(v) : aemp_null()));
+    aemp_msg_t *m = NULL;
+    aemp_msg_from_val(&m, &arr);
+    aemp_val_free(arr);
+    return m;
+}
+
+int aemp__global_set(aemp__global_t *g, const char *f, const char *k,
+                     aemp_val_t *v)
+{
+    size_t flen = strlen(f), klen = strlen(k);
+    aemp__dbent_t *e = aemp__db_get(&g->local, f, flen, k, klen);
+    if (e && aemp_val_equal(e->val, v)) {
+        aemp_val_free(v);
+        return 0; /* as 2.x: setting what is set sends nothing */
+    }
+    aemp_msg_t *m = upd_msg(f, k, v, false);
+    if (!m) {
+        aemp_val_free(v);
+        return AEMP_ENOMEM;
+    }
+    int rc = aemp__db_put(&g->local, f, flen, k, klen, v, NULL);
+    if (rc == 0)
+        to_master(g, m);
+    aemp_msg_unref(m);
+    return rc;
+}
+
+int aemp__global_del(aemp__global_t *g, const char *f, const char *k)
+{
+    bool found;
+    aemp_val_t *old =
+        aemp__db_take(&g->local, f, strlen(f), k, strlen(k), &found);
+    aemp_val_free(old);
+    if (!found)
+        return 0;
+    aemp_msg_t *m = upd_msg(f, k, NULL, true);
+    if (!m)
+        return AEMP_ENOMEM;
+    to_master(g, m);
+    aemp_msg_unref(m);
+    return 0;
+}
+
+static int check_names(aemp_node_t *n, const char *family, const char *key,
+                       aemp__global_t **g)
+{
+    if (!n || !family || !*family || (key && !*key))
+        return AEMP_EINVAL;
+    if (!(*g = aemp__global_get(n)))
+        return n->net ? AEMP_ENOMEM : AEMP_ENOROUTE;
+    return 0;
+}
+
+int aemp_db_set(aemp_node_t *n, const char *family, const char *key,
+                aemp_val_t **value)
+{
+    aemp__global_t *g;
+    if (value && !*value)
+        return AEMP_ENOMEM; /* a constructor failed */
+    int rc = key ? check_names(n, family, key, &g) : AEMP_EINVAL;
+    if (rc == 0 && family[0] == '\'')
+        rc = AEMP_EPERM;
+    if (rc < 0)
+        return rc;
+    aemp_val_t *v = value ? *value : aemp_null();
+    if (!v)
+        return AEMP_ENOMEM;
+    if ((rc = aemp__global_set(g, family, key, v)) == 0 && value)
+        *value = NULL;
+    return rc;
+}
+
+int aemp_db_del(aemp_node_t *n, const char *family, const char *key)
+{
+    aemp__global_t *g;
+    int rc = key ? check_names(n, family, key, &g) : AEMP_EINVAL;
+    if (rc == 0 && family[0] == '\'')
+        rc = AEMP_EPERM;
+    return rc < 0 ? rc : aemp__global_del(g, family, key);
+}
+
+/* db_reg's guard: the entry goes with the port or the guard. */
+typedef struct reg_entry {
+    aemp_node_t *node;
+    char *family;
+    char *key;
+} reg_entry_t;
+
+static void reg_release(void *resource)
+{
+    reg_entry_t *r = resource;
+    if (r->node && r->node->global && !r->node->global->closing)
+        aemp__global_del(r->node->global, r->family, r->key);
+    aemp__free(r->family);
+    aemp__free(r->key);
+    aemp__free(r);
+}
+
+int aemp_db_reg(aemp_node_t *n, const char *family, const char *port,
+                aemp_val_t **value, aemp_mon_t **guard)
+{
+    aemp__global_t *g;
+    int rc = port ? check_names(n, family, port, &g) : AEMP_EINVAL;
+    if (rc == 0 && family[0] == '\'')
+        rc = AEMP_EPERM;
+    if (rc < 0)
+        return rc;
+    aemp__port_t *p;
+    if ((rc = aemp__port_find(n, port, &p)) < 0)
+        return rc;
+    if (p == n->node_port)
+        return AEMP_EPERM;
+    if (value && !*value)
+        return AEMP_ENOMEM;
+    reg_entry_t *r = aemp__calloc(1, sizeof *r);
+    if (!r || !(r->family = aemp__strdup(family)) ||
+        !(r->key = aemp__strdup(port))) {
+        if (r)
+            aemp__free(r->family);
+        aemp__free(r);
+        return AEMP_ENOMEM;
+    }
+    r->node = n;
+    aemp_val_t *v = value ? aemp_val_copy(*value) : aemp_null();
+    if (!v || (rc = aemp__global_set(g, family, port, v)) < 0) {
+        reg_release(r);
+        return rc < 0 ? rc : AEMP_ENOMEM;
+    }
+    if ((rc = aemp_mon_guard(n, port, reg_release, r, guard)) < 0) {
+        reg_release(r);
+        return rc;
+    }
+    if (value) {
+        aemp_val_free(*value);
+        *value = NULL;
+    }
+    return 0;
+}
+
+/* ---- queries ---------------------------------------------------------------- */
+
+static void on_query_timer(uv_timer_t *t);
+
+static void arm_timer(aemp__global_t *g)
+{
+    uint64_t first = UINT64_MAX;
+    for (aemp__greq_t *r = g->reqs; r; r = r->next)
+        if (r->fn && r->deadline < first)
+            first = r->deadline;
+    if (first == UINT64_MAX) {
+        uv_timer_stop(&g->timer);
+        return;
+    }
+    uint64_t now = uv_now(g->node->loop);
+    uv_timer_start(&g->timer, on_query_timer, first > now ? first - now : 0, 0);
+}
+
+static void on_query_timer(uv_timer_t *t)
+{
+    aemp__global_t *g = t->data;
+    uint64_t now = uv_now(g->node->loop);
+    aemp__greq_t *r = g->reqs;
+    while (r) {
+        aemp__greq_t *next = r->next;
+        if (r->fn && r->deadline <= now) {
+            req_unlink(g, r);
+            r->fn(g->node, AEMP_ETIMEDOUT, NULL, r->user);
+            req_free(r);
+            next = g->reqs; /* the callback may have changed the list */
+        }
+        r = next;
+    }
+    arm_timer(g);
+}
+
+static int query(aemp_node_t *n, const char *req, uint8_t shape,
+                 const char *family, double timeout, aemp_db_fn fn,
+                 void *user)
+{
+    aemp__global_t *g;
+    int rc = check_names(n, family, NULL, &g);
+    if (rc < 0)
+        return rc;
+    if (!fn || timeout < 0 || timeout > 1e9)
+        return AEMP_EINVAL;
+    char id[32];
+    snprintf(id, sizeof id, "aemp%llu", (unsigned long long)++g->next_query);
+    aemp_msg_t *m = NULL;
+    if ((rc = aemp_msg_new(&m, "sss", req, family, id)) < 0)
+        return rc;
+    aemp__greq_t *r = req_add(g, id, m);
+    if (!r)
+        return AEMP_ENOMEM;
+    r->fn = fn;
+    r->user = user;
+    r->shape = shape;
+    r->deadline = uv_now(n->loop) + (uint64_t)((timeout ? timeout : 30) * 1000);
+    to_master(g, r->msg);
+    arm_timer(g);
+    return 0;
+}
+
+int aemp_db_family(aemp_node_t *n, const char *family, double timeout,
+                   aemp_db_fn fn, void *user)
+{
+    return query(n, "g_db_family", SHAPE_FAMILY, family, timeout, fn, user);
+}
+
+int aemp_db_keys(aemp_node_t *n, const char *family, double timeout,
+                 aemp_db_fn fn, void *user)
+{
+    return query(n, "g_db_keys", SHAPE_KEYS, family, timeout, fn, user);
+}
+
+int aemp_db_values(aemp_node_t *n, const char *family, double timeout,
+                   aemp_db_fn fn, void *user)
+{
+    return query(n, "g_db_values", SHAPE_VALUES, family, timeout, fn, user);
+}
+
+/* ["g_reply", id, result] */
+static void g_reply(aemp_node_t *n, const aemp_msg_t *req, const char *from)
+{
+    aemp__global_t *g = n->global;
+    const char *id;
+    if (!g || aemp_val_str(aemp_msg_at(req, 1), &id, NULL) < 0)
+        return;
+    aemp__greq_t *r = req_find(g, id);
+    if (!r || !r->fn)
+        return;
+    req_unlink(g, r);
+    const aemp_val_t *res = aemp_msg_at(req, 2);
+    aemp_val_t *empty = NULL;
+    aemp_type_t want = r->shape == SHAPE_FAMILY ? AEMP_T_MAP : AEMP_T_ARR;
+    if (aemp_val_type(res) != want) /* a missing family: null */
+        res = empty = want == AEMP_T_MAP ? aemp_map_new() : aemp_arr_new();
+    r->fn(n, res ? 0 : AEMP_ENOMEM, res, r->user);
+    aemp_val_free(empty);
+    req_free(r);
+    arm_timer(g);
+}
+
+/* ---- monitors ----------------------------------------------------------------- */
+
+static aemp_val_t *keys_of(const aemp__dbfam_t *fam)
+{
+    aemp_val_t *arr = aemp_arr_new();
+    size_t i = 0;
+    aemp__dbent_t *e;
+    while (arr && fam && (e = aemp__strmap_next(&fam->keys, &i)))
+        arr = aemp_arr_push(arr, aemp_strn(e->key, e->klen));
+    return arr;
+}
+
+static void watch_drop(aemp__global_t *g, aemp__gwatch_t *w);
+static bool watch_idle(const aemp__gwatch_t *w);
+
+/* Calls every subscriber of w (only those due a snapshot if only_due). */
+static void notify(aemp__global_t *g, aemp__gwatch_t *w, const aemp_val_t *a,
+                   const aemp_val_t *c, const aemp_val_t *d, bool only_due)
+{
+    aemp_node_t *n = g->node;
+    aemp__dbfam_t *fam = aemp__db_fam(&g->mondb, w->family, w->flen);
+    aemp_val_t *db = aemp__db_fam_val(fam);
+    aemp_val_t *members = NULL, *removed = NULL;
+    if (!db)
+        return;
+    w->running++;
+    for (aemp__gsub_t *s = w->subs; s; s = s->next) {
+        if (s->gone || (only_due && !s->snapshot_due))
+            continue;
+        if (!only_due && s->snapshot_due)
+            continue; /* its snapshot comes first, with all of this */
+        s->snapshot_due = false;
+        if (s->fn) {
+            s->fn(n, w->family, db, a, c, d, s->user);
+        } else if (aemp_val_len(a) || aemp_val_len(d) || only_due) {
+            /* grp_mon: members, added, removed (a changed key is neither) */
+            if (!members)
+                members = keys_of(fam);
+            s->gfn(n, w->family, members, a, d, s->user);
+        }
+        if (n->freeing || !n->global)
+            break;
+    }
+    aemp_val_free(members);
+    aemp_val_free(removed);
+    aemp_val_free(db);
+    if (--w->running == 0) {
+        if (watch_idle(w)) {
+            watch_drop(g, w);
+            return;
+        }
+        aemp__gsub_t **sp = &w->subs, *s;
+        while ((s = *sp)) {
+            if (s->gone) {
+                *sp = s->next;
+                aemp__free(s);
+            } else {
+                sp = &s->next;
+            }
+        }
+    }
+}
+
+/* key k of family f is set to v (copied) in the master's view; *added or
+ * *changed gets it. */
+static void view_set(aemp__global_t *g, aemp__gwatch_t *w, const char *k,
+                     const aemp_val_t *v, aemp_val_t **added,
+                     aemp_val_t **changed)
+{
+    size_t klen = strlen(k);
+    aemp_val_t *old = NULL;
+    bool had = aemp__db_get(&g->mondb, w->family, w->flen, k, klen) != NULL;
+    aemp__db_put(&g->mondb, w->family, w->flen, k, klen,
+                 v ? aemp_val_copy(v) : aemp_null(), &old);
+    aemp_val_free(old);
+    aemp_val_t **to = had ? changed : added;
+    *to = aemp_arr_push(*to, aemp_strn(k, klen));
+}
+
+/* ["g_chg1", family, {all} | null]: the master's snapshot. */
+static void g_chg1(aemp_node_t *n, const aemp_msg_t *req, const char *from)
+{
+    aemp__global_t *g = n->global;
+    const char *f;
+    if (!g || !g->master || strcmp(from ? from : n->noderef, g->master) ||
+        aemp_val_str(aemp_msg_at(req, 1), &f, NULL) < 0)
+        return;
+    aemp__gwatch_t *w = aemp__strmap_get(&g->watches, f, strlen(f));
+    if (!w)
+        return;
+    const aemp_val_t *all = aemp_msg_at(req, 2);
+    aemp_val_t *a = aemp_arr_new(), *c = aemp_arr_new(), *d = aemp_arr_new();
+    /* what is gone first: the set below may add the family anew */
+    aemp__dbfam_t *fam = aemp__db_fam(&g->mondb, w->family, w->flen);
+    if (fam) {
+        size_t i = 0;
+        aemp__dbent_t *e;
+        aemp_val_t *gone = aemp_arr_new();
+        while (gone && (e = aemp__strmap_next(&fam->keys, &i)))
+            if (!aemp_map_get(all, e->key))
+                gone = aemp_arr_push(gone, aemp_strn(e->key, e->klen));
+        for (size_t j = 0; j < aemp_val_len(gone); j++) {
+            const char *k;
+            bool found;
+            aemp_val_str(aemp_val_at(gone, j), &k, NULL);
+            aemp_val_free(aemp__db_take(&g->mondb, w->family, w->flen, k,
+                                        strlen(k), &found));
+            d = aemp_arr_push(d, aemp_str(k));
+        }
+        aemp_val_free(gone);
+    }
+    for (size_t i = 0; i < aemp_val_len(all); i++) {
+        const char *k;
+        const aemp_val_t *v;
+        if (aemp_map_at(all, i, &k, &v) == 0)
+            view_set(g, w, k, v, &a, &c);
+    }
+    w->primed = true;
+    if (a && c && d)
+        notify(g, w, a, c, d, false);
+    aemp_val_free(a);
+    aemp_val_free(c);
+    aemp_val_free(d);
+}
+
+/* ["g_chg2", family, {set}, [deleted]]: a change in the master's view. */
+static void g_chg2(aemp_node_t *n, const aemp_msg_t *req, const char *from)
+{
+    aemp__global_t *g = n->global;
+    const char *f;
+    if (!g || !g->master || strcmp(from ? from : n->noderef, g->master) ||
+        aemp_val_str(aemp_msg_at(req, 1), &f, NULL) < 0)
+        return;
+    aemp__gwatch_t *w = aemp__strmap_get(&g->watches, f, strlen(f));
+    if (!w)
+        return;
+    const aemp_val_t *set = aemp_msg_at(req, 2), *del = aemp_msg_at(req, 3);
+    aemp_val_t *a = aemp_arr_new(), *c = aemp_arr_new(), *d = aemp_arr_new();
+    for (size_t i = 0; i < aemp_val_len(set); i++) {
+        const char *k;
+        const aemp_val_t *v;
+        if (aemp_map_at(set, i, &k, &v) == 0)
+            view_set(g, w, k, v, &a, &c);
+    }
+    for (size_t i = 0; i < aemp_val_len(del); i++) {
+        const char *k;
+        bool found;
+        if (aemp_val_str(aemp_val_at(del, i), &k, NULL) < 0)
+            continue;
+        aemp_val_free(aemp__db_take(&g->mondb, w->family, w->flen, k,
+                                    strlen(k), &found));
+        d = aemp_arr_push(d, aemp_str(k));
+    }
+    if (a && c && d)
+        notify(g, w, a, c, d, false);
+    aemp_val_free(a);
+    aemp_val_free(c);
+    aemp_val_free(d);
+}
+
+/* New subscribers of a primed family get its snapshot from the loop. */
+static void on_snapshots(uv_idle_t *h)
+{
+    aemp__global_t *g = h->data;
+    uv_idle_stop(h);
+    size_t i = 0;
+    aemp__gwatch_t *w;
+    while ((w = aemp__strmap_next(&g->watches, &i))) {
+        bool due = false;
+        for (aemp__gsub_t *s = w->subs; s; s = s->next)
+            due |= s->snapshot_due && !s->gone;
+        if (!due)
+            continue;
+        aemp__dbfam_t *fam = aemp__db_fam(&g->mondb, w->family, w->flen);
+        aemp_val_t *a = keys_of(fam), *none = aemp_arr_new();
+        if (a && none)
+            notify(g, w, a, none, none, true);
+        aemp_val_free(a);
+        aemp_val_free(none);
+        if (!g->node->global)
+            return;
+        i = 0; /* a callback may have changed the watches */
+    }
+}
+
+static void watch_drop(aemp__global_t *g, aemp__gwatch_t *w)
+{
+    char key[300];
+    snprintf(key, sizeof key, "mon1 %s", w->family);
+    aemp__global_request_done(g, key);
+    aemp_msg_t *m = NULL;
+    aemp_msg_new(&m, "sS", "g_mon0", w->family, w->flen);
+    aemp__global_request(g, NULL, m);
+    aemp__dbfam_t *fam = aemp__db_fam(&g->mondb, w->family, w->flen);
+    if (fam)
+        aemp__db_fam_free(&g->mondb, fam);
+    aemp__strmap_del(&g->watches, w->family, w->flen);
+    watch_free(w);
+}
+
+static bool watch_idle(const aemp__gwatch_t *w)
+{
+    for (const aemp__gsub_t *t = w->subs; t; t = t->next)
+        if (!t->gone)
+            return false;
+    return true;
+}
+
+/* A db_mon guard was cancelled: the family is given up with its last
+ * subscriber (g_mon0), unless callbacks of it still run (notify ends it). */
+static void sub_cancel(void *ptr)
+{
+    aemp__gsub_t *s = ptr;
+    aemp__gwatch_t *w = s->watch;
+    s->guard = NULL;
+    s->gone = true;
+    if (!w->running && watch_idle(w))
+        watch_drop(w->g, w);
+}
+
+static int watch(aemp_node_t *n, const char *family, aemp_db_mon_fn fn,
+                 aemp_grp_mon_fn gfn, void *user, aemp_mon_t **guard)
+{
+    aemp__global_t *g;
+    int rc = check_names(n, family, NULL, &g);
+    if (rc < 0)
+        return rc;
+    if (!fn && !gfn)
+        return AEMP_EINVAL;
+    size_t flen = strlen(family);
+    aemp__gwatch_t *w = aemp__strmap_get(&g->watches, family, flen);
+    bool fresh = !w;
+    if (fresh) {
+        if (!(w = aemp__calloc(1, sizeof *w + flen + 1)))
+            return AEMP_ENOMEM;
+        memcpy(w->family, family, flen);
+        w->flen = flen;
+        w->g = g;
+        if (aemp__strmap_put(&g->watches, w->family, flen, w) < 0) {
+            aemp__free(w);
+            return AEMP_ENOMEM;
+        }
+    }
+    aemp__gsub_t *s = aemp__calloc(1, sizeof *s);
+    if (!s || (guard && aemp__mon_hook(n, sub_cancel, s, &s->guard) < 0)) {
+        aemp__free(s);
+        if (fresh) {
+            aemp__strmap_del(&g->watches, w->family, flen);
+            aemp__free(w);
+        }
+        return AEMP_ENOMEM;
+    }
+    s->watch = w;
+    s->fn = fn;
+    s->gfn = gfn;
+    s->user = user;
+    s->next = w->subs;
+    w->subs = s;
+    if (fresh) {
+        char key[300];
+        snprintf(key, sizeof key, "mon1 %s", family);
+        aemp_msg_t *m = NULL;
+        aemp_msg_new(&m, "ss", "g_mon1", family);
+        aemp__global_request(g, key, m);
+    } else if (w->primed) {
+        s->snapshot_due = true;
+        uv_idle_start(&g->snapshots, on_snapshots);
+    }
+    if (guard)
+        *guard = s->guard;
+    return 0;
+}
+
+int aemp_db_mon(aemp_node_t *n, const char *family, aemp_db_mon_fn fn,
+                void *user, aemp_mon_t **guard)
+{
+    return fn ? watch(n, family, fn, NULL, user, guard) : AEMP_EINVAL;
+}
+
+int aemp__global_watch_grp(aemp_node_t *n, const char *group,
+                           aemp_grp_mon_fn fn, void *user, aemp_mon_t **guard)
+{
+    return fn ? watch(n, group, NULL, fn, user, guard) : AEMP_EINVAL;
+}
+
+/* ---- state ------------------------------------------------------------------ */
+
+int aemp_node_is_global(aemp_node_t *n)
+{
+    return n && n->global && n->global->global;
+}
+
+const char *aemp_master(aemp_node_t *n)
+{
+    return n && n->global ? n->global->master : NULL;
+}
+
+/* ["g_global"]: the sender is a global node. */
+void aemp__g_global(aemp_node_t *n, const aemp_msg_t *req, const char *from)
+{
+    aemp__global_t *g = n->global;
+    if (!g || !from)
+        return;
+    if (g->global) {
+        aemp__store_hello(g, from);
+        return;
+    }
+    char *copy = aemp__strmap_get(&g->globals, from, strlen(from))
+                     ? NULL
+                     : aemp__strdup(from);
+    if (copy && aemp__strmap_put(&g->globals, copy, strlen(copy), copy) < 0)
+        aemp__free(copy);
+    master_search(g);
+}
+
+void aemp__global_attach_self(aemp__global_t *g)
+{
+    aemp__free(g->master);
+    g->master = NULL;
+    master_set(g, g->node->noderef);
+}
+
+/* ["aemp::global", reply target...] -> [{"global": b, "master": id | null,
+ * "attached": [ids], "globals": [ids]}]: what `aemp trace` shows. */
+static void req_info(aemp_node_t *n, const aemp_msg_t *req, const char *from)
+{
+    aemp__global_t *g = n->global;
+    const char *port;
+    if (!g || aemp_val_str(aemp_msg_at(req, 1), &port, NULL) < 0)
+        return;
+    aemp_val_t *attached = aemp_arr_new(), *globals = aemp_arr_new();
+    aemp__store_lists(g, &attached, &globals);
+    aemp_val_t *info = aemp_map_new();
+    info = aemp_map_set(info, "global", aemp_bool(g->global));
+    info = aemp_map_set(info, "master",
+                        g->master ? aemp_str(g->master) : aemp_null());
+    info = aemp_map_set(info, "attached", attached);
+    info = aemp_map_set(info, "globals", globals);
+    aemp_msg_t *head = NULL, *m = NULL;
+    aemp_val_t *arr = aemp_arr(info);
+    int rc = aemp__msg_slice(&head, req, 2);
+    if (rc == 0 && (rc = aemp_msg_from_val(&m, &arr)) == 0) {
+        aemp_msg_t *all = NULL;
+        if (aemp__msg_concat(&all, head, m) == 0)
+            aemp__send(n, port, all);
+        aemp_msg_unref(all);
+    }
+    aemp_val_free(arr);
+    aemp_msg_unref(head);
+    aemp_msg_unref(m);
+}
+
+/* ["AnyEvent::MP::Kernel::db_set", family, key, value] and
+ * ["AnyEvent::MP::Kernel::db_del", family, key...]: a peer asks this node
+ * to set or delete entries of its own — what `aemp db set` does through
+ * the node it names (a Perl 2.x node calls its function of that name).
+ * Refused on a secure node, as Perl refuses function calls there. */
+static void req_db_set(aemp_node_t *n, const aemp_msg_t *req, const char *from)
+{
+    aemp__global_t *g = n->global;
+    const char *name, *f, *k;
+    if (!g || aemp_val_str(aemp_msg_at(req, 0), &name, NULL) < 0)
+        return;
+    if (n->secure && from) {
+        aemp__log(n, AEMP_LOG_WARN, "global: %s from %s refused (secure)",
+                  name, from);
+        return;
+    }
+    if (aemp_val_str(aemp_msg_at(req, 1), &f, NULL) < 0 || !*f || f[0] == '\'') {
+        aemp__log(n, AEMP_LOG_WARN, "global: %s without a family", name);
+        return;
+    }
+    bool del = !strcmp(name, "AnyEvent::MP::Kernel::db_del");
+    for (size_t i = 2; i < aemp_msg_len(req); i++) {
+        if (aemp_val_str(aemp_msg_at(req, i), &k, NULL) < 0 || !*k)
+            break;
+        if (del) {
+            aemp__global_del(g, f, k);
+            continue;
+        }
+        const aemp_val_t *v = aemp_msg_at(req, i + 1);
+        aemp_val_t *copy = v ? aemp_val_copy(v) : aemp_null();
+        if (copy)
+            aemp__global_set(g, f, k, copy);
+        break;
+    }
+}
+
+const aemp__request_t aemp__global_requests[] = {
+    {"aemp::global", req_info, false, false},
+    {"AnyEvent::MP::Kernel::db_set", req_db_set, false, false},
+    {"AnyEvent::MP::Kernel::db_del", req_db_set, false, false},
+    {"g_slave", aemp__g_slave, false, false},
+    {"g_set", aemp__g_set, false, false},
+    {"g_upd", aemp__g_upd, false, false},
+    {"g_find", aemp__g_find, false, false},
+    {"g_found", g_found, false, false},
+    {"g_db_family", aemp__g_query, false, false},
+    {"g_db_keys", aemp__g_query, false, false},
+    {"g_db_values", aemp__g_query, false, false},
+    {"g_reply", g_reply, false, false},
+    {"g_mon1", aemp__g_mon, false, false},
+    {"g_mon0", aemp__g_mon, false, false},
+    {"g_chg1", g_chg1, false, false},
+    {"g_chg2", g_chg2, false, false},
+    {"g_global", aemp__g_global, false, false},
+    {NULL, NULL, false, false},
+};

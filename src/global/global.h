@@ -1,0 +1,135 @@
+/* The global service (AnyEvent::MP 2.x's design and g_* protocol): every
+ * node's own database entries and its attachment to a master (attach.c),
+ * the global node's merged database (store.c), port groups (groups.c),
+ * and 1.30's Global rendezvous (perl130.c).  Loop thread only. */
+#ifndef AEMP_GLOBAL_H
+#define AEMP_GLOBAL_H
+
+#include "dbmap.h"
+#include "net.h"
+
+/* A request waiting for the master's answer (2.x's %GLOBAL_REQ): sent to
+ * every new master until it is answered. */
+typedef struct aemp__greq {
+    struct aemp__greq *next, *prev;
+    char *key;       /* "g_find <id>", "mon1 <family>", or a query ID */
+    aemp_msg_t *msg; /* the request */
+    aemp_db_fn fn;   /* queries: the callback ... */
+    void *user;
+    uint64_t deadline; /* ... and when it times out (loop ms) */
+    uint8_t shape;     /* queries: what the result is cut down to */
+} aemp__greq_t;
+
+struct aemp__global;
+
+/* A subscriber of a family (db_mon / grp_mon). */
+typedef struct aemp__gsub {
+    struct aemp__gsub *next;
+    struct aemp__gwatch *watch;
+    aemp_db_mon_fn fn;
+    aemp_grp_mon_fn gfn;
+    void *user;
+    aemp_mon_t *guard; /* the caller's, or NULL */
+    bool snapshot_due; /* joined a primed family: gets it from the loop */
+    bool gone;         /* cancelled while callbacks run */
+} aemp__gsub_t;
+
+/* A family this node monitors (2.x's %LOCAL_MON / %MON_DB). */
+typedef struct aemp__gwatch {
+    aemp__gsub_t *subs;
+    struct aemp__global *g;
+    bool primed; /* the master's snapshot (g_chg1) arrived */
+    int running; /* callbacks on the stack: unlinking waits */
+    size_t flen;
+    char family[];
+} aemp__gwatch_t;
+
+/* On a global node: what one other node holds (2.x's %LOCAL_DBS{node}). */
+typedef struct aemp__gshard {
+    aemp__dbmap_t db;     /* its entries (owned values) */
+    bool slave;           /* attached to us; else a global node's merge */
+    aemp__strmap_t mons;  /* families it monitors here (key only) */
+    size_t idlen;
+    char id[];
+} aemp__gshard_t;
+
+typedef struct aemp__global {
+    aemp_node_t *node;
+    bool started;  /* the service runs (initialised, or first use) */
+    bool global;   /* this is a global node */
+    char *master;  /* the master's node ID; ours when global; NULL */
+    aemp__dbmap_t local; /* our own entries (owned values) */
+    /* the master side of requests */
+    aemp__greq_t *reqs, *reqs_tail;
+    uint64_t next_query;
+    uv_timer_t timer; /* the earliest query deadline */
+    /* monitoring */
+    aemp__strmap_t watches; /* family -> aemp__gwatch_t */
+    aemp__dbmap_t mondb;    /* the master's view of those families */
+    /* the global node's side */
+    aemp__strmap_t shards;  /* node ID -> aemp__gshard_t */
+    aemp__dbmap_t merged;   /* every shard merged (values borrowed) */
+    aemp__strmap_t gmon;    /* family -> aemp__strmap_t* of node IDs */
+    aemp__strmap_t globals; /* node IDs that said g_global (char *) */
+    aemp_mon_t *nodes_mon;  /* our node event subscription */
+    aemp__gsub_t *gsub;     /* our own watch of 'g (global nodes) */
+    uv_idle_t snapshots;    /* due snapshots for new subscribers */
+    bool closing;
+    int closed; /* handles closed at node free */
+} aemp__global_t;
+
+/* attach.c */
+/* The node's global service, started if need be (NULL without a network:
+ * AEMP_ENOROUTE for the caller). */
+aemp__global_t *aemp__global_get(aemp_node_t *n);
+/* Initialisation: start the service; global = configured global. */
+int aemp__global_start(aemp_node_t *n, bool global);
+/* A seed given to initialisation: a master candidate. */
+void aemp__global_seed(aemp_node_t *n, const char *noderef);
+/* Sends the request message to the master (ours or us), or keeps it under
+ * key until there is one; key NULL: only if there is a master now. */
+int aemp__global_request(aemp__global_t *g, const char *key, aemp_msg_t *m);
+void aemp__global_request_done(aemp__global_t *g, const char *key);
+/* Sends m (taken) to node id's node port (ours if id is ours). */
+int aemp__global_snd(aemp__global_t *g, const char *id, aemp_msg_t *m);
+bool aemp__global_is_self(const aemp__global_t *g, const char *id);
+/* db_set / db_del of our own entries, also for the reserved families. */
+int aemp__global_set(aemp__global_t *g, const char *f, const char *k,
+                     aemp_val_t *v);
+int aemp__global_del(aemp__global_t *g, const char *f, const char *k);
+extern const aemp__request_t aemp__global_requests[];
+/* grp_mon's subscription (groups.c). */
+int aemp__global_watch_grp(aemp_node_t *n, const char *group,
+                           aemp_grp_mon_fn fn, void *user, aemp_mon_t **guard);
+
+/* The node is global: its own master. */
+void aemp__global_attach_self(aemp__global_t *g);
+
+/* store.c: the global node */
+void aemp__store_become_global(aemp__global_t *g);
+void aemp__store_node_up(aemp__global_t *g, const char *id);
+void aemp__store_node_down(aemp__global_t *g, const char *id);
+/* The nodes attached to us and the global nodes we know (arrays appended
+ * to; NULL on failure). */
+void aemp__store_lists(aemp__global_t *g, aemp_val_t **attached,
+                       aemp_val_t **globals);
+/* g_global from id on a global node. */
+void aemp__store_hello(aemp__global_t *g, const char *id);
+/* Addresses ('l) a global node knows for id, as "ip:port,..." (malloc'd),
+ * or NULL. */
+char *aemp__store_addrs(aemp__global_t *g, const char *id);
+void aemp__store_free(aemp__global_t *g);
+/* The global node's requests (the table's g_* entries). */
+void aemp__g_slave(aemp_node_t *n, const aemp_msg_t *req, const char *from);
+void aemp__g_set(aemp_node_t *n, const aemp_msg_t *req, const char *from);
+void aemp__g_upd(aemp_node_t *n, const aemp_msg_t *req, const char *from);
+void aemp__g_find(aemp_node_t *n, const aemp_msg_t *req, const char *from);
+void aemp__g_query(aemp_node_t *n, const aemp_msg_t *req, const char *from);
+void aemp__g_mon(aemp_node_t *n, const aemp_msg_t *req, const char *from);
+void aemp__g_global(aemp_node_t *n, const aemp_msg_t *req, const char *from);
+
+/* perl130.c: 1.30's AnyEvent::MP::Global::connect */
+void aemp__perl130_node_up(aemp__global_t *g, aemp__peer_t *p);
+int aemp__perl130_register(aemp_node_t *n);
+
+#endif

@@ -1,0 +1,620 @@
+/* The global node: it holds one shard per node (what each of its attached
+ * nodes set, and what each other global node's attached nodes set, merged
+ * by that node), the merged view of all shards that queries and monitors
+ * see, and keeps links to every other global node (PROTOCOL.md §10). */
+#include "global.h"
+
+#include <stdio.h>
+#include <string.h>
+
+/* The monitors of a family: node ID -> its shard. */
+typedef struct gmonset {
+    aemp__strmap_t nodes;
+    size_t flen;
+    char family[];
+} gmonset_t;
+
+static const char *src_of(aemp_node_t *n, const char *from)
+{
+    return from ? from : n->noderef;
+}
+
+static aemp__gshard_t *shard_get(aemp__global_t *g, const char *id,
+                                 bool create, bool slave)
+{
+    size_t len = strlen(id);
+    aemp__gshard_t *s = aemp__strmap_get(&g->shards, id, len);
+    if (s || !create)
+        return s;
+    if (!(s = aemp__calloc(1, sizeof *s + len + 1)))
+        return NULL;
+    memcpy(s->id, id, len);
+    s->idlen = len;
+    s->slave = slave;
+    s->db.owns_values = true;
+    if (aemp__strmap_put(&g->shards, s->id, len, s) < 0) {
+        aemp__free(s);
+        return NULL;
+    }
+    return s;
+}
+
+/* Another shard than `not` with f/k: one of our attached nodes' first,
+ * as 2.x prefers them (their values are the ones we speak for). */
+static aemp__dbent_t *other_holder(aemp__global_t *g, aemp__gshard_t *not,
+                                   const char *f, size_t flen, const char *k,
+                                   size_t klen, bool *slave)
+{
+    aemp__dbent_t *any = NULL;
+    size_t i = 0;
+    aemp__gshard_t *s;
+    while ((s = aemp__strmap_next(&g->shards, &i))) {
+        if (s == not)
+            continue;
+        aemp__dbent_t *e = aemp__db_get(&s->db, f, flen, k, klen);
+        if (!e)
+            continue;
+        if (s->slave) {
+            *slave = true;
+            return e;
+        }
+        if (!any)
+            any = e;
+    }
+    *slave = false;
+    return any;
+}
+
+static void send_to_monitors(aemp__global_t *g, const char *f, size_t flen,
+                             aemp_msg_t *m)
+{
+    gmonset_t *ms = aemp__strmap_get(&g->gmon, f, flen);
+    size_t i = 0;
+    aemp__gshard_t *s;
+    while (m && ms && (s = aemp__strmap_next(&ms->nodes, &i)))
+        aemp__send(g->node, s->id, m);
+    aemp_msg_unref(m);
+}
+
+static aemp_msg_t *msg_of(aemp_val_t *arr)
+{
+    aemp_msg_t *m = NULL;
+    aemp_msg_from_val(&m, &arr);
+    aemp_val_free(arr);
+    return m;
+}
+
+/* The heart of it (2.x's g_upd): node src sets the keys of `set` and
+ * deletes those of `del` in family f.  The merged view follows; what our
+ * attached nodes change goes on to the other global nodes; monitors hear
+ * what changed in the merged view. */
+static void upd(aemp__global_t *g, const char *src, const char *f,
+                const aemp_val_t *set, const aemp_val_t *del)
+{
+    aemp_node_t *n = g->node;
+    aemp__gshard_t *shard = shard_get(g, src, true, false);
+    if (!shard) {
+        aemp__log(n, AEMP_LOG_ERROR, "global: out of memory for %s", src);
+        return;
+    }
+    size_t flen = strlen(f);
+    aemp_val_t *out = aemp_map_new(), *shadow = aemp_map_new();
+    aemp_val_t *del_global = aemp_arr_new(), *del_local = aemp_arr_new();
+    bool changed = false;
+    for (size_t i = 0; i < aemp_val_len(set); i++) {
+        const char *k;
+        const aemp_val_t *v;
+        if (aemp_map_at(set, i, &k, &v) < 0)
+            continue;
+        size_t klen = strlen(k);
+        aemp_val_t *copy = aemp_val_copy(v), *old = NULL;
+        if (!copy || aemp__db_put(&shard->db, f, flen, k, klen, copy, &old) < 0)
+            continue;
+        aemp__db_put(&g->merged, f, flen, k, klen, copy, NULL);
+        aemp_val_free(old);
+        out = aemp__map_append(out, k, klen, aemp_val_copy(v));
+        changed = true;
+    }
+    for (size_t i = 0; i < aemp_val_len(del); i++) {
+        const char *k;
+        bool found, slave;
+        if (aemp_val_str(aemp_val_at(del, i), &k, NULL) < 0)
+            continue;
+        size_t klen = strlen(k);
+        aemp_val_t *old = aemp__db_take(&shard->db, f, flen, k, klen, &found);
+        if (!found)
+            continue;
+        aemp__dbent_t *cur = aemp__db_get(&g->merged, f, flen, k, klen);
+        aemp__dbent_t *other = other_holder(g, shard, f, flen, k, klen, &slave);
+        if (other) {
+            bool same = cur && aemp_val_equal(cur->val, other->val);
+            aemp__db_put(&g->merged, f, flen, k, klen, other->val, NULL);
+            if (slave) {
+                if (!same)
+                    out = aemp__map_append(out, k, klen,
+                                           aemp_val_copy(other->val));
+            } else {
+                del_global = aemp_arr_push(del_global, aemp_strn(k, klen));
+                if (!same)
+                    shadow = aemp__map_append(shadow, k, klen,
+                                              aemp_val_copy(other->val));
+            }
+        } else {
+            bool gone;
+            aemp__db_take(&g->merged, f, flen, k, klen, &gone);
+            del_local = aemp_arr_push(del_local, aemp_strn(k, klen));
+            if (shard->slave)
+                del_global = aemp_arr_push(del_global, aemp_strn(k, klen));
+        }
+        aemp_val_free(old);
+        changed = true;
+    }
+    if (!out || !shadow || !del_global || !del_local) {
+        aemp__log(n, AEMP_LOG_ERROR, "global: out of memory telling a change");
+        goto done;
+    }
+    if (!changed)
+        goto done;
+    if (shard->slave && (aemp_val_len(out) || aemp_val_len(del_global))) {
+        aemp_msg_t *m = msg_of(aemp_arr(aemp_str("g_upd"), aemp_str(f),
+                                        aemp_val_copy(out),
+                                        aemp_val_copy(del_global)));
+        size_t i = 0;
+        const char *id;
+        while (m && (id = aemp__strmap_next(&g->globals, &i)))
+            if (!aemp__global_is_self(g, id))
+                aemp__send(n, id, m);
+        aemp_msg_unref(m);
+    }
+    if (aemp_val_len(out) || aemp_val_len(shadow) || aemp_val_len(del_local)) {
+        for (size_t i = 0; out && i < aemp_val_len(shadow); i++) {
+            const char *k;
+            const aemp_val_t *v;
+            aemp_map_at(shadow, i, &k, &v);
+            out = aemp_map_set(out, k, aemp_val_copy(v));
+        }
+        send_to_monitors(g, f, flen,
+                         msg_of(out ? aemp_arr(aemp_str("g_chg2"), aemp_str(f),
+                                               out, del_local)
+                                    : NULL));
+        out = del_local = NULL; /* taken */
+    }
+done:
+    aemp_val_free(out);
+    aemp_val_free(shadow);
+    aemp_val_free(del_global);
+    aemp_val_free(del_local);
+}
+
+static aemp_val_t *keys_array(const aemp__dbfam_t *fam)
+{
+    aemp_val_t *arr = aemp_arr_new();
+    size_t i = 0;
+    aemp__dbent_t *e;
+    while (arr && fam && (e = aemp__strmap_next(&fam->keys, &i)))
+        arr = aemp_arr_push(arr, aemp_strn(e->key, e->klen));
+    return arr;
+}
+
+/* The whole of src's shard becomes db ({family: {key: value}}): what it
+ * no longer has is deleted, the rest set. */
+static void replace(aemp__global_t *g, const char *src, const aemp_val_t *db,
+                    bool slave)
+{
+    aemp__gshard_t *shard = shard_get(g, src, true, slave);
+    if (!shard)
+        return;
+    shard->slave = slave;
+    /* families it no longer has */
+    aemp_val_t *gone = aemp_arr_new();
+    size_t i = 0;
+    aemp__dbfam_t *fam;
+    while (gone && (fam = aemp__strmap_next(&shard->db.fams, &i)))
+        if (!aemp_map_get(db, fam->name))
+            gone = aemp_arr_push(gone, aemp_str(fam->name));
+    for (size_t j = 0; j < aemp_val_len(gone); j++) {
+        const char *f;
+        aemp_val_str(aemp_val_at(gone, j), &f, NULL);
+        aemp_val_t *keys = keys_array(aemp__db_fam(&shard->db, f, strlen(f)));
+        upd(g, src, f, NULL, keys);
+        aemp_val_free(keys);
+    }
+    aemp_val_free(gone);
+    for (size_t j = 0; j < aemp_val_len(db); j++) {
+        const char *f;
+        const aemp_val_t *kv;
+        if (aemp_map_at(db, j, &f, &kv) < 0 ||
+            (aemp_val_type(kv) != AEMP_T_MAP && aemp_val_type(kv) != AEMP_T_NULL))
+            continue;
+        aemp_val_t *dels = aemp_arr_new();
+        aemp__dbfam_t *have = aemp__db_fam(&shard->db, f, strlen(f));
+        size_t k = 0;
+        aemp__dbent_t *e;
+        while (dels && have && (e = aemp__strmap_next(&have->keys, &k)))
+            if (!aemp_map_get(kv, e->key))
+                dels = aemp_arr_push(dels, aemp_strn(e->key, e->klen));
+        upd(g, src, f, kv, dels);
+        aemp_val_free(dels);
+    }
+}
+
+static void mons_drop(aemp__global_t *g, aemp__gshard_t *s)
+{
+    size_t i = 0;
+    char *f;
+    while ((f = aemp__strmap_next(&s->mons, &i))) {
+        gmonset_t *ms = aemp__strmap_get(&g->gmon, f, strlen(f));
+        if (ms) {
+            aemp__strmap_del(&ms->nodes, s->id, s->idlen);
+            if (!ms->nodes.n) {
+                aemp__strmap_del(&g->gmon, ms->family, ms->flen);
+                aemp__strmap_free(&ms->nodes);
+                aemp__free(ms);
+            }
+        }
+        aemp__free(f);
+    }
+    aemp__strmap_free(&s->mons);
+}
+
+static void shard_free(aemp__global_t *g, aemp__gshard_t *s)
+{
+    mons_drop(g, s);
+    aemp__strmap_del(&g->shards, s->id, s->idlen);
+    aemp__db_free(&s->db);
+    aemp__free(s);
+}
+
+/* Node id is gone (its link was lost), or said it turned global: what it
+ * held goes, with its monitors (2.x's g_disconnect). */
+static void disconnect(aemp__global_t *g, const char *id)
+{
+    aemp__free(aemp__strmap_del(&g->globals, id, strlen(id)));
+    aemp__global_del(g, "'g", id);
+    aemp__global_del(g, "'l", id);
+    aemp__gshard_t *s = shard_get(g, id, false, false);
+    if (!s)
+        return;
+    mons_drop(g, s);
+    size_t i;
+    aemp__dbfam_t *fam;
+    while ((i = 0, fam = aemp__strmap_next(&s->db.fams, &i))) {
+        aemp_val_t *keys = keys_array(fam);
+        char *f = aemp__strndup(fam->name, fam->flen);
+        if (!keys || !f) { /* no memory: drop the family unannounced */
+            aemp__db_fam_free(&s->db, fam);
+        } else {
+            upd(g, id, f, NULL, keys);
+        }
+        aemp_val_free(keys);
+        aemp__free(f);
+    }
+    shard_free(g, s);
+}
+
+/* {family: {key: value}} of every attached node's shard, for another
+ * global node (2.x's g_set). */
+static aemp_val_t *slaves_merged(aemp__global_t *g)
+{
+    aemp__dbmap_t all = {.owns_values = false};
+    size_t i = 0;
+    aemp__gshard_t *s;
+    while ((s = aemp__strmap_next(&g->shards, &i))) {
+        if (!s->slave)
+            continue;
+        size_t j = 0;
+        aemp__dbfam_t *fam;
+        while ((fam = aemp__strmap_next(&s->db.fams, &j))) {
+            size_t k = 0;
+            aemp__dbent_t *e;
+            while ((e = aemp__strmap_next(&fam->keys, &k)))
+                aemp__db_put(&all, fam->name, fam->flen, e->key, e->klen,
+                             e->val, NULL);
+        }
+    }
+    aemp_val_t *v = aemp__db_val(&all);
+    aemp__db_free(&all);
+    return v;
+}
+
+static void global_connect(aemp__global_t *g, const char *id)
+{
+    aemp__global_set(g, "'g", id, aemp_null());
+    aemp_val_t *db = slaves_merged(g);
+    aemp__global_snd(g, id, msg_of(db ? aemp_arr(aemp_str("g_set"), db) : NULL));
+}
+
+/* ---- the global node's requests ------------------------------------------- */
+
+static aemp__global_t *serving(aemp_node_t *n, const aemp_msg_t *req,
+                               const char *from)
+{
+    aemp__global_t *g = n->global;
+    if (g && g->global)
+        return g;
+    const char *name = "?";
+    aemp_val_str(aemp_msg_at(req, 0), &name, NULL);
+    aemp__log(n, AEMP_LOG_INFO,
+              "global: %s from %s ignored: this node is not global", name,
+              src_of(n, from));
+    return NULL;
+}
+
+/* ["g_slave"] starts the service here; ["g_slave", db]: the sender
+ * attaches to us with its entries. */
+void aemp__g_slave(aemp_node_t *n, const aemp_msg_t *req, const char *from)
+{
+    aemp__global_t *g = n->global;
+    if (!g)
+        return;
+    if (!g->global) {
+        aemp__log(n, AEMP_LOG_INFO, "global: %s asks us to be global",
+                  src_of(n, from));
+        aemp__store_become_global(g);
+    }
+    if (aemp_msg_len(req) < 2)
+        return;
+    const aemp_val_t *db = aemp_msg_at(req, 1);
+    replace(g, src_of(n, from), db, true);
+}
+
+/* ["g_set", db] from another global node: its attached nodes' entries. */
+void aemp__g_set(aemp_node_t *n, const aemp_msg_t *req, const char *from)
+{
+    aemp__global_t *g = serving(n, req, from);
+    if (!g || !from)
+        return;
+    const aemp_val_t *db = aemp_msg_at(req, 1);
+    const aemp_val_t *l = aemp_map_get(aemp_map_get(db, "'l"), from);
+    aemp_val_t *binds = l ? aemp_val_copy(l) : NULL;
+    replace(g, from, db, false);
+    /* its own addresses, mirrored so that global nodes find each other */
+    if (binds)
+        aemp__global_set(g, "'l", from, binds);
+}
+
+/* ["g_upd", family, {set} | null, [deleted] | null] */
+void aemp__g_upd(aemp_node_t *n, const aemp_msg_t *req, const char *from)
+{
+    aemp__global_t *g = serving(n, req, from);
+    const char *f;
+    if (!g || aemp_val_str(aemp_msg_at(req, 1), &f, NULL) < 0)
+        return;
+    upd(g, src_of(n, from), f, aemp_msg_at(req, 2), aemp_msg_at(req, 3));
+}
+
+char *aemp__store_addrs(aemp__global_t *g, const char *id)
+{
+    aemp__dbent_t *e = aemp__db_get(&g->merged, "'l", 2, id, strlen(id));
+    if (!e || !aemp_val_len(e->val))
+        return NULL;
+    size_t total = 1;
+    for (size_t i = 0; i < aemp_val_len(e->val); i++) {
+        size_t len = 0;
+        const char *a;
+        if (aemp_val_str(aemp_val_at(e->val, i), &a, &len) < 0)
+            return NULL;
+        total += len + 1;
+    }
+    char *buf = aemp__malloc(total), *p = buf;
+    for (size_t i = 0; buf && i < aemp_val_len(e->val); i++) {
+        const char *a;
+        size_t len;
+        aemp_val_str(aemp_val_at(e->val, i), &a, &len);
+        if (i)
+            *p++ = ',';
+        memcpy(p, a, len);
+        p += len;
+    }
+    if (buf)
+        *p = 0;
+    return buf;
+}
+
+/* ["g_find", node] -> ["g_found", node, [addresses] | null] */
+void aemp__g_find(aemp_node_t *n, const aemp_msg_t *req, const char *from)
+{
+    aemp__global_t *g = serving(n, req, from);
+    const char *id;
+    if (!g || aemp_val_str(aemp_msg_at(req, 1), &id, NULL) < 0)
+        return;
+    aemp__dbent_t *e = aemp__db_get(&g->merged, "'l", 2, id, strlen(id));
+    aemp__global_snd(g, src_of(n, from),
+                     msg_of(aemp_arr(aemp_str("g_found"), aemp_str(id),
+                                     e ? aemp_val_copy(e->val) : aemp_null())));
+}
+
+/* ["g_db_family" | "g_db_keys" | "g_db_values", family, id] ->
+ * ["g_reply", id, result] */
+void aemp__g_query(aemp_node_t *n, const aemp_msg_t *req, const char *from)
+{
+    aemp__global_t *g = serving(n, req, from);
+    const char *name, *f;
+    const aemp_val_t *id = aemp_msg_at(req, 2);
+    if (!g || aemp_val_str(aemp_msg_at(req, 0), &name, NULL) < 0 ||
+        aemp_val_str(aemp_msg_at(req, 1), &f, NULL) < 0 || !id)
+        return;
+    aemp__dbfam_t *fam = aemp__db_fam(&g->merged, f, strlen(f));
+    aemp_val_t *res;
+    if (!strcmp(name, "g_db_family")) {
+        res = aemp__db_fam_val(fam);
+    } else {
+        bool keys = !strcmp(name, "g_db_keys");
+        res = aemp_arr_new();
+        size_t i = 0;
+        aemp__dbent_t *e;
+        while (res && fam && (e = aemp__strmap_next(&fam->keys, &i)))
+            res = aemp_arr_push(res, keys ? aemp_strn(e->key, e->klen)
+                                          : e->val ? aemp_val_copy(e->val)
+                                                   : aemp_null());
+    }
+    aemp__global_snd(g, src_of(n, from),
+                     msg_of(res ? aemp_arr(aemp_str("g_reply"),
+                                           aemp_val_copy(id), res)
+                                : NULL));
+}
+
+/* ["g_mon1", family] -> ["g_chg1", family, {all} | null]; ["g_mon0",
+ * family] ends it. */
+void aemp__g_mon(aemp_node_t *n, const aemp_msg_t *req, const char *from)
+{
+    aemp__global_t *g = serving(n, req, from);
+    const char *name, *f;
+    if (!g || aemp_val_str(aemp_msg_at(req, 0), &name, NULL) < 0 ||
+        aemp_val_str(aemp_msg_at(req, 1), &f, NULL) < 0)
+        return;
+    const char *src = src_of(n, from);
+    size_t flen = strlen(f);
+    bool on = !strcmp(name, "g_mon1");
+    aemp__gshard_t *s = shard_get(g, src, on, true);
+    if (!s)
+        return;
+    gmonset_t *ms = aemp__strmap_get(&g->gmon, f, flen);
+    if (!on) {
+        if (ms && aemp__strmap_del(&ms->nodes, s->id, s->idlen) &&
+            !ms->nodes.n) {
+            aemp__strmap_del(&g->gmon, ms->family, ms->flen);
+            aemp__strmap_free(&ms->nodes);
+            aemp__free(ms);
+        }
+        aemp__free(aemp__strmap_del(&s->mons, f, flen));
+        return;
+    }
+    if (!ms) {
+        if (!(ms = aemp__calloc(1, sizeof *ms + flen + 1)))
+            return;
+        memcpy(ms->family, f, flen);
+        ms->flen = flen;
+        if (aemp__strmap_put(&g->gmon, ms->family, flen, ms) < 0) {
+            aemp__free(ms);
+            return;
+        }
+    }
+    char *fcopy = aemp__strmap_get(&s->mons, f, flen) ? NULL
+                                                      : aemp__strndup(f, flen);
+    if (fcopy && aemp__strmap_put(&s->mons, fcopy, flen, fcopy) < 0)
+        aemp__free(fcopy);
+    aemp__strmap_put(&ms->nodes, s->id, s->idlen, s);
+    aemp__dbfam_t *fam = aemp__db_fam(&g->merged, f, flen);
+    aemp__global_snd(g, src,
+                     msg_of(aemp_arr(aemp_str("g_chg1"), aemp_str(f),
+                                     fam ? aemp__db_fam_val(fam) : aemp_null())));
+}
+
+/* ---- becoming global, node events --------------------------------------- */
+
+/* The global nodes we know ('g): keep links to all of them. */
+static void on_globals(aemp_node_t *n, const char *family, const aemp_val_t *db,
+                       const aemp_val_t *added, const aemp_val_t *changed,
+                       const aemp_val_t *deleted, void *user)
+{
+    aemp__global_t *g = user;
+    for (size_t i = 0; i < aemp_val_len(added); i++) {
+        const char *id;
+        if (aemp_val_str(aemp_val_at(added, i), &id, NULL) < 0 ||
+            aemp__global_is_self(g, id) || aemp__id_check(id, strlen(id)) < 0)
+            continue;
+        aemp__peer_t *p = aemp__peer_get(n, id, strlen(id), true);
+        if (p && !p->seed) {
+            aemp__log(n, AEMP_LOG_INFO, "global: keeping a link to %s", id);
+            p->seed = true;
+            aemp__peer_need(p);
+        }
+    }
+    for (size_t i = 0; i < aemp_val_len(deleted); i++) {
+        const char *id;
+        if (aemp_val_str(aemp_val_at(deleted, i), &id, NULL) < 0)
+            continue;
+        aemp__peer_t *p = aemp__peer_find(n, id);
+        if (p && !p->gseed)
+            p->seed = false;
+    }
+}
+
+void aemp__store_become_global(aemp__global_t *g)
+{
+    aemp_node_t *n = g->node;
+    if (g->global)
+        return;
+    g->global = true;
+    g->merged.owns_values = false;
+    aemp__log(n, AEMP_LOG_INFO, "global: this node is global now");
+    aemp__global_attach_self(g);
+    aemp__global_set(g, "'g", n->noderef, aemp_null());
+    aemp_msg_t *up = NULL;
+    aemp_up_nodes(n, &up);
+    for (size_t i = 0; i < aemp_msg_len(up); i++) {
+        const char *id;
+        if (aemp_val_str(aemp_msg_at(up, i), &id, NULL) == 0)
+            aemp__store_node_up(g, id);
+    }
+    aemp_msg_unref(up);
+    aemp_db_mon(n, "'g", on_globals, g, NULL);
+}
+
+/* A link to id came up: tell it we are global; a global one gets our
+ * attached nodes' entries. */
+void aemp__store_node_up(aemp__global_t *g, const char *id)
+{
+    aemp__peer_t *p = aemp__peer_find(g->node, id);
+    if (!p || p->dialect == AEMP__DIALECT_PERL1)
+        return; /* 1.30 has no g_global ("unable to resolve") */
+    aemp_msg_t *m = NULL;
+    aemp_msg_new(&m, "s", "g_global");
+    aemp__global_snd(g, id, m);
+    if (aemp__strmap_get(&g->globals, id, strlen(id)))
+        global_connect(g, id);
+}
+
+/* ["g_global"] on a global node: the sender is global too; what it held
+ * as our attached node goes, and we exchange our attached nodes'. */
+void aemp__store_hello(aemp__global_t *g, const char *id)
+{
+    disconnect(g, id);
+    char *copy = aemp__strdup(id);
+    if (copy && aemp__strmap_put(&g->globals, copy, strlen(copy), copy) < 0)
+        aemp__free(copy);
+    global_connect(g, id);
+}
+
+void aemp__store_node_down(aemp__global_t *g, const char *id)
+{
+    disconnect(g, id);
+}
+
+void aemp__store_free(aemp__global_t *g)
+{
+    size_t i;
+    aemp__gshard_t *s;
+    while ((i = 0, s = aemp__strmap_next(&g->shards, &i)))
+        shard_free(g, s);
+    aemp__strmap_free(&g->shards);
+    gmonset_t *ms;
+    while ((i = 0, ms = aemp__strmap_next(&g->gmon, &i))) {
+        aemp__strmap_del(&g->gmon, ms->family, ms->flen);
+        aemp__strmap_free(&ms->nodes);
+        aemp__free(ms);
+    }
+    aemp__strmap_free(&g->gmon);
+    aemp__db_free(&g->merged);
+    char *id;
+    while ((i = 0, id = aemp__strmap_next(&g->globals, &i))) {
+        aemp__strmap_del(&g->globals, id, strlen(id));
+        aemp__free(id);
+    }
+    aemp__strmap_free(&g->globals);
+}
+
+void aemp__store_lists(aemp__global_t *g, aemp_val_t **attached,
+                       aemp_val_t **globals)
+{
+    size_t i = 0;
+    aemp__gshard_t *s;
+    while (*attached && (s = aemp__strmap_next(&g->shards, &i)))
+        if (s->slave && !aemp__global_is_self(g, s->id) && s->db.fams.n)
+            *attached = aemp_arr_push(*attached, aemp_strn(s->id, s->idlen));
+    i = 0;
+    const char *id;
+    while (*globals && (id = aemp__strmap_next(&g->globals, &i)))
+        *globals = aemp_arr_push(*globals, aemp_str(id));
+}
