@@ -236,22 +236,27 @@ void aemp__global_request_done(aemp__global_t *g, const char *key)
 
 /* ---- masters ---------------------------------------------------------------- */
 
-/* The other seeds are not needed once attached: one link, not a mesh.
- * Their links go unless something else uses them. */
+/* A seed that is global but not our master is not needed once attached:
+ * one link, not a mesh.  Its link goes unless something else uses it, and
+ * it is dialled again when the master is lost. */
+static void release_seed(aemp__global_t *g, aemp__peer_t *p)
+{
+    if (g->global || !g->master || !p->gseed || p->alias ||
+        !strcmp(p->id, g->master) ||
+        !aemp__strmap_get(&g->globals, p->id, p->idlen))
+        return;
+    p->seed = false;
+    if (p->link && p->up && !p->stubs.n && !p->watchers.n && !p->qhead &&
+        !p->flushers)
+        aemp__link_close(p->link, "attached to another global node");
+}
+
 static void release_seeds(aemp__global_t *g)
 {
-    aemp_node_t *n = g->node;
     size_t i = 0;
     aemp__peer_t *p;
-    while ((p = aemp__strmap_next(&n->net->peers, &i))) {
-        if (!p->gseed || aemp__global_is_self(g, p->id) ||
-            (g->master && !strcmp(p->id, g->master)))
-            continue;
-        p->seed = false;
-        if (p->link && p->up && !p->stubs.n && !p->watchers.n && !p->qhead &&
-            !p->flushers)
-            aemp__link_close(p->link, "attached to another master");
-    }
+    while ((p = aemp__strmap_next(&g->node->net->peers, &i)))
+        release_seed(g, p);
 }
 
 /* Dial every seed again: the master is lost. */
@@ -292,28 +297,22 @@ static void master_set(aemp__global_t *g, const char *id)
         release_seeds(g);
 }
 
-/* A candidate is up and speaks 2.x's global protocol (1.30 does not). */
-static bool candidate(aemp__global_t *g, const char *id, bool seeds)
-{
-    aemp__peer_t *p = aemp__peer_find(g->node, id);
-    return p && p->up && p->dialect != AEMP__DIALECT_PERL1 &&
-           (seeds ? p->gseed : aemp__strmap_get(&g->globals, id, strlen(id)) != NULL);
-}
-
+/* A master is a global node (it said g_global) with a link up: one of our
+ * seeds first, as in 2.x, then any other. */
 static void master_search(aemp__global_t *g)
 {
     if (g->global || g->master)
         return;
-    aemp_node_t *n = g->node;
-    /* a seed first, as 2.x; then any global node we heard of */
     for (int seeds = 1; seeds >= 0; seeds--) {
         size_t i = 0;
-        aemp__peer_t *p;
-        while ((p = aemp__strmap_next(&n->net->peers, &i)))
-            if (!p->alias && candidate(g, p->id, seeds)) {
-                master_set(g, p->id);
+        const char *id;
+        while ((id = aemp__strmap_next(&g->globals, &i))) {
+            aemp__peer_t *p = aemp__peer_find(g->node, id);
+            if (p && p->up && p->gseed == (seeds == 1)) {
+                master_set(g, id);
                 return;
             }
+        }
     }
 }
 
@@ -984,6 +983,9 @@ void aemp__g_global(aemp_node_t *n, const aemp_msg_t *req, const char *from)
     if (copy && aemp__strmap_put(&g->globals, copy, strlen(copy), copy) < 0)
         aemp__free(copy);
     master_search(g);
+    aemp__peer_t *p = aemp__peer_find(n, from);
+    if (p)
+        release_seed(g, p);
 }
 
 void aemp__global_attach_self(aemp__global_t *g)
