@@ -848,7 +848,12 @@ AEMP_API int aemp_calv(aemp_node_t *n, const char *port, double timeout,
  * connects to the seeds (kept forever) and to whatever it sends to — a
  * program that reads its secret from the tool's file; fn runs once the
  * seeds are resolved.  Public node: noderef (NULL: the node
- * name) is resolved, bound on every endpoint, seeds are connected forever.
+ * name) is resolved, bound on every endpoint, seeds are connected forever
+ * — except that once the node attached to a global seed as its master,
+ * its idle links to the other global seeds are closed until the master is
+ * lost (see "Global nodes").  The global service starts: this node's
+ * listen endpoints go into the database ("'l"), and it is global if
+ * configured so or one of its seeds is itself.
  * Slave node (noderef "slave/"): connects to every seed, attaches to the
  * first that completes the handshake, renames itself
  * "slave/<id>@<master>" and routes through it; AEMP_ENOROUTE (via fn) when

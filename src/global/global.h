@@ -8,6 +8,10 @@
 #include "dbmap.h"
 #include "net.h"
 
+/* The most entries a global node keeps for one node: a peer cannot grow
+ * our memory without a bound (2^20 entries, some 100 MiB). */
+#define AEMP__SHARD_MAX ((size_t)1 << 20)
+
 /* A request waiting for the master's answer (2.x's %GLOBAL_REQ): sent to
  * every new master until it is answered. */
 typedef struct aemp__greq {
@@ -47,6 +51,7 @@ typedef struct aemp__gwatch {
 /* On a global node: what one other node holds (2.x's %LOCAL_DBS{node}). */
 typedef struct aemp__gshard {
     aemp__dbmap_t db;     /* its entries (owned values) */
+    size_t count;         /* of entries, at most AEMP__SHARD_MAX */
     bool slave;           /* attached to us; else a global node's merge */
     aemp__strmap_t mons;  /* families it monitors here (key only) */
     size_t idlen;

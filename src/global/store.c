@@ -101,15 +101,26 @@ static void upd(aemp__global_t *g, const char *src, const char *f,
     aemp_val_t *out = aemp_map_new(), *shadow = aemp_map_new();
     aemp_val_t *del_global = aemp_arr_new(), *del_local = aemp_arr_new();
     bool changed = false;
+    unsigned full = 0;
     for (size_t i = 0; i < aemp_val_len(set); i++) {
         const char *k;
         const aemp_val_t *v;
         if (aemp_map_at(set, i, &k, &v) < 0)
             continue;
         size_t klen = strlen(k);
+        bool fresh = !aemp__db_get(&shard->db, f, flen, k, klen);
+        if (fresh && shard->count >= AEMP__SHARD_MAX) {
+            if (!full++)
+                aemp__log(n, AEMP_LOG_WARN,
+                          "global: %s holds %zu entries already: more are "
+                          "ignored",
+                          src, shard->count);
+            continue;
+        }
         aemp_val_t *copy = aemp_val_copy(v), *old = NULL;
         if (!copy || aemp__db_put(&shard->db, f, flen, k, klen, copy, &old) < 0)
             continue;
+        shard->count += fresh;
         aemp__db_put(&g->merged, f, flen, k, klen, copy, NULL);
         aemp_val_free(old);
         out = aemp__map_append(out, k, klen, aemp_val_copy(v));
@@ -124,6 +135,7 @@ static void upd(aemp__global_t *g, const char *src, const char *f,
         aemp_val_t *old = aemp__db_take(&shard->db, f, flen, k, klen, &found);
         if (!found)
             continue;
+        shard->count--;
         aemp__dbent_t *cur = aemp__db_get(&g->merged, f, flen, k, klen);
         aemp__dbent_t *other = other_holder(g, shard, f, flen, k, klen, &slave);
         if (other) {
