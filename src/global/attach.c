@@ -90,14 +90,25 @@ int aemp__global_start(aemp_node_t *n, bool global)
     return rc;
 }
 
+static void seed_up(aemp__global_t *g, aemp__peer_t *p)
+{
+    /* makes a seed global, as 2.x's seeds become */
+    aemp_msg_t *m = NULL;
+    if (p->dialect != AEMP__DIALECT_PERL1 && aemp_msg_new(&m, "s", "g_slave") == 0)
+        aemp__global_snd(g, p->id, m);
+}
+
 void aemp__global_seed(aemp_node_t *n, const char *noderef)
 {
     aemp__peer_t *p = aemp__peer_find(n, noderef);
     aemp__global_t *g = aemp__global_get(n);
-    if (p)
-        p->gseed = true;
-    if (g && p && p->up && !g->master)
+    if (!g || !p || p->gseed)
+        return;
+    p->gseed = true;
+    if (p->up) {
+        seed_up(g, p);
         master_search(g);
+    }
 }
 
 /* Both handles live in g: it goes when the second has closed. */
@@ -322,12 +333,8 @@ static void on_node_event(aemp_node_t *n, const char *id, int up,
     aemp__global_t *g = user;
     aemp__peer_t *p = aemp__peer_find(n, id);
     if (up) {
-        if (p && p->gseed && p->dialect != AEMP__DIALECT_PERL1) {
-            /* makes a seed global, as 2.x's seeds become */
-            aemp_msg_t *m = NULL;
-            aemp_msg_new(&m, "s", "g_slave");
-            aemp__global_snd(g, id, m);
-        }
+        if (p && p->gseed)
+            seed_up(g, p);
         if (g->global)
             aemp__store_node_up(g, id);
         if (p && p->dialect == AEMP__DIALECT_PERL1)

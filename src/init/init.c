@@ -18,8 +18,6 @@ typedef struct init_job {
     bool slave;
     bool client; /* noderef "anon/": listens nowhere, only connects out */
     bool own_seed; /* one of the seeds is this node */
-    char **gseeds; /* the resolved seeds: the global service's candidates */
-    size_t ngseeds;
     uv_timer_t timer; /* slave: the deadline for a master */
     int status;
     char error[300];
@@ -173,9 +171,7 @@ static void job_free(init_job_t *j)
     for (size_t i = 0; i < j->nseeds; i++)
         aemp__free(j->seeds[i]);
     aemp__free(j->seeds);
-    for (size_t i = 0; i < j->ngseeds; i++)
-        aemp__free(j->gseeds[i]);
-    aemp__free(j->gseeds);
+
     aemp__free(j->noderef);
     aemp_val_free(j->services);
     aemp__free(j);
@@ -207,8 +203,6 @@ static void init_done(init_job_t *j, int status, const char *fmt, ...)
         /* the global service: our addresses to the master, global if
          * configured so or if we are one of our own seeds */
         int rc = aemp__global_start(n, n->net->conf.global || j->own_seed);
-        for (size_t i = 0; rc == 0 && i < j->ngseeds; i++)
-            aemp__global_seed(n, j->gseeds[i]);
         if (rc < 0)
             aemp__log(n, AEMP_LOG_ERROR, "global service: %s",
                       aemp_strerror(rc));
@@ -238,13 +232,8 @@ static void on_seed(aemp_node_t *n, int status, const char *resolved,
     }
     int rc = j->slave ? aemp__slave_candidate(n, resolved)
                       : aemp_node_seed(n, resolved);
-    if (rc == 0 && !j->slave) {
-        char *copy = aemp__strdup(resolved);
-        if (copy && j->ngseeds < j->nseeds)
-            j->gseeds[j->ngseeds++] = copy;
-        else
-            aemp__free(copy);
-    }
+    if (rc == 0 && !j->slave)
+        aemp__global_seed(n, resolved); /* a candidate master */
     if (rc < 0) {
         init_done(j, rc, "seed %s: %s", resolved, aemp_strerror(rc));
         return;
@@ -334,8 +323,7 @@ static int job_setup(init_job_t *j, const aemp_config_t *c, const char *profile,
     if (!kind && aemp_val_str(nr, &s, NULL) == 0)
         noderef = s;
     j->seeds = aemp__calloc(nseeds + aemp_val_len(cs) + 1, sizeof *j->seeds);
-    j->gseeds = aemp__calloc(nseeds + aemp_val_len(cs) + 1, sizeof *j->gseeds);
-    if (!j->seeds || !j->gseeds)
+    if (!j->seeds)
         return AEMP_ENOMEM;
     for (size_t i = 0; i < nseeds; i++)
         if (!(j->seeds[j->nseeds++] = aemp__strdup(seeds[i])))
@@ -391,6 +379,12 @@ int aemp_initialise(aemp_node_t *n, const aemp_config_t *cfg,
         (j->slave && !j->nseeds)) {
         job_free(j);
         return rc < 0 ? rc : AEMP_EINVAL; /* a slave needs a master */
+    }
+    /* the global service listens from the start: a global peer's g_global
+     * may come as soon as a seed's link is up */
+    if (!j->slave && !aemp__global_get(n)) {
+        job_free(j);
+        return AEMP_ENOMEM;
     }
     uv_timer_init(n->loop, &j->timer);
     j->timer.data = j;

@@ -422,6 +422,10 @@ void aemp__peer_alias(aemp__peer_t *d, aemp__peer_t *p)
         p->seed = true;
         d->seed = false;
     }
+    if (d->gseed) { /* the global service's candidate too */
+        p->gseed = true;
+        d->gseed = false;
+    }
     aemp__remote_move_stubs(d, p);
     /* the queue in its order, then the flushes that wait for it */
     aemp__qpkt_t *q = d->qhead;
