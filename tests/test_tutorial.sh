@@ -91,6 +91,19 @@ block output 04-spawn.c "$md" | sed "s/127\.0\.0\.1:4052/$ref/" >"$tmp/want"
 diff -u "$tmp/want" "$tmp/boss.out" >&2 || fail "04-spawn boss printed else"
 wait_line "$tmp/node.out" "^worker $ref#.* started for anon/"
 
+# 6: a directory (global node), a worker in a group, a client finding it
+dir=127.0.0.1:$(( base + 3 ))
+"$bin/06-registry" directory "$dir" >"$tmp/dir.out" 2>&1 &
+pids="$pids $!"
+wait_line "$tmp/dir.out" "^directory $dir is global"
+"$bin/06-registry" worker "127.0.0.1:$(( base + 4 ))" "$dir" \
+    >"$tmp/worker.out" 2>&1 &
+pids="$pids $!"
+wait_line "$tmp/worker.out" "^worker 127.0.0.1:$(( base + 4 ))#.* registered"
+timeout 10 "$bin/06-registry" client "$dir" >"$tmp/reg.out" 2>&1 ||
+    { cat "$tmp/reg.out" >&2; fail "06-registry client failed"; }
+expect 06-registry.c "$md" "$tmp/reg.out"
+
 # 5: the tool's configuration file and its aemp::echo service
 unset AEMP_SECRET
 export AEMP_CONFIG="$tmp/config.json"
