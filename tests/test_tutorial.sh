@@ -58,7 +58,7 @@ expect taste.c "$src/README.md" "$tmp/taste.out"
 # wait_line FILE PATTERN: until FILE has a line matching PATTERN (5 s)
 wait_line() {
     for _ in $(seq 50); do
-        grep -q "$2" "$1" && return 0
+        grep -qs "$2" "$1" && return 0
         sleep 0.1
     done
     cat "$1" >&2
