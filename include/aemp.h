@@ -375,6 +375,15 @@ AEMP_API int aemp_rcv(aemp_node_t *n, const char *port, aemp_rcv_fn cb,
  * default callback.  Errors as aemp_rcv; AEMP_EINVAL for a NULL tag. */
 AEMP_API int aemp_rcv_tag(aemp_node_t *n, const char *port, const char *tag,
                           aemp_rcv_fn cb, void *user);
+/* reg (the 2009 seed's): names local port `port` `name` on this node, so
+ * that messages to "<noderef>#<name>" reach it — until it dies or *guard
+ * is cancelled with aemp_mon_cancel() (guard may be NULL).  A name is
+ * this node's only; to be found across the network a port joins a group
+ * (aemp_grp_reg).  AEMP_EINVAL for an empty name, one with '#' or in the
+ * form of our own port names; AEMP_EBUSY if it names a port already;
+ * AEMP_ENOPORT / AEMP_ENOTLOCAL / AEMP_EPERM as aemp_rcv. */
+AEMP_API int aemp_reg(aemp_node_t *n, const char *name, const char *port,
+                      aemp_mon_t **guard);
 /* 1 if the local port exists, 0 if not. */
 AEMP_API int aemp_port_exists(aemp_node_t *n, const char *port);
 

@@ -1529,6 +1529,50 @@ static void error_codes(void **state)
     assert_string_equal(aemp_version(), AEMP_VERSION_STRING);
 }
 
+
+/* ---- reg: local names ---------------------------------------------------- */
+
+static void reg_names_a_port(void **state)
+{
+    aemp_node_t *n = kt_node_new();
+    kt_rec_t rec = {0};
+    kt_tap_t tap = {&rec, "a", 0};
+    const char *p = kt_port(n, kt_tap_rcv, &tap);
+    char named[256], other[256];
+    snprintf(named, sizeof named, "%s#service", aemp_noderef(n));
+    aemp_mon_t *g = NULL;
+    assert_int_equal(aemp_reg(n, "service", p, &g), 0);
+    assert_int_equal(aemp_port_exists(n, named), 1);
+    assert_int_equal(aemp_snd(n, named, "s", "by name"), 0);
+    RUN(n);
+    assert_int_equal(rec.n, 1);
+    assert_true(kt_msg_is(rec.ev[0].msg, "s", "by name"));
+    /* taken; malformed names; ports that cannot have one */
+    const char *q = kt_port(n, kt_tap_rcv, &tap);
+    assert_int_equal(aemp_reg(n, "service", q, NULL), AEMP_EBUSY);
+    assert_int_equal(aemp_reg(n, "", q, NULL), AEMP_EINVAL);
+    assert_int_equal(aemp_reg(n, "a#b", q, NULL), AEMP_EINVAL);
+    assert_int_equal(aemp_reg(n, NULL, q, NULL), AEMP_EINVAL);
+    snprintf(other, sizeof other, "%.*s.99", 10, strchr(q, '#') + 1);
+    assert_int_equal(aemp_reg(n, other, q, NULL), AEMP_EINVAL);
+    assert_int_equal(aemp_reg(n, "x", aemp_noderef(n), NULL), AEMP_EPERM);
+    assert_int_equal(aemp_reg(n, "x", "elsewhere:1#y", NULL), AEMP_ENOTLOCAL);
+    /* the guard gives the name up; then it is free again */
+    aemp_mon_cancel(g);
+    assert_int_equal(aemp_port_exists(n, named), 0);
+    assert_int_equal(aemp_reg(n, "service", q, NULL), 0);
+    /* and the name goes with its port */
+    assert_int_equal(aemp_kil(n, q, NULL), 0);
+    RUN(n);
+    assert_int_equal(aemp_port_exists(n, named), 0);
+    assert_int_equal(aemp_snd(n, named, "s", "nobody"), 0);
+    RUN(n);
+    assert_int_equal(rec.n, 1);
+    assert_int_equal(aemp_reg(n, "service", p, NULL), 0);
+    aemp_node_free(n); /* a name still held is released with the node */
+    kt_rec_free(&rec);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -1574,6 +1618,7 @@ int main(void)
         cmocka_unit_test(node_free_pending_borrowed),
         cmocka_unit_test(port_args),
         cmocka_unit_test(error_codes),
+        cmocka_unit_test(reg_names_a_port),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

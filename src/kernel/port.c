@@ -457,3 +457,54 @@ int aemp__node_rename(aemp_node_t *n, const char *noderef)
     n->old_names[n->nold++] = prev;
     return 0;
 }
+
+/* ---- reg: a local name for a port (the seed's reg) ------------------------ */
+
+typedef struct reg_name {
+    aemp_node_t *node;
+    size_t len;
+    char name[];
+} reg_name_t;
+
+static void reg_release(void *resource)
+{
+    reg_name_t *r = resource;
+    aemp__strmap_del(&r->node->named, r->name, r->len);
+    aemp__free(r);
+}
+
+int aemp_reg(aemp_node_t *n, const char *name, const char *port,
+             aemp_mon_t **guard)
+{
+    if (!n || !name || !port || n->freeing)
+        return AEMP_EINVAL;
+    size_t len = strlen(name);
+    bool ours = len > AEMP__COOKIE_LEN &&
+                !memcmp(name, n->cookie, AEMP__COOKIE_LEN) &&
+                name[AEMP__COOKIE_LEN] == '.';
+    if (!len || strchr(name, '#') || ours)
+        return AEMP_EINVAL;
+    if (named_counter(n, name, len) != UINT64_MAX)
+        return AEMP_EBUSY;
+    aemp__port_t *p;
+    int rc = aemp__port_find(n, port, &p);
+    if (rc < 0)
+        return rc;
+    if (p == n->node_port)
+        return AEMP_EPERM;
+    reg_name_t *r = aemp__malloc(sizeof *r + len + 1);
+    if (!r)
+        return AEMP_ENOMEM;
+    r->node = n;
+    r->len = len;
+    memcpy(r->name, name, len + 1);
+    if ((rc = aemp__strmap_put(&n->named, r->name, len, p)) < 0) {
+        aemp__free(r);
+        return rc;
+    }
+    /* the name goes with the port (its death notice runs the release
+     * before the port's memory is freed) or with the guard */
+    if ((rc = aemp_mon_guard(n, port, reg_release, r, guard)) < 0)
+        reg_release(r);
+    return rc;
+}
