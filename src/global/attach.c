@@ -387,7 +387,9 @@ static void g_found(aemp_node_t *n, const aemp_msg_t *req, const char *from)
 {
     aemp__global_t *g = n->global;
     const char *id;
-    if (!g || aemp_val_str(aemp_msg_at(req, 1), &id, NULL) < 0)
+    /* only the master we asked says where a node is */
+    if (!g || !g->master || strcmp(from ? from : n->noderef, g->master) ||
+        aemp_val_str(aemp_msg_at(req, 1), &id, NULL) < 0)
         return;
     char key[200];
     snprintf(key, sizeof key, "g_find %.180s", id);
@@ -660,7 +662,8 @@ static void g_reply(aemp_node_t *n, const aemp_msg_t *req, const char *from)
 {
     aemp__global_t *g = n->global;
     const char *id;
-    if (!g || aemp_val_str(aemp_msg_at(req, 1), &id, NULL) < 0)
+    if (!g || !g->master || strcmp(from ? from : n->noderef, g->master) ||
+        aemp_val_str(aemp_msg_at(req, 1), &id, NULL) < 0)
         return;
     aemp__greq_t *r = req_find(g, id);
     if (!r || !r->fn)
