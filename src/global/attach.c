@@ -712,9 +712,11 @@ static void notify(aemp__global_t *g, aemp__gwatch_t *w, const aemp_val_t *a,
         if (!only_due && s->snapshot_due)
             continue; /* its snapshot comes first, with all of this */
         s->snapshot_due = false;
+        bool first = !s->called; /* the snapshot, even of an empty group */
+        s->called = true;
         if (s->fn) {
             s->fn(n, w->family, db, a, c, d, s->user);
-        } else if (aemp_val_len(a) || aemp_val_len(d) || only_due) {
+        } else if (aemp_val_len(a) || aemp_val_len(d) || first) {
             /* grp_mon: members, added, removed (a changed key is neither) */
             if (!members)
                 members = keys_of(fam);

@@ -35,6 +35,7 @@ typedef struct aemp__gsub {
     void *user;
     aemp_mon_t *guard; /* the caller's, or NULL */
     bool snapshot_due; /* joined a primed family: gets it from the loop */
+    bool called;       /* has had its snapshot */
     bool gone;         /* cancelled while callbacks run */
 } aemp__gsub_t;
 

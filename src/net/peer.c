@@ -245,8 +245,11 @@ void aemp__peer_need(aemp__peer_t *p)
     if (!p->wait_since)
         p->wait_since = now ? now : 1;
     aemp__net_t *net = p->node->net;
+    /* the global service's lookup, at most once per connect interval (a
+     * node nobody knows is asked for again after the back-off, as a dial
+     * would be) */
     bool finding = !p->connectable && !p->handshaking && net->find_addr &&
-                   net->find_addr(p->node, p);
+                   (now < p->next_dial || net->find_addr(p->node, p));
     if (!finding && !p->connectable && !p->handshaking && !net->public_) {
         /* no address, and nobody can connect to a node that does not
          * listen: waiting cannot help */
@@ -268,6 +271,8 @@ void aemp__peer_need(aemp__peer_t *p)
      * deadline: its failure calls us again (a dial time now would spin) */
     uint64_t when = deadline(p);
     if (p->connectable && !p->handshaking && p->next_dial < when)
+        when = p->next_dial;
+    if (finding && p->next_dial > now && p->next_dial < when)
         when = p->next_dial;
     timer_at(p, when);
 }
