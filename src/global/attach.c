@@ -43,7 +43,6 @@ aemp__global_t *aemp__global_get(aemp_node_t *n)
         return NULL;
     g->node = n;
     g->local.owns_values = true;
-    g->mondb.owns_values = true;
     if (aemp__node_at_free(n, global_free) < 0 ||
         aemp_mon_nodes(n, on_node_event, g, &g->nodes_mon) < 0) {
         aemp__free(g);
@@ -123,6 +122,7 @@ static void on_handle_closed(uv_handle_t *h)
 
 static void watch_free(aemp__gwatch_t *w)
 {
+    aemp__view_free(&w->view);
     aemp__gsub_t *s;
     while ((s = w->subs)) {
         w->subs = s->next;
@@ -153,7 +153,6 @@ static void global_free(aemp_node_t *n)
         watch_free(w);
     }
     aemp__strmap_free(&g->watches);
-    aemp__db_free(&g->mondb);
     aemp__db_free(&g->local);
     aemp__store_free(g);
     aemp__free(g->master);
@@ -279,6 +278,8 @@ static void redial_seeds(aemp__global_t *g)
     while ((p = aemp__strmap_next(&n->net->peers, &i)))
         if (p->gseed && !p->alias && !p->seed) {
             p->seed = true;
+            /* its link was closed on purpose, not lost: no back-off */
+            p->next_dial = 0;
             aemp__peer_need(p);
         }
 }
@@ -682,16 +683,6 @@ static void g_reply(aemp_node_t *n, const aemp_msg_t *req, const char *from)
 
 /* ---- monitors ----------------------------------------------------------------- */
 
-static aemp_val_t *keys_of(const aemp__dbfam_t *fam)
-{
-    aemp_val_t *arr = aemp_arr_new();
-    size_t i = 0;
-    aemp__dbent_t *e;
-    while (arr && fam && (e = aemp__strmap_next(&fam->keys, &i)))
-        arr = aemp_arr_push(arr, aemp_strn(e->key, e->klen));
-    return arr;
-}
-
 static void watch_drop(aemp__global_t *g, aemp__gwatch_t *w);
 static bool watch_idle(const aemp__gwatch_t *w);
 
@@ -700,11 +691,7 @@ static void notify(aemp__global_t *g, aemp__gwatch_t *w, const aemp_val_t *a,
                    const aemp_val_t *c, const aemp_val_t *d, bool only_due)
 {
     aemp_node_t *n = g->node;
-    aemp__dbfam_t *fam = aemp__db_fam(&g->mondb, w->family, w->flen);
-    aemp_val_t *db = aemp__db_fam_val(fam);
-    aemp_val_t *members = NULL, *removed = NULL;
-    if (!db)
-        return;
+    aemp_val_t *members = NULL;
     w->running++;
     for (aemp__gsub_t *s = w->subs; s; s = s->next) {
         if (s->gone || (only_due && !s->snapshot_due))
@@ -715,19 +702,17 @@ static void notify(aemp__global_t *g, aemp__gwatch_t *w, const aemp_val_t *a,
         bool first = !s->called; /* the snapshot, even of an empty group */
         s->called = true;
         if (s->fn) {
-            s->fn(n, w->family, db, a, c, d, s->user);
+            s->fn(n, w->family, w->view.map, a, c, d, s->user);
         } else if (aemp_val_len(a) || aemp_val_len(d) || first) {
             /* grp_mon: members, added, removed (a changed key is neither) */
-            if (!members)
-                members = keys_of(fam);
+            if (!members && !(members = aemp__view_keys(&w->view)))
+                continue;
             s->gfn(n, w->family, members, a, d, s->user);
         }
         if (n->freeing || !n->global)
             break;
     }
     aemp_val_free(members);
-    aemp_val_free(removed);
-    aemp_val_free(db);
     if (--w->running == 0) {
         if (watch_idle(w)) {
             watch_drop(g, w);
@@ -745,20 +730,25 @@ static void notify(aemp__global_t *g, aemp__gwatch_t *w, const aemp_val_t *a,
     }
 }
 
-/* key k of family f is set to v (copied) in the master's view; *added or
- * *changed gets it. */
-static void view_set(aemp__global_t *g, aemp__gwatch_t *w, const char *k,
-                     const aemp_val_t *v, aemp_val_t **added,
-                     aemp_val_t **changed)
+/* key k is set to v (copied) in the master's view; *added or *changed
+ * gets it. */
+static void view_set(aemp__gwatch_t *w, const char *k, const aemp_val_t *v,
+                     aemp_val_t **added, aemp_val_t **changed)
 {
     size_t klen = strlen(k);
-    aemp_val_t *old = NULL;
-    bool had = aemp__db_get(&g->mondb, w->family, w->flen, k, klen) != NULL;
-    aemp__db_put(&g->mondb, w->family, w->flen, k, klen,
-                 v ? aemp_val_copy(v) : aemp_null(), &old);
-    aemp_val_free(old);
+    bool had;
+    if (aemp__view_set(&w->view, k, klen, v ? aemp_val_copy(v) : aemp_null(),
+                       &had) < 0)
+        return;
     aemp_val_t **to = had ? changed : added;
     *to = aemp_arr_push(*to, aemp_strn(k, klen));
+}
+
+static void view_del(aemp__gwatch_t *w, const char *k, aemp_val_t **deleted)
+{
+    size_t klen = strlen(k);
+    if (aemp__view_del(&w->view, k, klen))
+        *deleted = aemp_arr_push(*deleted, aemp_strn(k, klen));
 }
 
 /* ["g_chg1", family, {all} | null]: the master's snapshot. */
@@ -774,30 +764,35 @@ static void g_chg1(aemp_node_t *n, const aemp_msg_t *req, const char *from)
         return;
     const aemp_val_t *all = aemp_msg_at(req, 2);
     aemp_val_t *a = aemp_arr_new(), *c = aemp_arr_new(), *d = aemp_arr_new();
-    /* what is gone first: the set below may add the family anew */
-    aemp__dbfam_t *fam = aemp__db_fam(&g->mondb, w->family, w->flen);
-    if (fam) {
-        size_t i = 0;
-        aemp__dbent_t *e;
-        aemp_val_t *gone = aemp_arr_new();
-        while (gone && (e = aemp__strmap_next(&fam->keys, &i)))
-            if (!aemp_map_get(all, e->key))
-                gone = aemp_arr_push(gone, aemp_strn(e->key, e->klen));
-        for (size_t j = 0; j < aemp_val_len(gone); j++) {
-            const char *k;
-            bool found;
-            aemp_val_str(aemp_val_at(gone, j), &k, NULL);
-            aemp_val_free(aemp__db_take(&g->mondb, w->family, w->flen, k,
-                                        strlen(k), &found));
-            d = aemp_arr_push(d, aemp_str(k));
-        }
-        aemp_val_free(gone);
+    /* what is gone first (found through an index of the snapshot's keys:
+     * a family of n keys costs O(n), not O(n^2)) */
+    aemp__strmap_t incoming = {0};
+    bool indexed = true;
+    for (size_t i = 0; indexed && i < aemp_val_len(all); i++) {
+        const char *k;
+        const aemp_val_t *v;
+        if (aemp_map_at(all, i, &k, &v) == 0)
+            indexed = aemp__strmap_put(&incoming, k, strlen(k), (void *)v) == 0;
     }
+    aemp_val_t *gone = indexed ? aemp_arr_new() : NULL;
+    for (size_t i = 0; gone && i < aemp_val_len(w->view.map); i++) {
+        size_t len;
+        const char *k = aemp__map_key_at(w->view.map, i, &len);
+        if (!aemp__strmap_get(&incoming, k, len))
+            gone = aemp_arr_push(gone, aemp_strn(k, len));
+    }
+    aemp__strmap_free(&incoming);
+    for (size_t j = 0; j < aemp_val_len(gone); j++) {
+        const char *k;
+        if (aemp_val_str(aemp_val_at(gone, j), &k, NULL) == 0)
+            view_del(w, k, &d);
+    }
+    aemp_val_free(gone);
     for (size_t i = 0; i < aemp_val_len(all); i++) {
         const char *k;
         const aemp_val_t *v;
         if (aemp_map_at(all, i, &k, &v) == 0)
-            view_set(g, w, k, v, &a, &c);
+            view_set(w, k, v, &a, &c);
     }
     w->primed = true;
     if (a && c && d)
@@ -824,16 +819,12 @@ static void g_chg2(aemp_node_t *n, const aemp_msg_t *req, const char *from)
         const char *k;
         const aemp_val_t *v;
         if (aemp_map_at(set, i, &k, &v) == 0)
-            view_set(g, w, k, v, &a, &c);
+            view_set(w, k, v, &a, &c);
     }
     for (size_t i = 0; i < aemp_val_len(del); i++) {
         const char *k;
-        bool found;
-        if (aemp_val_str(aemp_val_at(del, i), &k, NULL) < 0)
-            continue;
-        aemp_val_free(aemp__db_take(&g->mondb, w->family, w->flen, k,
-                                    strlen(k), &found));
-        d = aemp_arr_push(d, aemp_str(k));
+        if (aemp_val_str(aemp_val_at(del, i), &k, NULL) == 0)
+            view_del(w, k, &d);
     }
     if (a && c && d)
         notify(g, w, a, c, d, false);
@@ -855,8 +846,7 @@ static void on_snapshots(uv_idle_t *h)
             due |= s->snapshot_due && !s->gone;
         if (!due)
             continue;
-        aemp__dbfam_t *fam = aemp__db_fam(&g->mondb, w->family, w->flen);
-        aemp_val_t *a = keys_of(fam), *none = aemp_arr_new();
+        aemp_val_t *a = aemp__view_keys(&w->view), *none = aemp_arr_new();
         if (a && none)
             notify(g, w, a, none, none, true);
         aemp_val_free(a);
@@ -875,9 +865,6 @@ static void watch_drop(aemp__global_t *g, aemp__gwatch_t *w)
     aemp_msg_t *m = NULL;
     aemp_msg_new(&m, "sS", "g_mon0", w->family, w->flen);
     aemp__global_request(g, NULL, m);
-    aemp__dbfam_t *fam = aemp__db_fam(&g->mondb, w->family, w->flen);
-    if (fam)
-        aemp__db_fam_free(&g->mondb, fam);
     aemp__strmap_del(&g->watches, w->family, w->flen);
     watch_free(w);
 }
@@ -920,7 +907,9 @@ static int watch(aemp_node_t *n, const char *family, aemp_db_mon_fn fn,
         memcpy(w->family, family, flen);
         w->flen = flen;
         w->g = g;
-        if (aemp__strmap_put(&g->watches, w->family, flen, w) < 0) {
+        if (aemp__view_init(&w->view) < 0 ||
+            aemp__strmap_put(&g->watches, w->family, flen, w) < 0) {
+            aemp__view_free(&w->view);
             aemp__free(w);
             return AEMP_ENOMEM;
         }
@@ -930,6 +919,7 @@ static int watch(aemp_node_t *n, const char *family, aemp_db_mon_fn fn,
         aemp__free(s);
         if (fresh) {
             aemp__strmap_del(&g->watches, w->family, flen);
+            aemp__view_free(&w->view);
             aemp__free(w);
         }
         return AEMP_ENOMEM;

@@ -26,6 +26,21 @@ typedef struct aemp__greq {
 
 struct aemp__global;
 
+/* view.c: a family as a monitoring node sees it — the map value its
+ * db_mon callbacks get, and an index of its keys (a change is O(1)). */
+typedef struct aemp__view {
+    aemp_val_t *map;      /* key -> value, owned */
+    aemp__strmap_t index; /* key (borrowed from map) -> its pair's i + 1 */
+} aemp__view_t;
+int aemp__view_init(aemp__view_t *v);
+void aemp__view_free(aemp__view_t *v);
+bool aemp__view_has(const aemp__view_t *v, const char *k, size_t klen);
+/* Sets k to val (taken; NULL: AEMP_ENOMEM); *had: it was there. */
+int aemp__view_set(aemp__view_t *v, const char *k, size_t klen,
+                   aemp_val_t *val, bool *had);
+bool aemp__view_del(aemp__view_t *v, const char *k, size_t klen);
+aemp_val_t *aemp__view_keys(const aemp__view_t *v);
+
 /* A subscriber of a family (db_mon / grp_mon). */
 typedef struct aemp__gsub {
     struct aemp__gsub *next;
@@ -43,6 +58,7 @@ typedef struct aemp__gsub {
 typedef struct aemp__gwatch {
     aemp__gsub_t *subs;
     struct aemp__global *g;
+    aemp__view_t view; /* the master's view of the family */
     bool primed; /* the master's snapshot (g_chg1) arrived */
     int running; /* callbacks on the stack: unlinking waits */
     size_t flen;
@@ -71,7 +87,6 @@ typedef struct aemp__global {
     uv_timer_t timer; /* the earliest query deadline */
     /* monitoring */
     aemp__strmap_t watches; /* family -> aemp__gwatch_t */
-    aemp__dbmap_t mondb;    /* the master's view of those families */
     /* the global node's side */
     aemp__strmap_t shards;  /* node ID -> aemp__gshard_t */
     aemp__dbmap_t merged;   /* every shard merged (values borrowed) */

@@ -238,13 +238,24 @@ static void replace(aemp__global_t *g, const char *src, const aemp_val_t *db,
         if (aemp_map_at(db, j, &f, &kv) < 0 ||
             (aemp_val_type(kv) != AEMP_T_MAP && aemp_val_type(kv) != AEMP_T_NULL))
             continue;
-        aemp_val_t *dels = aemp_arr_new();
+        /* what it no longer has, through an index of the keys it sends
+         * (O(n) for a family of n keys) */
+        aemp__strmap_t sent = {0};
+        bool ok = true;
+        for (size_t k = 0; ok && k < aemp_val_len(kv); k++) {
+            const char *key;
+            const aemp_val_t *v;
+            if (aemp_map_at(kv, k, &key, &v) == 0)
+                ok = aemp__strmap_put(&sent, key, strlen(key), (void *)v) == 0;
+        }
+        aemp_val_t *dels = ok ? aemp_arr_new() : NULL;
         aemp__dbfam_t *have = aemp__db_fam(&shard->db, f, strlen(f));
         size_t k = 0;
         aemp__dbent_t *e;
         while (dels && have && (e = aemp__strmap_next(&have->keys, &k)))
-            if (!aemp_map_get(kv, e->key))
+            if (!aemp__strmap_get(&sent, e->key, e->klen))
                 dels = aemp_arr_push(dels, aemp_strn(e->key, e->klen));
+        aemp__strmap_free(&sent);
         upd(g, src, f, kv, dels);
         aemp_val_free(dels);
     }

@@ -48,6 +48,9 @@ static int on_timeout(aemp_ctx_t *ctx, void *user)
 static void cal_free(void *p)
 {
     cal_t *c = p;
+    /* still pending (the node is freed, or the reply port was killed by
+     * someone else): the destination's monitor goes with it */
+    aemp_mon_cancel(c->dest);
     aemp__free(c->reply);
     aemp__free(c);
 }
@@ -83,6 +86,7 @@ static int cal_msg(aemp_node_t *n, const char *port, double timeout,
         (rc = aemp__send(n, port, full)) < 0) {
         c->done = true; /* no callback: the caller hears rc */
         aemp_mon_cancel(c->dest);
+        c->dest = NULL;
         aemp_kil(n, reply, NULL);
     }
     aemp_msg_unref(tail);

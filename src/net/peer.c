@@ -148,8 +148,12 @@ fail:
 
 static double jitter(double seconds)
 {
-    /* +-25%, so that nodes that lost each other do not redial in step */
-    return seconds * (0.75 + 0.5 * (double)(rand() % 1000) / 1000.0);
+    /* +-25%, so that nodes that lost each other do not redial in step:
+     * from the CSPRNG, as rand() is the program's and unseeded, the same
+     * sequence in every process */
+    uint32_t r = 0;
+    aemp__random(&r, sizeof r);
+    return seconds * (0.75 + 0.5 * (double)(r % 1000) / 1000.0);
 }
 
 static bool peer_needed(const aemp__peer_t *p)

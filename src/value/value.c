@@ -444,3 +444,30 @@ bool aemp__utf8_valid(const char *str, size_t len)
     }
     return true;
 }
+
+/* ---- owned maps with an index beside them (the global service's views) -- */
+
+const char *aemp__map_key_at(const aemp_val_t *map, size_t i, size_t *len)
+{
+    const aemp_val_t *k = &map->u.items[2 * i];
+    *len = k->len;
+    return k->u.s;
+}
+
+void aemp__map_replace_at(aemp_val_t *map, size_t i, aemp_val_t *val)
+{
+    val_clear(&map->u.items[2 * i + 1]);
+    move_into(&map->u.items[2 * i + 1], val);
+}
+
+void aemp__map_swap_remove(aemp_val_t *map, size_t i)
+{
+    size_t last = (size_t)map->len - 1;
+    val_clear(&map->u.items[2 * i]);
+    val_clear(&map->u.items[2 * i + 1]);
+    if (i != last) {
+        map->u.items[2 * i] = map->u.items[2 * last];
+        map->u.items[2 * i + 1] = map->u.items[2 * last + 1];
+    }
+    map->len--;
+}

@@ -126,6 +126,13 @@ bool aemp__map_del(aemp_val_t *map, const char *key);
  * that building a map of n keys costs O(n), not O(n^2). */
 aemp_val_t *aemp__map_append(aemp_val_t *map, const char *key, size_t klen,
                              aemp_val_t *val);
+/* For an index kept beside an owned map: the i-th key (its text stays where
+ * it is while the pair lives, also when the map grows or pairs move), the
+ * i-th value replaced (val taken), the i-th pair removed by moving the last
+ * pair into its place (order is not kept). */
+const char *aemp__map_key_at(const aemp_val_t *map, size_t i, size_t *len);
+void aemp__map_replace_at(aemp_val_t *map, size_t i, aemp_val_t *val);
+void aemp__map_swap_remove(aemp_val_t *map, size_t i);
 
 /* UTF-8 validity (RFC 3629: no surrogates, no overlongs, <= U+10FFFF). */
 bool aemp__utf8_valid(const char *s, size_t len);
