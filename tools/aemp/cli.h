@@ -13,6 +13,7 @@ typedef struct cli_opts {
     int verbose, show_secret;
     int loglevel; /* AEMP_LOG_*, 0: nothing (AEMP_LOGLEVEL, -v, -vv) */
     int raw;      /* -s, --raw: message arguments are strings */
+    int global;   /* --global (run): a global node */
     const char *module_path[16]; /* --module-path DIR (run), in order */
     int nmodule_path;
 } cli_opts_t;
@@ -44,6 +45,9 @@ int cmd_run(const cli_opts_t *o, int argc, char **argv);
 int cmd_snd(const cli_opts_t *o, int argc, char **argv);
 int cmd_rpc(const cli_opts_t *o, int argc, char **argv);
 int cmd_mon(const cli_opts_t *o, int argc, char **argv);
+/* The shared database and port groups, through the node named first. */
+int cmd_db(const cli_opts_t *o, int argc, char **argv);
+int cmd_grp(const cli_opts_t *o, int argc, char **argv);
 
 /* The profile `run` (and showconfig) uses: --profile, else the node name
  * (the configuration's "nodename", else the host's). */

@@ -27,7 +27,19 @@ static const char usage[] =
     "as\n"
     "                            a JSON array\n"
     "  trace <noderef>           walk the network from that node and print\n"
-    "                            which nodes each one knows\n"
+    "                            which nodes each one knows, which are global\n"
+    "                            and whom each is attached to\n"
+    "  db <node> get <family> [key] | keys <family> | set <family> <key>\n"
+    "     <value> | del <family> <key> | mon <family>\n"
+    "                            the shared database, through <node>: print\n"
+    "                            a family (a JSON object), a value, the keys;\n"
+    "                            set or delete an entry of <node>'s own\n"
+    "                            (exits 0 once a global node holds it); mon\n"
+    "                            prints [\"add\"|\"chg\",key,value] and\n"
+    "                            [\"del\",key] lines\n"
+    "  grp <node> get|mon <group>\n"
+    "                            a port group: its members (a JSON array), or\n"
+    "                            [\"add\",port], [\"del\",port] lines\n"
     "  version                   print the version\n"
     "  help [command]            show this text, or one command's help (also\n"
     "                            aemp <command> --help)\n"
@@ -68,10 +80,11 @@ static const char usage[] =
     "                    $XDG_CONFIG_HOME/aemp/config.json or\n"
     "                    ~/.config/aemp/config.json)\n"
     "  --profile NAME    the profile for run (default: the node name)\n"
+    "  --global          run: a global node (holds the shared database)\n"
     "  --module-path DIR run: look for modules (a::b::init in DIR/a/b.so,\n"
     "                    then DIR/a.so) here first; repeatable\n"
     "  --show-secret     showconfig prints the secret\n"
-    "  -s, --raw         snd, rpc: send every argument as a string\n"
+    "  -s, --raw         snd, rpc, db set: send every argument as a string\n"
     "  -v, --verbose     log informational messages (links coming up and "
     "going\n"
     "                    down, services) to standard error; -vv also debug\n"
@@ -100,9 +113,10 @@ int cli_error(const char *fmt, ...)
 static int is_option(const char *a)
 {
     static const char *const names[] = {
-        "-v",        "-vv",           "--verbose", "--show-secret", "-s",
-        "--raw",     "--secret",      "--timeout", "--framing",     "--config",
-        "--profile", "--module-path", NULL};
+        "-v",        "-vv",      "--verbose", "--show-secret",
+        "-s",        "--raw",    "--secret",  "--timeout",
+        "--framing", "--config", "--profile", "--module-path",
+        "--global",  NULL};
     for (int i = 0; names[i]; i++)
         if (!strcmp(a, names[i]))
             return 1;
@@ -125,6 +139,10 @@ static int option(cli_opts_t *o, int *i, int argc, char **argv)
     }
     if (!strcmp(a, "-s") || !strcmp(a, "--raw")) {
         o->raw = 1;
+        return 0;
+    }
+    if (!strcmp(a, "--global")) {
+        o->global = 1;
         return 0;
     }
     if (strcmp(a, "--secret") && strcmp(a, "--timeout") &&
@@ -256,6 +274,10 @@ int main(int argc, char **argv)
         return cmd_mon(&o, nargs, args);
     if (!strcmp(cmd, "trace"))
         return cmd_trace(&o, nargs, args);
+    if (!strcmp(cmd, "db"))
+        return cmd_db(&o, nargs, args);
+    if (!strcmp(cmd, "grp"))
+        return cmd_grp(&o, nargs, args);
     if (cli_is_config_command(cmd)) {
         args[-1] = (char *)cmd; /* the command is argv[0] of its arguments */
         return cmd_config(&o, nargs + 1, args - 1);

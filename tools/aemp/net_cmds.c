@@ -1,4 +1,4 @@
-/* The network commands: run, snd, rpc, mon. */
+/* The network commands: run, snd, rpc, mon, trace. */
 #include "cli.h"
 
 #include <signal.h>
@@ -501,6 +501,11 @@ static int run_config(const cli_opts_t *o, aemp_config_t *c,
         run_override(c, profile, "framing", o->framings);
     if (noderef)
         run_override(c, profile, "noderef", noderef);
+    aemp_val_t *global = o->global ? aemp_bool(1) : NULL;
+    if (global && aemp_config_set(c, profile, "global", &global) < 0) {
+        aemp_val_free(global);
+        return cli_error("--global: %s", aemp_config_error(c));
+    }
     return 0;
 }
 
@@ -580,31 +585,134 @@ int cmd_run(const cli_opts_t *o, int argc, char **argv)
 
 #define TRACE_MAX 256
 
+struct trace;
+
+/* A node visited: asked known_nodes, and aemp::global before that. */
+struct tnode {
+    struct trace *t;
+    char *id;
+    int asked, told; /* aemp::global sent / its line printed */
+};
+
 struct trace {
     aemp_node_t *node;
-    const char *me, *start;
-    char *seen[TRACE_MAX];
-    int nseen, pending;
-    uint64_t timeout_ms;
+    const char *me, *gme, *start; /* gme: for the answers to aemp::global */
+    struct tnode seen[TRACE_MAX];
+    int nseen, pending, gpending, ending;
     uv_timer_t timer;
 };
 
-static int trace_seen(struct trace *t, const char *id)
+static struct tnode *trace_find(struct trace *t, const char *id)
 {
     for (int i = 0; i < t->nseen; i++)
-        if (!strcmp(t->seen[i], id))
-            return 1;
+        if (!strcmp(t->seen[i].id, id))
+            return &t->seen[i];
+    return NULL;
+}
+
+static void trace_check_end(struct trace *t)
+{
+    if (t->pending == 0 && t->gpending == 0) {
+        t->ending = 1;
+        aemp_stop(t->node);
+    }
+}
+
+/* Starts tn's "<id> global: " line, once (0 if it was printed). */
+static int trace_settle(struct tnode *tn)
+{
+    if (tn->told || !tn->asked)
+        return 0;
+    tn->told = 1;
+    tn->t->gpending--;
+    printf("%s global: ", tn->id);
+    return 1;
+}
+
+static void trace_unknown(struct tnode *tn, const char *why)
+{
+    if (trace_settle(tn))
+        printf("unknown (%s)\n", why);
+}
+
+static void trace_visit(struct trace *t, const char *id);
+
+/* " a b c" of an array of IDs, or " none". */
+static void trace_ids(const aemp_val_t *ids)
+{
+    const char *id;
+    if (!aemp_val_len(ids))
+        printf(" none");
+    for (size_t i = 0; i < aemp_val_len(ids); i++)
+        if (aemp_val_str(aemp_val_at(ids, i), &id, NULL) == 0)
+            printf(" %s", id);
+}
+
+static void trace_visit_ids(struct trace *t, const aemp_val_t *ids)
+{
+    const char *id;
+    for (size_t i = 0; i < aemp_val_len(ids); i++)
+        if (aemp_val_str(aemp_val_at(ids, i), &id, NULL) == 0)
+            trace_visit(t, id);
+}
+
+/* Reply [<node asked>, {"global", "master", "attached", "globals"}] to
+ * aemp::global.  Perl nodes do not answer. */
+static int on_global_info(aemp_ctx_t *ctx, const aemp_msg_t *m, void *user)
+{
+    struct trace *t = user;
+    const aemp_val_t *info = aemp_msg_at(m, 1);
+    const char *id, *master = NULL;
+    int global = 0;
+    if (t->ending || aemp_msg_unpack(m, "s*", &id) < 0)
+        return 0;
+    struct tnode *tn = trace_find(t, id);
+    if (!tn || tn->told)
+        return 0;
+    if (aemp_val_type(info) != AEMP_T_MAP) {
+        trace_unknown(tn, "its answer to aemp::global is no map");
+        trace_check_end(t);
+        return 0;
+    }
+    aemp_val_bool(aemp_map_get(info, "global"), &global);
+    aemp_val_str(aemp_map_get(info, "master"), &master, NULL);
+    trace_settle(tn);
+    if (global) {
+        printf("yes; attached:");
+        trace_ids(aemp_map_get(info, "attached"));
+        printf("; other globals:");
+        trace_ids(aemp_map_get(info, "globals"));
+    } else {
+        printf("no; master: %s", master ? master : "none");
+    }
+    printf("\n");
+    if (master)
+        trace_visit(t, master);
+    trace_visit_ids(t, aemp_map_get(info, "attached"));
+    trace_visit_ids(t, aemp_map_get(info, "globals"));
+    trace_check_end(t);
     return 0;
 }
 
-/* Asks node id whom it knows; slaves (ours included) are asked through
- * their masters' relays like any node, anonymous nodes cannot be. */
+/* Asks node id whether it is global, then whom it knows; slaves (ours
+ * included) are asked through their masters' relays like any node,
+ * anonymous nodes cannot be.  Both answers name the node asked (the reply
+ * target's extra element).  A node answers in order: one that answers
+ * known_nodes but has said nothing to aemp::global does not know it. */
 static void trace_visit(struct trace *t, const char *id)
 {
-    if (trace_seen(t, id) || t->nseen == TRACE_MAX ||
+    if (trace_find(t, id) || t->nseen == TRACE_MAX ||
         !strncmp(id, "anon/", 5) || !strcmp(id, aemp_noderef(t->node)))
         return;
-    t->seen[t->nseen++] = strdup(id);
+    struct tnode *tn = &t->seen[t->nseen];
+    if (!(tn->id = strdup(id)))
+        return;
+    tn->t = t;
+    t->nseen++;
+    if (aemp_snd(t->node, id, "sss", "aemp::global", t->gme, id) == 0) {
+        tn->asked = 1;
+        t->gpending++;
+    }
     if (aemp_snd(t->node, id, "sss", "known_nodes", t->me, id) == 0)
         t->pending++;
 }
@@ -614,27 +722,34 @@ static int on_known(aemp_ctx_t *ctx, const aemp_msg_t *m, void *user)
 {
     struct trace *t = user;
     const char *from, *id;
-    if (aemp_msg_unpack(m, "s*", &from) < 0)
+    if (t->ending || aemp_msg_unpack(m, "s*", &from) < 0)
         return 0;
     printf("%s knows:", from);
     for (size_t i = 1; i < aemp_msg_len(m); i++)
         if (aemp_val_str(aemp_msg_at(m, i), &id, NULL) == 0)
             printf(" %s", id);
     printf("\n");
+    struct tnode *tn = trace_find(t, from);
+    if (tn)
+        trace_unknown(tn, "no answer to aemp::global");
     for (size_t i = 1; i < aemp_msg_len(m); i++)
         if (aemp_val_str(aemp_msg_at(m, i), &id, NULL) == 0)
             trace_visit(t, id);
-    if (--t->pending == 0)
-        aemp_stop(t->node);
+    t->pending--;
+    trace_check_end(t);
     return 0;
 }
 
 static void on_trace_timeout(uv_timer_t *h)
 {
     struct trace *t = h->data;
-    cli_error("%d node(s) did not answer known_nodes in time (Perl 2.x "
-              "nodes do not know that request)",
-              t->pending);
+    for (int i = 0; i < t->nseen; i++)
+        trace_unknown(&t->seen[i], "no answer in time");
+    if (t->pending)
+        cli_error("%d node(s) did not answer known_nodes in time (Perl 2.x "
+                  "nodes do not know that request)",
+                  t->pending);
+    t->ending = 1;
     aemp_stop(t->node);
 }
 
@@ -644,9 +759,12 @@ static void on_start_lost(aemp_node_t *n, const char *port,
 {
     struct trace *t = user;
     const char *kind = "", *id = "", *why = "";
+    if (t->ending)
+        return;
     aemp_msg_unpack(reason, "sss*", &kind, &id, &why);
     cli_error("cannot reach %s: %s", t->start, *why ? why : kind);
     t->pending = -1;
+    t->ending = 1;
     aemp_stop(n);
 }
 
@@ -659,11 +777,12 @@ int cmd_trace(const cli_opts_t *o, int argc, char **argv)
         return 1;
     uv_timer_init(aemp_node_loop(t.node), &t.timer);
     t.timer.data = &t;
-    t.timeout_ms = (uint64_t)(o->timeout * 1000);
     /* a plain client, as Perl nodes of either version understand it:
      * slaves answer through their masters' relays, which reach us over
      * our link to them */
     int rc = aemp_port(t.node, on_known, &t, &t.me);
+    if (rc == 0)
+        rc = aemp_port(t.node, on_global_info, &t, &t.gme);
     if (rc == 0)
         rc = aemp_mon_cb(t.node, t.start, on_start_lost, &t, NULL);
     if (rc < 0) {
@@ -671,15 +790,17 @@ int cmd_trace(const cli_opts_t *o, int argc, char **argv)
     } else {
         /* reaching the first node may take the whole timeout (then its
          * monitor says why); the walk gets as long again */
-        uv_timer_start(&t.timer, on_trace_timeout, 2 * t.timeout_ms, 0);
+        uv_timer_start(&t.timer, on_trace_timeout,
+                       (uint64_t)(2 * o->timeout * 1000), 0);
         trace_visit(&t, t.start);
-        if (t.pending)
+        if (t.pending || t.gpending)
             aemp_run(t.node);
     }
     int status = t.pending != 0 || rc < 0;
+    t.ending = 1;
     uv_close((uv_handle_t *)&t.timer, NULL);
     aemp_node_free(t.node);
     for (int i = 0; i < t.nseen; i++)
-        free(t.seen[i]);
+        free(t.seen[i].id);
     return status;
 }
