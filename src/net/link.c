@@ -123,9 +123,11 @@ void aemp__link_close(aemp__link_t *l, const char *why)
     l->hold = 0;
     links_unlink(l);
     aemp_node_t *n = l->node;
-    if (why && !l->peer)
-        aemp__log(n, AEMP_LOG_WARN, "connection from %s refused: %s",
-                  addr_of(l), why);
+    if (why && !l->peer) /* two nodes that dial each other: expected */
+        aemp__log(n,
+                  strncmp(why, "simultaneous", 12) ? AEMP_LOG_WARN
+                                                   : AEMP_LOG_INFO,
+                  "connection from %s refused: %s", addr_of(l), why);
     n->closing++; /* the stream: its `closed` up-call counts it off */
     aemp__stream_close(l->stream);
     aemp__node_close(n, (uv_handle_t *)&l->timer, on_timer_closed);
