@@ -14,11 +14,16 @@
  *
  * After that every packet the recorded side sent is expected from our
  * node, as a value: port IDs that name the recorded side ("A#x", or "A"
- * alone) name our node instead, a time stamp is any number near our
- * clock, and where our node differs from the Perl one on purpose a rule
- * of the replay says so, and why (a service we do not run, code we never
- * evaluate, a request only one dialect had).  Replies may come in any
- * order between two packets of the player that waited for them (a wait
+ * alone, also as map keys) name our node instead, a time stamp is any
+ * number near our clock, what the replay renames (the recorded side's
+ * address, the names of the ports it spawned on the player) is ours, and
+ * where our node differs from the Perl one on purpose a rule of the
+ * replay says so, and why (code we never evaluate, a request only one
+ * dialect had, 1.30's groups that we keep apart, hash order).  Our node
+ * runs the global service as every initialised node does (2.x's g_*,
+ * 1.30's Global::connect); what the recorded side's program did to it
+ * (grp_reg), ours does where the recording shows its effect.  Replies may come
+ * in any order between two packets of the player that waited for them (a wait
  * point, as the recorded driver waited); a packet nobody expects fails
  * the test, as does a link our node drops.
  *
@@ -28,6 +33,7 @@
  * kil to 1.x), a monitor (mon1) answered by a recorded Perl kil0.
  * Received packets are decoded with jansson (JSON) and libcbor (CBOR),
  * not with the library's reader. */
+#include "global.h"
 #include "net_harness.h"
 
 #include <cbor.h>
@@ -559,6 +565,42 @@ static double wall_now(void)
 
 static bool match(const json_t *want, const json_t *got);
 
+/* "$VAR:<name>" in an expected value: a string our node chose (the name
+ * of a port it spawned on the player): the first packet that matches binds
+ * it, every later one must have the same.  A match that fails as a whole
+ * binds nothing (vars_mark / vars_undo around it). */
+static struct {
+    char *name[16], *val[16];
+    size_t n;
+} vars;
+
+static size_t vars_mark(void)
+{
+    return vars.n;
+}
+
+static void vars_undo(size_t mark)
+{
+    while (vars.n > mark) {
+        vars.n--;
+        free(vars.name[vars.n]);
+        free(vars.val[vars.n]);
+    }
+}
+
+static bool match_var(const char *name, const json_t *got)
+{
+    if (!json_is_string(got))
+        return false;
+    for (size_t i = 0; i < vars.n; i++)
+        if (!strcmp(vars.name[i], name))
+            return !strcmp(vars.val[i], json_string_value(got));
+    assert_true(vars.n < 16);
+    vars.name[vars.n] = strdup(name);
+    vars.val[vars.n++] = strdup(json_string_value(got));
+    return true;
+}
+
 /* "$SET" in an expected array: the elements after it may come in any
  * order (a node list). */
 static bool match_array(const json_t *want, const json_t *got)
@@ -575,10 +617,12 @@ static bool match_array(const json_t *want, const json_t *got)
             return false;
     bool used[64] = {false};
     for (size_t i = set + 1; i < nw; i++) {
-        size_t k = set;
+        size_t k = set, mark = vars_mark();
         while (k < ng && (used[k] || !match(json_array_get(want, i),
-                                            json_array_get(got, k))))
+                                            json_array_get(got, k)))) {
+            vars_undo(mark);
             k++;
+        }
         if (k == ng || k >= 64)
             return false;
         used[k] = true;
@@ -587,10 +631,13 @@ static bool match_array(const json_t *want, const json_t *got)
 }
 
 /* want as the recording (adapted) or a rule has it: "$PREFIX:text" is any
- * string starting so; a float beyond 1e9 is a time stamp, any number
- * within a minute of our clock. */
+ * string starting so, "$VAR:name" see above; a float beyond 1e9 is a time
+ * stamp, any number within a minute of our clock.  Object keys may be
+ * "$VAR:name" too (bound already: a port our node spawned). */
 static bool match(const json_t *want, const json_t *got)
 {
+    if (json_is_string(want) && !strncmp(json_string_value(want), "$VAR:", 5))
+        return match_var(json_string_value(want) + 5, got);
     if (json_is_string(want) &&
         !strncmp(json_string_value(want), "$PREFIX:", 8)) {
         const char *p = json_string_value(want) + 8;
@@ -772,16 +819,34 @@ enum rule_kind {
     R_INSTEAD, /* ... that it sends otherwise: `json` */
     R_SEND,    /* ... that the recorded side's program sent: ours sends it
                   (aemp_sndv), and the wire must show it */
-    R_AFTER    /* a packet of the player after which ours sends `json`,
+    R_CALL,    /* ... that the recorded side sent because its program
+                  called something: ours makes the call `json` says
+                  ("grp_reg <group> <port name>", see program_call), and
+                  the packet (as recorded, adapted) must follow */
+    R_SERVICE, /* ... that a service of the recorded side sent by itself
+                  where our side dialled (we_dial: the rest is what its
+                  program sent): expected as recorded, nothing is sent */
+    R_AFTER,   /* a packet of the player after which ours sends `json`,
                   where the recorded side sent nothing */
+    R_PLAY     /* a packet of the player that it sends otherwise: `json`,
+                  in the player's notation (JSON, or CBOR diagnostic) */
 };
 
 typedef struct rule {
     enum rule_kind kind;
     const char *match; /* a part of the packet's recorded text */
-    const char *json;  /* R_INSTEAD, R_AFTER; "$NODE": our noderef */
+    const char *json;  /* R_INSTEAD, R_AFTER, R_PLAY; "$NODE": our
+                          noderef; "$VAR:name" see match_var; R_CALL */
     const char *why;
 } rule_t;
+
+/* A string of the recorded side's packets that ours has otherwise, in
+ * every packet of ours it is in (as a whole string, array element, map
+ * value or key): `to` is "$NODE" (our noderef) or "$VAR:name" (one our
+ * node chose, the same every time). */
+typedef struct rename {
+    const char *from, *to, *why;
+} rename_t;
 
 /* A port of the recorded side's program that the player's packets go to;
  * our node makes it before the replay: spawn `init` as `name` (on our own
@@ -804,7 +869,11 @@ typedef struct replay {
     const char *kill_port;    /* a port name of the first player's */
     const char *kil0;         /* a recorded Perl kil0 the first player sends
                                  for a port our node monitors */
+    bool global;              /* our node runs the global service, as every
+                                 initialised node does (the replay makes
+                                 its node without aemp_initialise) */
     const rule_t *rules;
+    const rename_t *renames;
     const app_port_t *apps;
 } replay_t;
 
@@ -842,7 +911,8 @@ typedef struct rs {
     recording_t rec;
     strm_t s[MAX_STREAMS];
     size_t ns;
-    int hits[32]; /* per rule */
+    int hits[32];  /* per rule */
+    int rhits[16]; /* per rename */
     char *unknown[64];
     size_t nunknown;
     char *pem;              /* TLS */
@@ -866,29 +936,53 @@ static void dump_node_log(const rs_t *rs)
         fail_msg(__VA_ARGS__);                                                 \
     } while (0)
 
-/* The strings of v (a recorded packet of the side we replace) that name
- * that side by its recorded ID name our node instead; v[0], the
- * destination, is the player's own port name. */
-static json_t *adapt(const rs_t *rs, json_t *v, bool top)
+/* What the string s of a recorded packet of the side we replace is in
+ * ours (malloc'd), NULL if the same: a rename's, or — naming that side by
+ * its recorded ID, alone or as a port's node — our node instead.  At the
+ * top (v[0], the destination) it is the player's own port name: renamed
+ * only. */
+static char *adapt_str(rs_t *rs, const char *s, bool top)
 {
+    const rename_t *r = rs->rp->renames;
+    for (size_t i = 0; r && r[i].from; i++)
+        if (!strcmp(s, r[i].from)) {
+            rs->rhits[i]++;
+            return strdup(strcmp(r[i].to, "$NODE") ? r[i].to : rs->ref);
+        }
     const char *id = rs->rp->our_id;
     size_t idlen = strlen(id);
+    if (top || !(!strcmp(s, id) || (!strncmp(s, id, idlen) && s[idlen] == '#')))
+        return NULL;
+    char *t = malloc(strlen(rs->ref) + strlen(s) + 1);
+    sprintf(t, "%s%s", rs->ref, s + idlen);
+    return t;
+}
+
+/* The strings of v (a recorded packet of the side we replace, or a part of
+ * it), keys of maps included, adapted. */
+static json_t *adapt(rs_t *rs, json_t *v, bool top)
+{
     if (json_is_string(v)) {
-        const char *s = json_string_value(v);
-        if (!strcmp(s, id) || (!strncmp(s, id, idlen) && s[idlen] == '#')) {
-            char *t = malloc(strlen(rs->ref) + strlen(s) + 1);
-            sprintf(t, "%s%s", rs->ref, s + idlen);
+        char *t = adapt_str(rs, json_string_value(v), top);
+        if (t)
             json_string_set(v, t);
+        free(t);
+    }
+    for (size_t i = 0; json_is_array(v) && i < json_array_size(v); i++)
+        adapt(rs, json_array_get(v, i), top && i == 0);
+    if (json_is_object(v)) {
+        json_t *o = json_object(), *x;
+        const char *k;
+        json_object_foreach(v, k, x)
+        {
+            char *t = adapt_str(rs, k, false);
+            json_object_set(o, t ? t : k, adapt(rs, x, false));
             free(t);
         }
+        json_object_clear(v);
+        json_object_update(v, o);
+        json_decref(o);
     }
-    for (size_t i = top ? 1 : 0; json_is_array(v) && i < json_array_size(v);
-         i++)
-        adapt(rs, json_array_get(v, i), false);
-    const char *k;
-    json_t *x;
-    if (json_is_object(v))
-        json_object_foreach(v, k, x) adapt(rs, x, false);
     return v;
 }
 
@@ -905,20 +999,26 @@ static json_t *ev_value(const ev_t *e)
     return v;
 }
 
-/* A rule's JSON with $NODE replaced by our noderef. */
-static json_t *rule_value(const rs_t *rs, const char *text)
+/* text with $NODE replaced by our noderef, into buf. */
+static void subst_node(const rs_t *rs, const char *text, char *buf, size_t size)
 {
-    char buf[2048];
     size_t n = 0;
-    for (const char *p = text; *p && n + 64 < sizeof buf;) {
+    for (const char *p = text; *p && n + 64 < size;) {
         if (!strncmp(p, "$NODE", 5)) {
-            n += (size_t)snprintf(buf + n, sizeof buf - n, "%s", rs->ref);
+            n += (size_t)snprintf(buf + n, size - n, "%s", rs->ref);
             p += 5;
         } else {
             buf[n++] = *p++;
         }
     }
     buf[n] = 0;
+}
+
+/* A rule's JSON with $NODE replaced by our noderef. */
+static json_t *rule_value(const rs_t *rs, const char *text)
+{
+    char buf[2048];
+    subst_node(rs, text, buf, sizeof buf);
     json_error_t err;
     json_t *v = json_loads(buf, 0, &err);
     if (!v)
@@ -926,13 +1026,21 @@ static json_t *rule_value(const rs_t *rs, const char *text)
     return v;
 }
 
-/* The rule for e, counted as applied (every rule must apply somewhere). */
+/* The rule for e, counted as applied (every rule must apply somewhere).
+ * A match "[sN] text" applies on stream N only. */
 static const rule_t *rule_for(rs_t *rs, const ev_t *e)
 {
     const rule_t *r = rs->rp->rules;
     for (size_t i = 0; r && r[i].match; i++) {
-        bool kind_ok = e->ours ? r[i].kind != R_AFTER : r[i].kind == R_AFTER;
-        if (kind_ok && strstr(ev_text(e), r[i].match)) {
+        bool theirs = r[i].kind == R_AFTER || r[i].kind == R_PLAY;
+        bool kind_ok = e->ours ? !theirs : theirs;
+        const char *text = r[i].match;
+        int stream, used = 0;
+        if (sscanf(text, "[s%d] %n", &stream, &used) == 1 && used) {
+            kind_ok = kind_ok && stream == e->stream;
+            text += used;
+        }
+        if (kind_ok && strstr(ev_text(e), text)) {
             rs->hits[i]++;
             return &r[i];
         }
@@ -1083,9 +1191,11 @@ static void settle(rs_t *rs, strm_t *s)
                         s->nexp, WAIT_S);
         }
         json_t *got = s->got[s->used++];
-        size_t i = 0;
-        while (i < s->nexp && !match(s->exp[i].v, got))
+        size_t i = 0, mark = vars_mark();
+        while (i < s->nexp && !match(s->exp[i].v, got)) {
+            vars_undo(mark);
             i++;
+        }
         if (i == s->nexp) {
             char *t = dump(got);
             print_pending(s);
@@ -1264,6 +1374,8 @@ static void node_start(rs_t *rs)
                                   a->arg ? a->arg : ""),
                          0);
     assert_true(nt_run_until(&rs->loop, app_exists, rs, WAIT_S));
+    if (rs->rp->global) /* as aemp_initialise starts it: not global */
+        assert_int_equal(aemp__global_start(rs->n, false), 0);
     if (rs->rp->we_dial)
         player_listen(rs);
 }
@@ -1497,15 +1609,20 @@ static unsigned char *ev_bytes(const ev_t *e, size_t *len)
 }
 
 /* What our node answers itself (PROTOCOL.md §7 and what the test's
- * program registered); the rest must be logged as unknown. */
-static bool known_request(const char *name)
+ * program registered; with the global service its g_* requests, §10); the
+ * rest must be logged as unknown. */
+static bool known_request(const rs_t *rs, const char *name)
 {
     static const char ours[] =
         "|devnull|snd|snd_multiple|kil|kil1|can|info|time|known_nodes|"
         "up_nodes|AnyEvent::MP::_spawn|mon1|mon0|kil0|iam|AEMPHarness::hello|";
+    static const char global[] =
+        "|g_slave|g_set|g_upd|g_find|g_found|g_db_family|g_db_keys|"
+        "g_db_values|g_reply|g_mon1|g_mon0|g_chg1|g_chg2|g_global|";
     char key[256];
     snprintf(key, sizeof key, "|%s|", name);
-    return !*name || strstr(ours, key);
+    return !*name || strstr(ours, key) ||
+           (rs->rp->global && strstr(global, key));
 }
 
 /* Requests our node does not know must be logged (never evaluated). */
@@ -1513,7 +1630,7 @@ static void note_request(rs_t *rs, const json_t *v)
 {
     const char *to = json_string_value(json_array_get(v, 0));
     const char *req = json_string_value(json_array_get(v, 1));
-    if (!to || *to || !req || known_request(req))
+    if (!to || *to || !req || known_request(rs, req))
         return;
     for (size_t i = 0; i < rs->nunknown; i++)
         if (!strcmp(rs->unknown[i], req))
@@ -1531,13 +1648,27 @@ static void player_packet(rs_t *rs, strm_t *s, const ev_t *e)
     unsigned char *bytes = ev_bytes(e, &len);
     if ((s->theirs_fr == AEMP_CBOR) != (e->diag != NULL))
         fail_msg("line %d: not in the framing the player announced", e->lineno);
+    json_t *v = ev_value(e);
+    const rule_t *r = rule_for(rs, e);
+    if (r && r->kind == R_PLAY) { /* the recorded bytes were checked */
+        char text[2048];
+        subst_node(rs, r->json, text, sizeof text);
+        free(bytes);
+        json_decref(v);
+        if (e->diag) {
+            bytes = diag_encode(text, &len);
+            v = diag_json(text);
+        } else {
+            bytes = (unsigned char *)strdup(text);
+            len = strlen(text);
+            v = rule_value(rs, r->json);
+        }
+    }
     conn_write(&s->c, bytes, len);
     free(bytes);
-    json_t *v = ev_value(e);
     note_request(rs, v);
     json_decref(v);
-    const rule_t *r = rule_for(rs, e);
-    if (r)
+    if (r && r->kind == R_AFTER)
         expect_add(s, rule_value(rs, r->json), e->lineno);
 }
 
@@ -1561,6 +1692,19 @@ static json_t *expectation(rs_t *rs, const ev_t *e, const rule_t *r)
     return adapt(rs, ev_value(e), true);
 }
 
+/* What the recorded side's program called (R_CALL), ours calls:
+ * "grp_reg <group> <port name>" registers our port of that name. */
+static void program_call(rs_t *rs, const char *what)
+{
+    char group[64], name[64], port[256];
+    if (sscanf(what, "grp_reg %63s %63s", group, name) == 2) {
+        snprintf(port, sizeof port, "%s#%s", rs->ref, name);
+        assert_int_equal(aemp_grp_reg(rs->n, group, port, NULL), 0);
+        return;
+    }
+    fail_msg("unknown program call %s", what);
+}
+
 static void our_packet(rs_t *rs, strm_t *s, const ev_t *e)
 {
     const rule_t *r = rule_for(rs, e);
@@ -1571,6 +1715,10 @@ static void our_packet(rs_t *rs, strm_t *s, const ev_t *e)
     json_t *v = expectation(rs, e, r);
     if ((r && r->kind == R_SEND) || (!r && rs->rp->we_dial))
         our_program_sends(rs, s, v);
+    if (r && r->kind == R_CALL) {
+        settle(rs, s); /* the recorded program called after those came */
+        program_call(rs, r->json);
+    }
     expect_add(s, v, e->lineno);
 }
 
@@ -1807,6 +1955,10 @@ static void after_recording(rs_t *rs)
     for (size_t i = 0; r && r[i].match; i++)
         if (!rs->hits[i])
             fail_msg("rule never applied: %s", r[i].match);
+    const rename_t *rn = rs->rp->renames;
+    for (size_t i = 0; rn && rn[i].from; i++)
+        if (!rs->rhits[i])
+            fail_msg("rename never applied: %s", rn[i].from);
     check_logged(rs);
     check_apps(rs);
     check_links(rs);
@@ -1854,6 +2006,7 @@ static void replay(const replay_t *rp)
     rs_t *rs = calloc(1, sizeof *rs);
     assert_non_null(rs);
     rs->rp = rp;
+    vars_undo(0);
     recording_load(&rs->rec, rp->file, rp->ours);
     if (rp->tls)
         tls_events(rs);
@@ -1872,6 +2025,7 @@ static void replay(const replay_t *rp)
             rp->file, sent, got);
     rs_free(rs);
     free(rs);
+    vars_undo(0);
 }
 
 /* ==== 1.30 over TLS ===================================================== */
@@ -1922,13 +2076,15 @@ static void tls_events(rs_t *rs)
 /* ==== the replays ======================================================= */
 
 static const rule_t rules_2x[] = {
-    {R_SKIP, "\"g_", NULL,
-     "2.x's global service (g_global, g_found, g_chg*, g_reply): not ours; "
-     "its requests are logged and ignored"},
+    {R_PLAY, "[\"\",\"g_find\",\"A\"]", "[\"\",\"g_find\",\"$NODE\"]",
+     "B asks its master for A's address by the ID A greeted with (the "
+     "recorded greeting, which our node repeats): our node's ID is its "
+     "noderef"},
+    {R_CALL, "[\"\",\"g_chg2\",\"workers\",{\"A#sOCRjDEwub\":null},[]]",
+     "grp_reg workers sOCRjDEwub",
+     "A's program grp_regs a port of its own: B monitors workers"},
     {R_INSTEAD, "[\"sZCbBOqXjd\",\"\"]", "[\"sZCbBOqXjd\",\"1\"]",
      "can info: we answer info (1.x's) to every peer"},
-    {R_INSTEAD, "[\"sZCbBOqXje\",\"1\"]", "[\"sZCbBOqXje\",\"\"]",
-     "can g_find: no g_* service here"},
     {R_SKIP, "[\"sZCbBOqXjf\",\"\",3]", NULL, "eval: never evaluated"},
     {R_SKIP, "[\"sZCbBOqXju\",\"\",42]", NULL, "eval: never evaluated"},
     {R_AFTER, "[\"\",\"info\",\"B#sZCbBOqXji\"]", "[\"sZCbBOqXji\",\"$NODE\"]",
@@ -1944,6 +2100,16 @@ static const rule_t rules_2x[] = {
     {0, NULL, NULL, NULL},
 };
 
+static const rename_t renames_2x[] = {
+    {"127.0.0.1:45667", "$NODE", "A's address ('l): ours is our noderef"},
+    {NULL, NULL, NULL},
+};
+
+static const app_port_t apps_2x[] = {
+    {"sOCRjDEwub", "AEMPHarness::worker", "A-w1"},
+    {NULL, NULL, NULL},
+};
+
 static void replay_2x(void **state)
 {
     replay(&(replay_t){.file = "2.02-functest.txt",
@@ -1953,13 +2119,38 @@ static void replay_2x(void **state)
                        .kill_req = "kil1",
                        .kill_port = "sZCbBOqXjab",
                        .kil0 = "[\"\",\"kil0\",\"pwiEUsZLjGq\",\"die\"",
-                       .rules = rules_2x});
+                       .global = true,
+                       .rules = rules_2x,
+                       .renames = renames_2x,
+                       .apps = apps_2x});
 }
 
 static const rule_t rules_2x_db[] = {
-    {R_SKIP, "'g_", NULL,
-     "2.x's global service: not ours; its requests are logged and ignored"},
+    {R_PLAY, "['', 'g_find', 'A']", "['', 'g_find', '$NODE']",
+     "B and C ask their master for A's address by the ID A greeted with "
+     "(the recorded greeting, which our node repeats): our node's ID is its "
+     "noderef"},
+    {R_CALL, "'g_chg2', 'workers', {'A#ygJpieZAZb': null}, []]",
+     "grp_reg workers ygJpieZAZb",
+     "A's program grp_regs its worker A-w1: the change reaches B, who "
+     "monitors workers"},
+    {R_INSTEAD, "['', 'g_reply', 'b', [",
+     "[\"\",\"g_reply\",\"b\",[\"$SET\",\"$NODE#ygJpieZAZb\","
+     "\"B#ysJ168wGnc\",\"B#ysJ168wGnb\"]]",
+     "db_keys: the keys in hash order, Perl's and ours differ"},
+    {R_INSTEAD, "['', 'g_reply', 'd', [",
+     "[\"\",\"g_reply\",\"d\",[\"$SET\",null,\"cpu=4\",\"cpu=2\"]]",
+     "db_values: in the keys' hash order"},
+    {R_INSTEAD, "['', 'g_reply', 'g', [",
+     "[\"\",\"g_reply\",\"g\",[\"$SET\",\"B#ysJ168wGnc\",\"C#zaKrzkTlSb\","
+     "\"$NODE#ygJpieZAZb\"]]",
+     "db_keys: the keys in hash order"},
     {0, NULL, NULL, NULL},
+};
+
+static const rename_t renames_2x_db[] = {
+    {"127.0.0.1:35981", "$NODE", "A's address ('l): ours is our noderef"},
+    {NULL, NULL, NULL},
 };
 
 static const app_port_t apps_2x_db_a[] = {
@@ -1968,7 +2159,10 @@ static const app_port_t apps_2x_db_a[] = {
 };
 
 /* A, the global node of the 2.x database recording, for its slaves B (s1)
- * and C (s2): every request of theirs is a g_* one but C's ping. */
+ * and C (s2): every request of theirs is a g_* one but C's ping.  Our node
+ * turns global on B's g_slave, as A did, and answers as A: g_global,
+ * g_found, g_chg1/g_chg2 to the monitors, g_reply to the queries, and the
+ * entries of C go when C leaves. */
 static void replay_2x_db_global(void **state)
 {
     replay(&(replay_t){.file = "2.02-db-functest.txt",
@@ -1980,7 +2174,9 @@ static void replay_2x_db_global(void **state)
                        .kill_req = "kil1",
                        .kill_port = "ysJ168wGnb",
                        .kil0 = "['', 'kil0', 'CaIJJ7NATNh', 'killed_by_C']",
+                       .global = true,
                        .rules = rules_2x_db,
+                       .renames = renames_2x_db,
                        .apps = apps_2x_db_a});
 }
 
@@ -2002,25 +2198,26 @@ static void replay_2x_db_slave(void **state)
                        .kill_req = "kil1",
                        .kill_port = "zaKrzkTlSc",
                        .kil0 = "['', 'kil0', 'CaIJJ7NATNh', 'killed_by_C']",
+                       .global = true,
                        .apps = apps_2x_db_b});
 }
 
-#define GLOBAL_DIE                                                             \
-    "\"die\",\"$PREFIX:unable to resolve 'AnyEvent::MP::Global::connect'\"]"
-
 static const rule_t rules_130_named[] = {
-    {R_SKIP, "IQzDqIJ6Wje8VGqh.a", NULL,
-     "A's Global service (its spawn on B, its rendezvous port's traffic): "
-     "we run no Global"},
-    {R_AFTER, "[\"\",\"mon1\",\"0XdM0cRBTVMugUSv.b\"]",
-     "[\"\",\"kil0\",\"0XdM0cRBTVMugUSv.b\"," GLOBAL_DIE,
-     "B's spawn of Global::connect: no such init here, the port dies and "
-     "B's monitor hears why"},
     {R_INSTEAD, "\"r_known_nodes\"",
-     "[\"OEweBqTh.a\",\"r_known_nodes\",\"$SET\",\"$NODE\",\"B\"]",
-     "known_nodes: ourselves and B, each once (Perl's list has A twice)"},
+     "[\"OEweBqTh.a\",\"r_known_nodes\",\"$SET\",\"$NODE\",\"B\",\"A\"]",
+     "known_nodes: ourselves, B and A, each once (Perl's list has A twice): "
+     "B's Global told us where the recorded A is, a node we are not"},
     {R_SKIP, "\"r_eval\"", NULL, "eval: never evaluated"},
     {0, NULL, NULL, NULL},
+};
+
+/* A's Global (GLOBAL-NOTES §2): ours spawns it on B under a name of ours,
+ * and tells our address. */
+static const rename_t renames_130_named[] = {
+    {"IQzDqIJ6Wje8VGqh.a", "$VAR:gport",
+     "our Global port on B: a name our node chose"},
+    {"127.0.0.1:4040", "$NODE", "A's address: ours is our noderef"},
+    {NULL, NULL, NULL},
 };
 
 static void replay_130_named(void **state)
@@ -2032,17 +2229,23 @@ static void replay_130_named(void **state)
                        .kill_req = "kil",
                        .kill_port = "OEweBqTh.a",
                        .kil0 = "[\"\",\"kil0\",\"0XdM0cRBTVMugUSv.e\",\"die\"",
-                       .rules = rules_130_named});
+                       .global = true,
+                       .rules = rules_130_named,
+                       .renames = renames_130_named});
 }
 
 static const rule_t rules_130_named_b[] = {
-    {R_SKIP, "0XdM0cRBTVMugUSv.b", NULL,
-     "B's Global (its spawn on A, its rendezvous port's traffic): our "
-     "program runs no Global"},
-    {R_AFTER, "[\"\",\"mon1\",\"IQzDqIJ6Wje8VGqh.a\"]",
-     "[\"\",\"kil0\",\"IQzDqIJ6Wje8VGqh.a\"," GLOBAL_DIE,
-     "A's spawn of Global::connect: no such init here"},
+    {R_SERVICE, "0XdM0cRBTVMugUSv.b", NULL,
+     "B's Global (its spawn on A, the traffic to its rendezvous port there): "
+     "our node's own Global service sends it, not its program"},
     {0, NULL, NULL, NULL},
+};
+
+static const rename_t renames_130_named_b[] = {
+    {"0XdM0cRBTVMugUSv.b", "$VAR:gport",
+     "our Global port on A: a name our node chose"},
+    {"127.0.0.1:4041", "$NODE", "B's address: ours is our noderef"},
+    {NULL, NULL, NULL},
 };
 
 static const app_port_t apps_130_named_b[] = {
@@ -2053,7 +2256,7 @@ static const app_port_t apps_130_named_b[] = {
 /* The other way round: our node is B, dials A (the player, listening),
  * and its program sends what B's did — node-port requests, spawns, pings,
  * monitors, a kil — with B#OEweBqTh.a (ours) for the replies; A's answers
- * reach that port. */
+ * reach that port.  Its Global service talks to A's as B's did. */
 static void replay_130_named_dialling(void **state)
 {
     replay(&(replay_t){.file = "1.30-named-functest.txt",
@@ -2064,25 +2267,34 @@ static void replay_130_named_dialling(void **state)
                        .kill_req = "kil",
                        .kill_port = "0XdM0cRBTVMugUSv.h",
                        .kil0 = "[\"\",\"kil0\",\"0XdM0cRBTVMugUSv.e\",\"die\"",
+                       .global = true,
                        .rules = rules_130_named_b,
+                       .renames = renames_130_named_b,
                        .apps = apps_130_named_b});
 }
 
 static const rule_t rules_130_anon[] = {
-    {R_SKIP, "Bhx1Metx2QCL3bqNpR.a", NULL,
-     "A's Global service: we run no Global"},
-    {R_AFTER, "[\"\",\"mon1\",\"ODkbfEp3TLx1kkKfX.b\"]",
-     "[\"\",\"kil0\",\"ODkbfEp3TLx1kkKfX.b\"," GLOBAL_DIE,
-     "the spawn of Global::connect: no such init here"},
+    {R_SKIP, "\"nodes\",{\"anon/ODkbfEp3TLx1kkKfX\":[]}", NULL,
+     "A answers the anon node's seedme1 with the anon node and no address: "
+     "we tell nobody of a node it could not dial (nothing, here)"},
     {R_INSTEAD, "\"r_known_nodes\"",
      "[\"OjoeHnjg.a\",\"r_known_nodes\",\"$SET\",\"$NODE\","
-     "\"anon/ODkbfEp3TLx1kkKfX\"]",
-     "known_nodes: ourselves and the anon node, each once"},
+     "\"anon/ODkbfEp3TLx1kkKfX\",\"A\"]",
+     "known_nodes: ourselves, the anon node and A, each once: the anon "
+     "node's Global told us where the recorded A is, a node we are not"},
     {R_SKIP, "\"r_eval\"", NULL, "eval: never evaluated"},
     {0, NULL, NULL, NULL},
 };
 
-/* The listener-less node: its ID anon/..., its ports anon/...#x. */
+static const rename_t renames_130_anon[] = {
+    {"Bhx1Metx2QCL3bqNpR.a", "$VAR:gport",
+     "our Global port on the anon node: a name our node chose"},
+    {"127.0.0.1:4040", "$NODE", "A's address: ours is our noderef"},
+    {NULL, NULL, NULL},
+};
+
+/* The listener-less node: its ID anon/..., its ports anon/...#x; its
+ * Global tells `addr []`. */
 static void replay_130_anon(void **state)
 {
     replay(&(replay_t){.file = "1.30-anon-functest.txt",
@@ -2092,22 +2304,38 @@ static void replay_130_anon(void **state)
                        .kill_req = "kil",
                        .kill_port = "OjoeHnjg.a",
                        .kil0 = "[\"\",\"kil0\",\"ODkbfEp3TLx1kkKfX.e\",\"die\"",
-                       .rules = rules_130_anon});
+                       .global = true,
+                       .rules = rules_130_anon,
+                       .renames = renames_130_anon});
 }
 
 static const rule_t rules_130_global_a[] = {
-    {R_SKIP, "uItx1cgJYWdDx0q0Gf", NULL,
-     "A's Global (its spawn on B and C, its rendezvous ports' traffic): we "
-     "run no Global"},
-    {R_AFTER, "[\"\",\"mon1\",\"FYx1J6NMsHkoCLVKZ.a\"]",
-     "[\"\",\"kil0\",\"FYx1J6NMsHkoCLVKZ.a\"," GLOBAL_DIE,
-     "B's spawn of Global::connect: no such init here"},
-    {R_AFTER, "[\"\",\"mon1\",\"RUtdEcd7E9z5BrdJ.a\"]",
-     "[\"\",\"kil0\",\"RUtdEcd7E9z5BrdJ.a\"," GLOBAL_DIE,
-     "C's spawn of Global::connect: no such init here"},
+    {R_SKIP, "\"set\",{\"control\"", NULL,
+     "A's program registered a port in group control: 1.30's groups stay "
+     "apart from our database (perl130.c), ours are not told to 1.30 "
+     "nodes"},
+    {R_SKIP, "[\"uItx1cgJYWdDx0q0Gf.b\",\"find\",\"C\"]", NULL,
+     "C went down and A asks its master B for C's address (to redial at "
+     "once): we keep no 1.30 master and connect on use"},
+    {R_AFTER, "[\"FYx1J6NMsHkoCLVKZ.a\",\"find\",\"C\"]",
+     "[\"$VAR:gB\",\"nodes\",{\"C\":[\"127.0.0.1:36599\"]}]",
+     "B asks us for C's address: we still know the address C told us (A had "
+     "forgotten it)"},
+    {R_AFTER, "[\"RUtdEcd7E9z5BrdJ.a\",\"setup\"]", "[\"$VAR:gC\",\"seedme1\"]",
+     "we ask every 1.30 node to relay the addresses it learns (seedme1): we "
+     "have no single 1.30 master (A's is B)"},
     {R_SEND, "\"work\"", NULL, "A's program sends work to the group members"},
     {R_SEND, "\"quit\"", NULL, "A's program tells B-w1 to quit"},
     {0, NULL, NULL, NULL},
+};
+
+static const rename_t renames_130_global_a[] = {
+    {"uItx1cgJYWdDx0q0Gf.b", "$VAR:gB",
+     "our Global port on B: a name our node chose"},
+    {"uItx1cgJYWdDx0q0Gf.c", "$VAR:gC",
+     "our Global port on C: a name our node chose"},
+    {"127.0.0.1:40111", "$NODE", "A's address: ours is our noderef"},
+    {NULL, NULL, NULL},
 };
 
 static const app_port_t apps_130_global_a[] = {
@@ -2116,8 +2344,10 @@ static const app_port_t apps_130_global_a[] = {
 };
 
 /* A, the seed of the Global recording, for B (s1) and C (s2, who leaves
- * half-way): the per-link Global spawn dies, everything to the Global
- * ports is dropped, the work/done exchange of the program goes through. */
+ * half-way): the per-link Global handshake both ways, C learns B's address
+ * from ours (nodes at link start, and as the answer to seedme1), 2-3 s
+ * after each addr our node relays it to B and C; the work/done exchange
+ * of the program goes through. */
 static void replay_130_global(void **state)
 {
     replay(&(replay_t){.file = "1.30-global-functest.txt",
@@ -2128,17 +2358,32 @@ static void replay_130_global(void **state)
                        .dialect = AEMP__DIALECT_PERL1,
                        .kill_req = "kil",
                        .kill_port = "OYWJzPTC.c",
+                       .global = true,
                        .rules = rules_130_global_a,
+                       .renames = renames_130_global_a,
                        .apps = apps_130_global_a});
 }
 
 static const rule_t rules_130_global_b[] = {
-    {R_SKIP, "FYx1J6NMsHkoCLVKZ.d", NULL, "B's Global: we run no Global"},
-    {R_AFTER, "[\"\",\"mon1\",\"RUtdEcd7E9z5BrdJ.b\"]",
-     "[\"\",\"kil0\",\"RUtdEcd7E9z5BrdJ.b\"," GLOBAL_DIE,
-     "C's spawn of Global::connect: no such init here"},
+    {R_SKIP, "\"nodes\",{\"A\":[\"127.0.0.1:40111\"]}", NULL,
+     "B knew A (its seed) when C came: our node knows no other node"},
+    {R_SKIP, "\"set\",{\"workers\"", NULL,
+     "B's program's group members: 1.30's groups stay apart from our "
+     "database"},
+    {R_SKIP, "\"reg0\"", NULL, "1.30's groups stay apart from our database"},
+    {R_AFTER, "[\"RUtdEcd7E9z5BrdJ.b\",\"setup\"]",
+     "[\"$VAR:gport\",\"seedme1\"]",
+     "we ask every 1.30 node to relay the addresses it learns (seedme1): we "
+     "have no single 1.30 master (B's is A)"},
     {R_SEND, "\"work\"", NULL, "B's program sends work to C-w1"},
     {0, NULL, NULL, NULL},
+};
+
+static const rename_t renames_130_global_b[] = {
+    {"FYx1J6NMsHkoCLVKZ.d", "$VAR:gport",
+     "our Global port on C: a name our node chose"},
+    {"127.0.0.1:39621", "$NODE", "B's address: ours is our noderef"},
+    {NULL, NULL, NULL},
 };
 
 static const app_port_t apps_130_global_b[] = {
@@ -2156,20 +2401,26 @@ static void replay_130_global_b(void **state)
                        .dialect = AEMP__DIALECT_PERL1,
                        .kill_req = "kil",
                        .kill_port = "OaOJzMmg.c",
+                       .global = true,
                        .rules = rules_130_global_b,
+                       .renames = renames_130_global_b,
                        .apps = apps_130_global_b});
 }
 
 static const rule_t rules_130_tls[] = {
-    {R_SKIP, "d9BsUQKPGnBEMXtY.a", NULL, "A's Global: we run no Global"},
-    {R_AFTER, "[\"\",\"mon1\",\"7paHlmA5Uax1CSf3Q.b\"]",
-     "[\"\",\"kil0\",\"7paHlmA5Uax1CSf3Q.b\"," GLOBAL_DIE,
-     "B's spawn of Global::connect: no such init here"},
     {R_INSTEAD, "\"r_known_nodes\"",
-     "[\"PXMeigLu.a\",\"r_known_nodes\",\"$SET\",\"$NODE\",\"B\"]",
-     "known_nodes: ourselves and B, each once"},
+     "[\"PXMeigLu.a\",\"r_known_nodes\",\"$SET\",\"$NODE\",\"B\",\"A\"]",
+     "known_nodes: ourselves, B and A, each once: B's Global told us where "
+     "the recorded A is, a node we are not"},
     {R_SKIP, "\"r_eval\"", NULL, "eval: never evaluated"},
     {0, NULL, NULL, NULL},
+};
+
+static const rename_t renames_130_tls[] = {
+    {"d9BsUQKPGnBEMXtY.a", "$VAR:gport",
+     "our Global port on B: a name our node chose"},
+    {"127.0.0.1:4040", "$NODE", "A's address: ours is our noderef"},
+    {NULL, NULL, NULL},
 };
 
 static void replay_130_tls(void **state)
@@ -2182,7 +2433,9 @@ static void replay_130_tls(void **state)
                        .kill_req = "kil",
                        .kill_port = "PXMeigLu.a",
                        .kil0 = "[\"\",\"kil0\",\"7paHlmA5Uax1CSf3Q.e\",\"die\"",
-                       .rules = rules_130_tls});
+                       .global = true,
+                       .rules = rules_130_tls,
+                       .renames = renames_130_tls});
 }
 
 /* The hook itself: lines it refuses, and clearing. */
@@ -2212,7 +2465,7 @@ static void hook_lines(void **state)
 int main(void)
 {
     signal(SIGPIPE, SIG_IGN);
-    unsetenv("AEMP_MODULE_PATH"); /* Global::connect must not be found */
+    unsetenv("AEMP_MODULE_PATH"); /* no module for what the players spawn */
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(hook_lines),
         ISOLATED(replay_2x, 25),

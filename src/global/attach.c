@@ -299,10 +299,14 @@ static void master_set(aemp__global_t *g, const char *id)
     aemp_val_t *arr = db ? aemp_arr(aemp_str("g_slave"), db) : NULL;
     aemp_msg_from_val(&m, &arr);
     aemp_val_free(arr);
-    if (m) {
+    if (m && aemp__global_is_self(g, id))
+        /* our own entries are in the store before anything else is
+         * answered: a node that made us global may ask for them in the
+         * same read (2.x's seeds send g_slave, then g_find) */
+        aemp__g_slave(n, m, NULL);
+    else if (m)
         to_master(g, m);
-        aemp_msg_unref(m);
-    }
+    aemp_msg_unref(m);
     for (aemp__greq_t *r = g->reqs; r; r = r->next)
         to_master(g, r->msg);
     if (!g->global)
@@ -1011,6 +1015,12 @@ static void req_info(aemp_node_t *n, const aemp_msg_t *req, const char *from)
     info = aemp_map_set(info, "global", aemp_bool(g->global));
     info = aemp_map_set(info, "master",
                         g->master ? aemp_str(g->master) : aemp_null());
+    /* where the master is, when its ID is no address (a Perl node's free
+     * text): a node that asks us can reach it there */
+    aemp__peer_t *mp = g->master ? aemp__peer_find(n, g->master) : NULL;
+    info = aemp_map_set(info, "master_at", mp && mp->addrs
+                                               ? aemp_str(mp->addrs)
+                                               : aemp_null());
     info = aemp_map_set(info, "attached", attached);
     info = aemp_map_set(info, "globals", globals);
     aemp_msg_t *head = NULL, *m = NULL;

@@ -299,8 +299,13 @@ static void on_via_info(aemp_node_t *n, int status, const aemp_msg_t *m,
         return;
     }
     snprintf(j->via_master, sizeof j->via_master, "%s", master);
-    int rc = aemp_cal(n, j->via_master, j->o->timeout, on_master_info, j, "s",
-                      "aemp::global");
+    /* a master whose ID is no address (a Perl node's free text) is reached
+     * at the addresses the named node knows for it: its g_global then
+     * attaches us */
+    const char *at = NULL;
+    aemp_val_str(aemp_map_get(aemp_msg_at(m, 0), "master_at"), &at, NULL);
+    int rc = aemp_cal(n, at && *at ? at : j->via_master, j->o->timeout,
+                      on_master_info, j, "s", "aemp::global");
     if (rc < 0)
         fail(j, "%s: %s", j->via_master, aemp_strerror(rc));
 }
