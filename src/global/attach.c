@@ -30,7 +30,8 @@ int aemp__global_snd(aemp__global_t *g, const char *id, aemp_msg_t *m)
     return rc;
 }
 
-/* ---- the service ---------------------------------------------------------- */
+/* ---- the service ----------------------------------------------------------
+ */
 
 aemp__global_t *aemp__global_get(aemp_node_t *n)
 {
@@ -93,7 +94,8 @@ static void seed_up(aemp__global_t *g, aemp__peer_t *p)
 {
     /* makes a seed global, as 2.x's seeds become */
     aemp_msg_t *m = NULL;
-    if (p->dialect != AEMP__DIALECT_PERL1 && aemp_msg_new(&m, "s", "g_slave") == 0)
+    if (p->dialect != AEMP__DIALECT_PERL1 &&
+        aemp_msg_new(&m, "s", "g_slave") == 0)
         aemp__global_snd(g, p->id, m);
 }
 
@@ -165,7 +167,8 @@ static void global_free(aemp_node_t *n)
     aemp__node_close(n, (uv_handle_t *)&g->snapshots, on_handle_closed);
 }
 
-/* ---- requests to the master ----------------------------------------------- */
+/* ---- requests to the master -----------------------------------------------
+ */
 
 static aemp__greq_t *req_find(aemp__global_t *g, const char *key)
 {
@@ -199,8 +202,7 @@ static int to_master(aemp__global_t *g, const aemp_msg_t *m)
     return g->master ? aemp__send(g->node, g->master, m) : 0;
 }
 
-static aemp__greq_t *req_add(aemp__global_t *g, const char *key,
-                             aemp_msg_t *m)
+static aemp__greq_t *req_add(aemp__global_t *g, const char *key, aemp_msg_t *m)
 {
     aemp__greq_t *r = aemp__calloc(1, sizeof *r);
     if (!r || !(r->key = aemp__strdup(key))) {
@@ -244,7 +246,8 @@ void aemp__global_request_done(aemp__global_t *g, const char *key)
     }
 }
 
-/* ---- masters ---------------------------------------------------------------- */
+/* ---- masters ----------------------------------------------------------------
+ */
 
 /* A seed that is global but not our master is not needed once attached:
  * one link, not a mesh.  Its link goes unless something else uses it, and
@@ -581,7 +584,8 @@ int aemp_db_reg(aemp_node_t *n, const char *family, const char *port,
     return 0;
 }
 
-/* ---- queries ---------------------------------------------------------------- */
+/* ---- queries ----------------------------------------------------------------
+ */
 
 static void on_query_timer(uv_timer_t *t);
 
@@ -618,8 +622,7 @@ static void on_query_timer(uv_timer_t *t)
 }
 
 static int query(aemp_node_t *n, const char *req, uint8_t shape,
-                 const char *family, double timeout, aemp_db_fn fn,
-                 void *user)
+                 const char *family, double timeout, aemp_db_fn fn, void *user)
 {
     aemp__global_t *g;
     int rc = check_names(n, family, NULL, &g);
@@ -685,7 +688,8 @@ static void g_reply(aemp_node_t *n, const aemp_msg_t *req, const char *from)
     arm_timer(g);
 }
 
-/* ---- monitors ----------------------------------------------------------------- */
+/* ---- monitors
+ * ----------------------------------------------------------------- */
 
 static void watch_drop(aemp__global_t *g, aemp__gwatch_t *w);
 static bool watch_idle(const aemp__gwatch_t *w);
@@ -755,29 +759,43 @@ static void view_del(aemp__gwatch_t *w, const char *k, aemp_val_t **deleted)
         *deleted = aemp_arr_push(*deleted, aemp_strn(k, klen));
 }
 
-/* ["g_chg1", family, {all} | null]: the master's snapshot. */
-static void g_chg1(aemp_node_t *n, const aemp_msg_t *req, const char *from)
+/* The watch a g_chg1/g_chg2 from our master is about, or NULL (not from
+ * our master, or a family we no longer watch). */
+static aemp__gwatch_t *watch_of(aemp_node_t *n, const aemp_msg_t *req,
+                                const char *from)
 {
     aemp__global_t *g = n->global;
     const char *f;
     if (!g || !g->master || strcmp(from ? from : n->noderef, g->master) ||
         aemp_val_str(aemp_msg_at(req, 1), &f, NULL) < 0)
-        return;
-    aemp__gwatch_t *w = aemp__strmap_get(&g->watches, f, strlen(f));
+        return NULL;
+    return aemp__strmap_get(&g->watches, f, strlen(f));
+}
+
+/* The subscribers hear of the keys added, changed, deleted (taken). */
+static void report_changes(aemp__global_t *g, aemp__gwatch_t *w, aemp_val_t *a,
+                           aemp_val_t *c, aemp_val_t *d)
+{
+    if (a && c && d)
+        notify(g, w, a, c, d, false);
+    aemp_val_free(a);
+    aemp_val_free(c);
+    aemp_val_free(d);
+}
+
+/* ["g_chg1", family, {all} | null]: the master's snapshot. */
+static void g_chg1(aemp_node_t *n, const aemp_msg_t *req, const char *from)
+{
+    aemp__global_t *g = n->global;
+    aemp__gwatch_t *w = watch_of(n, req, from);
     if (!w)
         return;
     const aemp_val_t *all = aemp_msg_at(req, 2);
     aemp_val_t *a = aemp_arr_new(), *c = aemp_arr_new(), *d = aemp_arr_new();
     /* what is gone first (found through an index of the snapshot's keys:
      * a family of n keys costs O(n), not O(n^2)) */
-    aemp__strmap_t incoming = {0};
-    bool indexed = true;
-    for (size_t i = 0; indexed && i < aemp_val_len(all); i++) {
-        const char *k;
-        const aemp_val_t *v;
-        if (aemp_map_at(all, i, &k, &v) == 0)
-            indexed = aemp__strmap_put(&incoming, k, strlen(k), (void *)v) == 0;
-    }
+    aemp__strmap_t incoming;
+    bool indexed = aemp__db_index_keys(all, &incoming) == 0;
     aemp_val_t *gone = indexed ? aemp_arr_new() : NULL;
     for (size_t i = 0; gone && i < aemp_val_len(w->view.map); i++) {
         size_t len;
@@ -799,22 +817,14 @@ static void g_chg1(aemp_node_t *n, const aemp_msg_t *req, const char *from)
             view_set(w, k, v, &a, &c);
     }
     w->primed = true;
-    if (a && c && d)
-        notify(g, w, a, c, d, false);
-    aemp_val_free(a);
-    aemp_val_free(c);
-    aemp_val_free(d);
+    report_changes(g, w, a, c, d);
 }
 
 /* ["g_chg2", family, {set}, [deleted]]: a change in the master's view. */
 static void g_chg2(aemp_node_t *n, const aemp_msg_t *req, const char *from)
 {
     aemp__global_t *g = n->global;
-    const char *f;
-    if (!g || !g->master || strcmp(from ? from : n->noderef, g->master) ||
-        aemp_val_str(aemp_msg_at(req, 1), &f, NULL) < 0)
-        return;
-    aemp__gwatch_t *w = aemp__strmap_get(&g->watches, f, strlen(f));
+    aemp__gwatch_t *w = watch_of(n, req, from);
     if (!w)
         return;
     const aemp_val_t *set = aemp_msg_at(req, 2), *del = aemp_msg_at(req, 3);
@@ -830,11 +840,7 @@ static void g_chg2(aemp_node_t *n, const aemp_msg_t *req, const char *from)
         if (aemp_val_str(aemp_val_at(del, i), &k, NULL) == 0)
             view_del(w, k, &d);
     }
-    if (a && c && d)
-        notify(g, w, a, c, d, false);
-    aemp_val_free(a);
-    aemp_val_free(c);
-    aemp_val_free(d);
+    report_changes(g, w, a, c, d);
 }
 
 /* New subscribers of a primed family get its snapshot from the loop. */
@@ -961,7 +967,8 @@ int aemp__global_watch_grp(aemp_node_t *n, const char *group,
     return fn ? watch(n, group, NULL, fn, user, guard) : AEMP_EINVAL;
 }
 
-/* ---- state ------------------------------------------------------------------ */
+/* ---- state ------------------------------------------------------------------
+ */
 
 int aemp_node_is_global(aemp_node_t *n)
 {
@@ -1018,9 +1025,8 @@ static void req_info(aemp_node_t *n, const aemp_msg_t *req, const char *from)
     /* where the master is, when its ID is no address (a Perl node's free
      * text): a node that asks us can reach it there */
     aemp__peer_t *mp = g->master ? aemp__peer_find(n, g->master) : NULL;
-    info = aemp_map_set(info, "master_at", mp && mp->addrs
-                                               ? aemp_str(mp->addrs)
-                                               : aemp_null());
+    info = aemp_map_set(info, "master_at",
+                        mp && mp->addrs ? aemp_str(mp->addrs) : aemp_null());
     info = aemp_map_set(info, "attached", attached);
     info = aemp_map_set(info, "globals", globals);
     aemp_msg_t *head = NULL, *m = NULL;
@@ -1049,11 +1055,12 @@ static void req_db_set(aemp_node_t *n, const aemp_msg_t *req, const char *from)
     if (!g || aemp_val_str(aemp_msg_at(req, 0), &name, NULL) < 0)
         return;
     if (n->secure && from) {
-        aemp__log(n, AEMP_LOG_WARN, "global: %s from %s refused (secure)",
-                  name, from);
+        aemp__log(n, AEMP_LOG_WARN, "global: %s from %s refused (secure)", name,
+                  from);
         return;
     }
-    if (aemp_val_str(aemp_msg_at(req, 1), &f, NULL) < 0 || !*f || f[0] == '\'') {
+    if (aemp_val_str(aemp_msg_at(req, 1), &f, NULL) < 0 || !*f ||
+        f[0] == '\'') {
         aemp__log(n, AEMP_LOG_WARN, "global: %s without a family", name);
         return;
     }

@@ -8,8 +8,8 @@ aemp__dbfam_t *aemp__db_fam(const aemp__dbmap_t *db, const char *f, size_t flen)
     return aemp__strmap_get(&db->fams, f, flen);
 }
 
-aemp__dbent_t *aemp__db_get(const aemp__dbmap_t *db, const char *f,
-                            size_t flen, const char *k, size_t klen)
+aemp__dbent_t *aemp__db_get(const aemp__dbmap_t *db, const char *f, size_t flen,
+                            const char *k, size_t klen)
 {
     aemp__dbfam_t *fam = aemp__db_fam(db, f, flen);
     return fam ? aemp__strmap_get(&fam->keys, k, klen) : NULL;
@@ -122,8 +122,8 @@ aemp_val_t *aemp__db_val(const aemp__dbmap_t *db)
     size_t i = 0;
     aemp__dbfam_t *fam;
     while (map && (fam = aemp__strmap_next(&db->fams, &i)))
-        map = aemp__map_append(map, fam->name, fam->flen,
-                               aemp__db_fam_val(fam));
+        map =
+            aemp__map_append(map, fam->name, fam->flen, aemp__db_fam_val(fam));
     return map;
 }
 
@@ -134,4 +134,17 @@ size_t aemp__db_count(const aemp__dbmap_t *db)
     while ((fam = aemp__strmap_next(&db->fams, &i)))
         count += fam->keys.n;
     return count;
+}
+
+int aemp__db_index_keys(const aemp_val_t *map, aemp__strmap_t *out)
+{
+    *out = (aemp__strmap_t){0};
+    for (size_t i = 0; i < aemp_val_len(map); i++) {
+        const char *k;
+        const aemp_val_t *v;
+        if (aemp_map_at(map, i, &k, &v) == 0 &&
+            aemp__strmap_put(out, k, strlen(k), (void *)v) < 0)
+            return AEMP_ENOMEM;
+    }
+    return 0;
 }

@@ -25,9 +25,10 @@ typedef struct aemp__dbmap {
     bool owns_values;
 } aemp__dbmap_t;
 
-aemp__dbfam_t *aemp__db_fam(const aemp__dbmap_t *db, const char *f, size_t flen);
-aemp__dbent_t *aemp__db_get(const aemp__dbmap_t *db, const char *f,
-                            size_t flen, const char *k, size_t klen);
+aemp__dbfam_t *aemp__db_fam(const aemp__dbmap_t *db, const char *f,
+                            size_t flen);
+aemp__dbent_t *aemp__db_get(const aemp__dbmap_t *db, const char *f, size_t flen,
+                            const char *k, size_t klen);
 /* Sets f/k to val (taken when the map owns values, even on failure).  *old
  * (may be NULL) gets the value it replaces, which the caller then owns
  * (owned maps) — NULL if the key was new.  0 or AEMP_ENOMEM. */
@@ -43,6 +44,10 @@ void aemp__db_free(aemp__dbmap_t *db);
 aemp_val_t *aemp__db_fam_val(const aemp__dbfam_t *fam);
 /* The whole database as {family: {key: value}} (copied). */
 aemp_val_t *aemp__db_val(const aemp__dbmap_t *db);
+/* An index of a map value's keys (key -> its value, both borrowed from
+ * map): out is zeroed first; 0 or AEMP_ENOMEM (out then holds part of
+ * them; free it with aemp__strmap_free either way). */
+int aemp__db_index_keys(const aemp_val_t *map, aemp__strmap_t *out);
 /* Entries and bytes (its records, keys and values) — for the benchmark's
  * memory figure. */
 size_t aemp__db_count(const aemp__dbmap_t *db);

@@ -36,8 +36,8 @@ int aemp__view_init(aemp__view_t *v);
 void aemp__view_free(aemp__view_t *v);
 bool aemp__view_has(const aemp__view_t *v, const char *k, size_t klen);
 /* Sets k to val (taken; NULL: AEMP_ENOMEM); *had: it was there. */
-int aemp__view_set(aemp__view_t *v, const char *k, size_t klen,
-                   aemp_val_t *val, bool *had);
+int aemp__view_set(aemp__view_t *v, const char *k, size_t klen, aemp_val_t *val,
+                   bool *had);
 bool aemp__view_del(aemp__view_t *v, const char *k, size_t klen);
 aemp_val_t *aemp__view_keys(const aemp__view_t *v);
 
@@ -59,27 +59,27 @@ typedef struct aemp__gwatch {
     aemp__gsub_t *subs;
     struct aemp__global *g;
     aemp__view_t view; /* the master's view of the family */
-    bool primed; /* the master's snapshot (g_chg1) arrived */
-    int running; /* callbacks on the stack: unlinking waits */
+    bool primed;       /* the master's snapshot (g_chg1) arrived */
+    int running;       /* callbacks on the stack: unlinking waits */
     size_t flen;
     char family[];
 } aemp__gwatch_t;
 
 /* On a global node: what one other node holds (2.x's %LOCAL_DBS{node}). */
 typedef struct aemp__gshard {
-    aemp__dbmap_t db;     /* its entries (owned values) */
-    size_t count;         /* of entries, at most AEMP__SHARD_MAX */
-    bool slave;           /* attached to us; else a global node's merge */
-    aemp__strmap_t mons;  /* families it monitors here (key only) */
+    aemp__dbmap_t db;    /* its entries (owned values) */
+    size_t count;        /* of entries, at most AEMP__SHARD_MAX */
+    bool slave;          /* attached to us; else a global node's merge */
+    aemp__strmap_t mons; /* families it monitors here (key only) */
     size_t idlen;
     char id[];
 } aemp__gshard_t;
 
 typedef struct aemp__global {
     aemp_node_t *node;
-    bool started;  /* the service runs (initialised, or first use) */
-    bool global;   /* this is a global node */
-    char *master;  /* the master's node ID; ours when global; NULL */
+    bool started;        /* the service runs (initialised, or first use) */
+    bool global;         /* this is a global node */
+    char *master;        /* the master's node ID; ours when global; NULL */
     aemp__dbmap_t local; /* our own entries (owned values) */
     /* the master side of requests */
     aemp__greq_t *reqs, *reqs_tail;

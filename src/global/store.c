@@ -19,8 +19,8 @@ static const char *src_of(aemp_node_t *n, const char *from)
     return from ? from : n->noderef;
 }
 
-static aemp__gshard_t *shard_get(aemp__global_t *g, const char *id,
-                                 bool create, bool slave)
+static aemp__gshard_t *shard_get(aemp__global_t *g, const char *id, bool create,
+                                 bool slave)
 {
     size_t len = strlen(id);
     aemp__gshard_t *s = aemp__strmap_get(&g->shards, id, len);
@@ -41,7 +41,7 @@ static aemp__gshard_t *shard_get(aemp__global_t *g, const char *id,
 
 /* Another shard than `not` with f/k: one of our attached nodes' first,
  * as 2.x prefers them (their values are the ones we speak for). */
-static aemp__dbent_t *other_holder(aemp__global_t *g, aemp__gshard_t *not,
+static aemp__dbent_t *other_holder(aemp__global_t *g, aemp__gshard_t * not,
                                    const char *f, size_t flen, const char *k,
                                    size_t klen, bool *slave)
 {
@@ -49,7 +49,7 @@ static aemp__dbent_t *other_holder(aemp__global_t *g, aemp__gshard_t *not,
     size_t i = 0;
     aemp__gshard_t *s;
     while ((s = aemp__strmap_next(&g->shards, &i))) {
-        if (s == not)
+        if (s == not )
             continue;
         aemp__dbent_t *e = aemp__db_get(&s->db, f, flen, k, klen);
         if (!e)
@@ -168,9 +168,9 @@ static void upd(aemp__global_t *g, const char *src, const char *f,
     if (!changed)
         goto done;
     if (shard->slave && (aemp_val_len(out) || aemp_val_len(del_global))) {
-        aemp_msg_t *m = msg_of(aemp_arr(aemp_str("g_upd"), aemp_str(f),
-                                        aemp_val_copy(out),
-                                        aemp_val_copy(del_global)));
+        aemp_msg_t *m =
+            msg_of(aemp_arr(aemp_str("g_upd"), aemp_str(f), aemp_val_copy(out),
+                            aemp_val_copy(del_global)));
         size_t i = 0;
         const char *id;
         while (m && (id = aemp__strmap_next(&g->globals, &i)))
@@ -236,18 +236,13 @@ static void replace(aemp__global_t *g, const char *src, const aemp_val_t *db,
         const char *f;
         const aemp_val_t *kv;
         if (aemp_map_at(db, j, &f, &kv) < 0 ||
-            (aemp_val_type(kv) != AEMP_T_MAP && aemp_val_type(kv) != AEMP_T_NULL))
+            (aemp_val_type(kv) != AEMP_T_MAP &&
+             aemp_val_type(kv) != AEMP_T_NULL))
             continue;
         /* what it no longer has, through an index of the keys it sends
          * (O(n) for a family of n keys) */
-        aemp__strmap_t sent = {0};
-        bool ok = true;
-        for (size_t k = 0; ok && k < aemp_val_len(kv); k++) {
-            const char *key;
-            const aemp_val_t *v;
-            if (aemp_map_at(kv, k, &key, &v) == 0)
-                ok = aemp__strmap_put(&sent, key, strlen(key), (void *)v) == 0;
-        }
+        aemp__strmap_t sent;
+        bool ok = aemp__db_index_keys(kv, &sent) == 0;
         aemp_val_t *dels = ok ? aemp_arr_new() : NULL;
         aemp__dbfam_t *have = aemp__db_fam(&shard->db, f, strlen(f));
         size_t k = 0;
@@ -344,10 +339,12 @@ static void global_connect(aemp__global_t *g, const char *id)
 {
     aemp__global_set(g, "'g", id, aemp_null());
     aemp_val_t *db = slaves_merged(g);
-    aemp__global_snd(g, id, msg_of(db ? aemp_arr(aemp_str("g_set"), db) : NULL));
+    aemp__global_snd(g, id,
+                     msg_of(db ? aemp_arr(aemp_str("g_set"), db) : NULL));
 }
 
-/* ---- the global node's requests ------------------------------------------- */
+/* ---- the global node's requests -------------------------------------------
+ */
 
 static aemp__global_t *serving(aemp_node_t *n, const aemp_msg_t *req,
                                const char *from)
@@ -467,14 +464,14 @@ void aemp__g_query(aemp_node_t *n, const aemp_msg_t *req, const char *from)
         size_t i = 0;
         aemp__dbent_t *e;
         while (res && fam && (e = aemp__strmap_next(&fam->keys, &i)))
-            res = aemp_arr_push(res, keys ? aemp_strn(e->key, e->klen)
-                                          : e->val ? aemp_val_copy(e->val)
-                                                   : aemp_null());
+            res = aemp_arr_push(res, keys     ? aemp_strn(e->key, e->klen)
+                                     : e->val ? aemp_val_copy(e->val)
+                                              : aemp_null());
     }
-    aemp__global_snd(g, src_of(n, from),
-                     msg_of(res ? aemp_arr(aemp_str("g_reply"),
-                                           aemp_val_copy(id), res)
-                                : NULL));
+    aemp__global_snd(
+        g, src_of(n, from),
+        msg_of(res ? aemp_arr(aemp_str("g_reply"), aemp_val_copy(id), res)
+                   : NULL));
 }
 
 /* ["g_mon1", family] -> ["g_chg1", family, {all} | null]; ["g_mon0",
@@ -513,15 +510,16 @@ void aemp__g_mon(aemp_node_t *n, const aemp_msg_t *req, const char *from)
             return;
         }
     }
-    char *fcopy = aemp__strmap_get(&s->mons, f, flen) ? NULL
-                                                      : aemp__strndup(f, flen);
+    char *fcopy =
+        aemp__strmap_get(&s->mons, f, flen) ? NULL : aemp__strndup(f, flen);
     if (fcopy && aemp__strmap_put(&s->mons, fcopy, flen, fcopy) < 0)
         aemp__free(fcopy);
     aemp__strmap_put(&ms->nodes, s->id, s->idlen, s);
     aemp__dbfam_t *fam = aemp__db_fam(&g->merged, f, flen);
-    aemp__global_snd(g, src,
-                     msg_of(aemp_arr(aemp_str("g_chg1"), aemp_str(f),
-                                     fam ? aemp__db_fam_val(fam) : aemp_null())));
+    aemp__global_snd(
+        g, src,
+        msg_of(aemp_arr(aemp_str("g_chg1"), aemp_str(f),
+                        fam ? aemp__db_fam_val(fam) : aemp_null())));
 }
 
 /* ---- becoming global, node events --------------------------------------- */

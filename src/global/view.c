@@ -28,8 +28,8 @@ bool aemp__view_has(const aemp__view_t *v, const char *k, size_t klen)
     return slot(v, k, klen) != 0;
 }
 
-int aemp__view_set(aemp__view_t *v, const char *k, size_t klen,
-                   aemp_val_t *val, bool *had)
+int aemp__view_set(aemp__view_t *v, const char *k, size_t klen, aemp_val_t *val,
+                   bool *had)
 {
     size_t i = slot(v, k, klen);
     *had = i != 0;

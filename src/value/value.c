@@ -158,17 +158,10 @@ aemp_val_t *aemp_arr_of(aemp_val_t *const *items, size_t n)
     return arr;
 }
 
-int aemp__map_put(aemp_val_t *map, const char *key, aemp_val_t *val)
+/* Appends the pair key (copied) -> val (taken, also on failure). */
+static int map_push(aemp_val_t *map, const char *key, size_t klen,
+                    aemp_val_t *val)
 {
-    size_t klen = strlen(key);
-    for (size_t i = 0; i < map->len; i++) {
-        aemp_val_t *k = &map->u.items[2 * i];
-        if (k->len == klen && memcmp(k->u.s, key, klen) == 0) {
-            val_clear(&map->u.items[2 * i + 1]);
-            move_into(&map->u.items[2 * i + 1], val);
-            return 0;
-        }
-    }
     aemp_val_t *k = aemp_strn(key, klen);
     if (!k || items_reserve(map, 2 * (size_t)map->len, 2) < 0) {
         aemp_val_free(k);
@@ -181,6 +174,20 @@ int aemp__map_put(aemp_val_t *map, const char *key, aemp_val_t *val)
     return 0;
 }
 
+int aemp__map_put(aemp_val_t *map, const char *key, aemp_val_t *val)
+{
+    size_t klen = strlen(key);
+    for (size_t i = 0; i < map->len; i++) {
+        aemp_val_t *k = &map->u.items[2 * i];
+        if (k->len == klen && memcmp(k->u.s, key, klen) == 0) {
+            val_clear(&map->u.items[2 * i + 1]);
+            move_into(&map->u.items[2 * i + 1], val);
+            return 0;
+        }
+    }
+    return map_push(map, key, klen, val);
+}
+
 aemp_val_t *aemp__map_append(aemp_val_t *map, const char *key, size_t klen,
                              aemp_val_t *val)
 {
@@ -189,16 +196,10 @@ aemp_val_t *aemp__map_append(aemp_val_t *map, const char *key, size_t klen,
         aemp_val_free(map);
         return NULL;
     }
-    aemp_val_t *k = aemp_strn(key, klen);
-    if (!k || items_reserve(map, 2 * (size_t)map->len, 2) < 0) {
-        aemp_val_free(k);
-        aemp_val_free(val);
+    if (map_push(map, key, klen, val) < 0) {
         aemp_val_free(map);
         return NULL;
     }
-    move_into(&map->u.items[2 * (size_t)map->len], k);
-    move_into(&map->u.items[2 * (size_t)map->len + 1], val);
-    map->len++;
     return map;
 }
 
