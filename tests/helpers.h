@@ -224,6 +224,18 @@ int nt_ip(const char *first, ...);
 /* Deletes the namespaces "<prefix><pid>-<n>" whose creating process is
  * gone (runs that died before their teardown). */
 void nt_netns_reap(const char *prefix);
+/* Two hosts: namespaces ns[0] and ns[1] joined by the veth pair veth[0]
+ * (in ns[0], with address addr[0], "ip/len") and veth[1] (ns[1],
+ * addr[1]), both up, and lo up in each.  What was made is marked in
+ * ns_made / *veth_made for nt_hosts_del; a failure fails the test saying
+ * why (`who`: the test's name), never skips it. */
+void nt_hosts_make(const char *who, const char *const ns[2],
+                   const char *const veth[2], const char *const addr[2],
+                   int ns_made[2], int *veth_made);
+/* Deletes what nt_hosts_make made (a namespace takes its veth end, and so
+ * the pair, with it). */
+void nt_hosts_del(const char *const ns[2], const char *veth0,
+                  const int ns_made[2], int veth_made);
 
 /* ---- JSON that commands print (jansson) ----------------------------------- */
 

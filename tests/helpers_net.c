@@ -36,6 +36,49 @@ const char *nt_ip_path(void)
     return NULL;
 }
 
+void nt_hosts_make(const char *who, const char *const ns[2],
+                   const char *const veth[2], const char *const addr[2],
+                   int ns_made[2], int *veth_made)
+{
+    if (!nt_ip_path())
+        fail_msg("%s: no `ip` (iproute2) found", who);
+    if (nt_ip("netns", "add", ns[0], (const char *)NULL) < 0)
+        fail_msg("%s: network namespaces are not permitted here (ip netns "
+                 "add failed; the suite runs as root)",
+                 who);
+    ns_made[0] = 1;
+    assert_int_equal(nt_ip("netns", "add", ns[1], (const char *)NULL), 0);
+    ns_made[1] = 1;
+    assert_int_equal(nt_ip("link", "add", veth[0], "type", "veth", "peer",
+                           "name", veth[1], (const char *)NULL),
+                     0);
+    *veth_made = 1;
+    for (int i = 0; i < 2; i++) {
+        assert_int_equal(
+            nt_ip("link", "set", veth[i], "netns", ns[i], (const char *)NULL),
+            0);
+        assert_int_equal(nt_ip("-n", ns[i], "addr", "add", addr[i], "dev",
+                               veth[i], (const char *)NULL),
+                         0);
+        assert_int_equal(nt_ip("-n", ns[i], "link", "set", veth[i], "up",
+                               (const char *)NULL),
+                         0);
+        assert_int_equal(
+            nt_ip("-n", ns[i], "link", "set", "lo", "up", (const char *)NULL),
+            0);
+    }
+}
+
+void nt_hosts_del(const char *const ns[2], const char *veth0,
+                  const int ns_made[2], int veth_made)
+{
+    if (veth_made && !ns_made[0] && !ns_made[1])
+        nt_ip("link", "del", veth0, (const char *)NULL);
+    for (int i = 0; i < 2; i++)
+        if (ns_made[i])
+            nt_ip("netns", "del", ns[i], (const char *)NULL);
+}
+
 /* ---- JSON that commands print ------------------------------------------ */
 
 json_t *nt_json_array(const char *text)

@@ -411,13 +411,8 @@ static int hosts_teardown(void **state)
     for (int i = 0; i < 2; i++)
         cp_free(f->ns_nodes[i]);
     nt_loop_finish(&f->loop);
-    /* deleting a namespace deletes the veth end inside it, and so the
-     * pair; one that never moved is deleted by name */
-    if (f->veth_made && !f->ns_made[0] && !f->ns_made[1])
-        nt_ip("link", "del", f->veth[0], (const char *)NULL);
-    for (int i = 0; i < 2; i++)
-        if (f->ns_made[i])
-            nt_ip("netns", "del", f->ns[i], (const char *)NULL);
+    nt_hosts_del((const char *const[]){f->ns[0], f->ns[1]}, f->veth[0],
+                 f->ns_made, f->veth_made);
     cp_rm_rf(f->dir);
     free(f);
     return 0;
@@ -426,35 +421,10 @@ static int hosts_teardown(void **state)
 static void multi_host(void **state)
 {
     fx_t *f = *state;
-    if (!nt_ip_path()) {
-        fail_msg("multi_host: no `ip` (iproute2) found");
-    }
-    if (nt_ip("netns", "add", f->ns[0], (const char *)NULL) < 0) {
-        fail_msg("multi_host: network namespaces are not permitted here "
-                 "(ip netns add failed; the suite runs as root)");
-    }
-    f->ns_made[0] = 1;
-    assert_int_equal(nt_ip("netns", "add", f->ns[1], (const char *)NULL), 0);
-    f->ns_made[1] = 1;
-    assert_int_equal(nt_ip("link", "add", f->veth[0], "type", "veth", "peer",
-                        "name", f->veth[1], (const char *)NULL),
-                     0);
-    f->veth_made = 1;
     static const char *const addr[2] = {"10.231.0.1/24", "10.231.0.2/24"};
-    for (int i = 0; i < 2; i++) {
-        assert_int_equal(nt_ip("link", "set", f->veth[i], "netns", f->ns[i],
-                            (const char *)NULL),
-                         0);
-        assert_int_equal(nt_ip("-n", f->ns[i], "addr", "add", addr[i], "dev",
-                            f->veth[i], (const char *)NULL),
-                         0);
-        assert_int_equal(nt_ip("-n", f->ns[i], "link", "set", f->veth[i], "up",
-                            (const char *)NULL),
-                         0);
-        assert_int_equal(
-            nt_ip("-n", f->ns[i], "link", "set", "lo", "up", (const char *)NULL),
-            0);
-    }
+    nt_hosts_make("multi_host", (const char *const[]){f->ns[0], f->ns[1]},
+                  (const char *const[]){f->veth[0], f->veth[1]}, addr,
+                  f->ns_made, &f->veth_made);
     config_cmd(&f->loop, f->cfg, "setsecret", SECRET, (const char *)NULL);
     aemp_config_t *c;
     assert_int_equal(aemp_config_open(&c, f->cfg), 0);

@@ -147,11 +147,8 @@ static int fx_teardown(void **state)
     for (int i = 0; i < f->nheld; i++)
         json_decref(f->held[i]);
     nt_loop_finish(&f->loop);
-    if (f->veth_made && !f->ns_made[0] && !f->ns_made[1])
-        nt_ip("link", "del", f->veth[0], (const char *)NULL);
-    for (int i = 0; i < 2; i++)
-        if (f->ns_made[i])
-            nt_ip("netns", "del", f->ns[i], (const char *)NULL);
+    nt_hosts_del((const char *const[]){f->ns[0], f->ns[1]}, f->veth[0],
+                 f->ns_made, f->veth_made);
     cp_rm_rf(f->dir);
     free(f);
     return 0;
@@ -1477,34 +1474,11 @@ static void global_node_killed(void **state)
 
 static void hosts_make(fx_t *f)
 {
-    if (!nt_ip_path())
-        fail_msg("partition: no `ip` (iproute2) found");
-    nt_netns_reap(NS_PREFIX);
-    if (nt_ip("netns", "add", f->ns[0], (const char *)NULL) < 0)
-        fail_msg("partition: network namespaces are not permitted here "
-                 "(ip netns add failed; the suite runs as root)");
-    f->ns_made[0] = 1;
-    assert_int_equal(nt_ip("netns", "add", f->ns[1], (const char *)NULL), 0);
-    f->ns_made[1] = 1;
-    assert_int_equal(nt_ip("link", "add", f->veth[0], "type", "veth", "peer",
-                           "name", f->veth[1], (const char *)NULL),
-                     0);
-    f->veth_made = 1;
     static const char *const a[2] = {H1 "/24", H2 "/24"};
-    for (int i = 0; i < 2; i++) {
-        assert_int_equal(nt_ip("link", "set", f->veth[i], "netns", f->ns[i],
-                               (const char *)NULL),
-                         0);
-        assert_int_equal(nt_ip("-n", f->ns[i], "addr", "add", a[i], "dev",
-                               f->veth[i], (const char *)NULL),
-                         0);
-        assert_int_equal(nt_ip("-n", f->ns[i], "link", "set", f->veth[i], "up",
-                               (const char *)NULL),
-                         0);
-        assert_int_equal(nt_ip("-n", f->ns[i], "link", "set", "lo", "up",
-                               (const char *)NULL),
-                         0);
-    }
+    nt_netns_reap(NS_PREFIX);
+    nt_hosts_make("partition", (const char *const[]){f->ns[0], f->ns[1]},
+                  (const char *const[]){f->veth[0], f->veth[1]}, a,
+                  f->ns_made, &f->veth_made);
 }
 
 /* Host 1 runs G1 and B (attached to G1), host 2 G2 and C (attached to G2).
