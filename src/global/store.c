@@ -283,6 +283,25 @@ static void shard_free(aemp__global_t *g, aemp__gshard_t *s)
     aemp__free(s);
 }
 
+/* Frees a family of shard s without telling anyone (out of memory): the
+ * merged view must not keep pointing at its values. */
+static void forget_family(aemp__global_t *g, aemp__gshard_t *s,
+                          aemp__dbfam_t *fam)
+{
+    size_t i = 0;
+    aemp__dbent_t *e;
+    while ((e = aemp__strmap_next(&fam->keys, &i))) {
+        aemp__dbent_t *cur =
+            aemp__db_get(&g->merged, fam->name, fam->flen, e->key, e->klen);
+        bool gone;
+        if (cur && cur->val == e->val) /* (the family's own keys stay) */
+            aemp__db_take(&g->merged, fam->name, fam->flen, e->key, e->klen,
+                          &gone);
+        s->count--;
+    }
+    aemp__db_fam_free(&s->db, fam);
+}
+
 /* Node id is gone (its link was lost), or said it turned global: what it
  * held goes, with its monitors (2.x's g_disconnect). */
 static void disconnect(aemp__global_t *g, const char *id)
@@ -300,7 +319,7 @@ static void disconnect(aemp__global_t *g, const char *id)
         aemp_val_t *keys = keys_array(fam);
         char *f = aemp__strndup(fam->name, fam->flen);
         if (!keys || !f) { /* no memory: drop the family unannounced */
-            aemp__db_fam_free(&s->db, fam);
+            forget_family(g, s, fam);
         } else {
             upd(g, id, f, NULL, keys);
         }
