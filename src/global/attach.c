@@ -383,11 +383,14 @@ static bool find_addr(aemp_node_t *n, aemp__peer_t *p)
     }
     if (!g->master)
         return false;
-    char key[200];
-    snprintf(key, sizeof key, "g_find %.180s", p->id);
+    char *key = aemp__asprintf("g_find %s", p->id);
     aemp_msg_t *m = NULL;
-    aemp_msg_new(&m, "sS", "g_find", p->id, p->idlen);
-    return aemp__global_request(g, key, m) == 0;
+    int rc = key ? aemp_msg_new(&m, "sS", "g_find", p->id, p->idlen)
+                 : AEMP_ENOMEM;
+    if (rc == 0)
+        rc = aemp__global_request(g, key, m);
+    aemp__free(key);
+    return rc == 0;
 }
 
 /* ["g_found", node, [addresses] | null] from our master. */
@@ -399,9 +402,10 @@ static void g_found(aemp_node_t *n, const aemp_msg_t *req, const char *from)
     if (!g || !g->master || strcmp(from ? from : n->noderef, g->master) ||
         aemp_val_str(aemp_msg_at(req, 1), &id, NULL) < 0)
         return;
-    char key[200];
-    snprintf(key, sizeof key, "g_find %.180s", id);
-    aemp__global_request_done(g, key);
+    char *key = aemp__asprintf("g_find %s", id);
+    if (key)
+        aemp__global_request_done(g, key);
+    aemp__free(key);
     aemp__peer_t *p = aemp__peer_find(n, id);
     if (!p || p->link)
         return;
@@ -474,15 +478,14 @@ int aemp__global_set(aemp__global_t *g, const char *f, const char *k,
 
 int aemp__global_del(aemp__global_t *g, const char *f, const char *k)
 {
-    bool found;
-    aemp_val_t *old =
-        aemp__db_take(&g->local, f, strlen(f), k, strlen(k), &found);
-    aemp_val_free(old);
-    if (!found)
+    size_t flen = strlen(f), klen = strlen(k);
+    if (!aemp__db_get(&g->local, f, flen, k, klen))
         return 0;
     aemp_msg_t *m = upd_msg(f, k, NULL, true);
     if (!m)
-        return AEMP_ENOMEM;
+        return AEMP_ENOMEM; /* nothing changed */
+    bool found;
+    aemp_val_free(aemp__db_take(&g->local, f, flen, k, klen, &found));
     to_master(g, m);
     aemp_msg_unref(m);
     return 0;
@@ -509,11 +512,15 @@ int aemp_db_set(aemp_node_t *n, const char *family, const char *key,
         rc = AEMP_EPERM;
     if (rc < 0)
         return rc;
-    aemp_val_t *v = value ? *value : aemp_null();
+    /* aemp__global_set takes v even when it fails: a failed call must
+     * leave *value the caller's */
+    aemp_val_t *v = value ? aemp_val_copy(*value) : aemp_null();
     if (!v)
         return AEMP_ENOMEM;
-    if ((rc = aemp__global_set(g, family, key, v)) == 0 && value)
+    if ((rc = aemp__global_set(g, family, key, v)) == 0 && value) {
+        aemp_val_free(*value);
         *value = NULL;
+    }
     return rc;
 }
 
@@ -559,7 +566,7 @@ int aemp_db_reg(aemp_node_t *n, const char *family, const char *port,
         return AEMP_EPERM;
     if (value && !*value)
         return AEMP_ENOMEM;
-    reg_entry_t *r = aemp__calloc(1, sizeof *r);
+    reg_entry_t *r = aemp__calloc(1, sizeof *r); /* r->node NULL */
     if (!r || !(r->family = aemp__strdup(family)) ||
         !(r->key = aemp__strdup(port))) {
         if (r)
@@ -567,16 +574,23 @@ int aemp_db_reg(aemp_node_t *n, const char *family, const char *port,
         aemp__free(r);
         return AEMP_ENOMEM;
     }
-    r->node = n;
-    aemp_val_t *v = value ? aemp_val_copy(*value) : aemp_null();
-    if (!v || (rc = aemp__global_set(g, family, port, v)) < 0) {
-        reg_release(r);
-        return rc < 0 ? rc : AEMP_ENOMEM;
-    }
-    if ((rc = aemp_mon_guard(n, port, reg_release, r, guard)) < 0) {
+    /* tied first, set second: a failure leaves whatever entry was
+     * there (r->node NULL: its release only frees it) */
+    aemp_mon_t *tied = NULL;
+    if ((rc = aemp_mon_guard(n, port, reg_release, r, guard ? &tied : NULL)) <
+        0) {
         reg_release(r);
         return rc;
     }
+    aemp_val_t *v = value ? aemp_val_copy(*value) : aemp_null();
+    if (!v || (rc = aemp__global_set(g, family, port, v)) < 0) {
+        r->node = NULL;
+        aemp_mon_cancel(tied); /* unheld (no guard): r goes with the port */
+        return rc < 0 ? rc : AEMP_ENOMEM;
+    }
+    r->node = n;
+    if (guard)
+        *guard = tied;
     if (value) {
         aemp_val_free(*value);
         *value = NULL;
@@ -641,7 +655,10 @@ static int query(aemp_node_t *n, const char *req, uint8_t shape,
     r->fn = fn;
     r->user = user;
     r->shape = shape;
-    r->deadline = uv_now(n->loop) + (uint64_t)((timeout ? timeout : 30) * 1000);
+    /* at least 1 ms: a query asked from a timeout callback must not be due
+     * in the same pass of the timer (uv_now stays put within it) */
+    uint64_t ms = (uint64_t)((timeout ? timeout : 30) * 1000);
+    r->deadline = uv_now(n->loop) + (ms ? ms : 1);
     to_master(g, r->msg);
     arm_timer(g);
     return 0;
@@ -702,11 +719,11 @@ static void notify(aemp__global_t *g, aemp__gwatch_t *w, const aemp_val_t *a,
     aemp_val_t *members = NULL;
     w->running++;
     for (aemp__gsub_t *s = w->subs; s; s = s->next) {
-        if (s->gone || (only_due && !s->snapshot_due))
+        if (s->gone || (only_due && !s->snapshot_now))
             continue;
         if (!only_due && s->snapshot_due)
             continue; /* its snapshot comes first, with all of this */
-        s->snapshot_due = false;
+        s->snapshot_due = s->snapshot_now = false;
         bool first = !s->called; /* the snapshot, even of an empty group */
         s->called = true;
         if (s->fn) {
@@ -850,10 +867,16 @@ static void on_snapshots(uv_idle_t *h)
     uv_idle_stop(h);
     size_t i = 0;
     aemp__gwatch_t *w;
+    /* those due now; who subscribes from a callback is served in the next
+     * turn of the loop (watch() starts the idle handle again) */
+    while ((w = aemp__strmap_next(&g->watches, &i)))
+        for (aemp__gsub_t *s = w->subs; s; s = s->next)
+            s->snapshot_now = s->snapshot_due && !s->gone;
+    i = 0;
     while ((w = aemp__strmap_next(&g->watches, &i))) {
         bool due = false;
         for (aemp__gsub_t *s = w->subs; s; s = s->next)
-            due |= s->snapshot_due && !s->gone;
+            due |= s->snapshot_now && !s->gone;
         if (!due)
             continue;
         aemp_val_t *a = aemp__view_keys(&w->view), *none = aemp_arr_new();
@@ -869,9 +892,12 @@ static void on_snapshots(uv_idle_t *h)
 
 static void watch_drop(aemp__global_t *g, aemp__gwatch_t *w)
 {
-    char key[300];
-    snprintf(key, sizeof key, "mon1 %s", w->family);
-    aemp__global_request_done(g, key);
+    for (aemp__greq_t *r = g->reqs; r; r = r->next)
+        if (!strncmp(r->key, "mon1 ", 5) && !strcmp(r->key + 5, w->family)) {
+            req_unlink(g, r);
+            req_free(r);
+            break;
+        }
     aemp_msg_t *m = NULL;
     aemp_msg_new(&m, "sS", "g_mon0", w->family, w->flen);
     aemp__global_request(g, NULL, m);
@@ -924,14 +950,23 @@ static int watch(aemp_node_t *n, const char *family, aemp_db_mon_fn fn,
             return AEMP_ENOMEM;
         }
     }
+    if (fresh) { /* the master is asked first: a failure undoes it all */
+        char *key = aemp__asprintf("mon1 %s", family);
+        aemp_msg_t *m = NULL;
+        int r = key ? aemp_msg_new(&m, "ss", "g_mon1", family) : AEMP_ENOMEM;
+        if (r == 0)
+            r = aemp__global_request(g, key, m);
+        aemp__free(key);
+        if (r < 0) {
+            watch_drop(g, w);
+            return r;
+        }
+    }
     aemp__gsub_t *s = aemp__calloc(1, sizeof *s);
     if (!s || (guard && aemp__mon_hook(n, sub_cancel, s, &s->guard) < 0)) {
         aemp__free(s);
-        if (fresh) {
-            aemp__strmap_del(&g->watches, w->family, flen);
-            aemp__view_free(&w->view);
-            aemp__free(w);
-        }
+        if (fresh)
+            watch_drop(g, w); /* g_mon0 after the g_mon1: nothing stays */
         return AEMP_ENOMEM;
     }
     s->watch = w;
@@ -940,13 +975,7 @@ static int watch(aemp_node_t *n, const char *family, aemp_db_mon_fn fn,
     s->user = user;
     s->next = w->subs;
     w->subs = s;
-    if (fresh) {
-        char key[300];
-        snprintf(key, sizeof key, "mon1 %s", family);
-        aemp_msg_t *m = NULL;
-        aemp_msg_new(&m, "ss", "g_mon1", family);
-        aemp__global_request(g, key, m);
-    } else if (w->primed) {
+    if (!fresh && w->primed) {
         s->snapshot_due = true;
         uv_idle_start(&g->snapshots, on_snapshots);
     }

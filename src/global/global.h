@@ -50,6 +50,7 @@ typedef struct aemp__gsub {
     void *user;
     aemp_mon_t *guard; /* the caller's, or NULL */
     bool snapshot_due; /* joined a primed family: gets it from the loop */
+    bool snapshot_now; /* due when the snapshot callback began */
     bool called;       /* has had its snapshot */
     bool gone;         /* cancelled while callbacks run */
 } aemp__gsub_t;
