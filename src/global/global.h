@@ -11,6 +11,8 @@
 /* The most entries a global node keeps for one node: a peer cannot grow
  * our memory without a bound (2^20 entries, some 100 MiB). */
 #define AEMP__SHARD_MAX ((size_t)1 << 20)
+/* ... and at most this many families one node monitors on us. */
+#define AEMP__MONS_MAX ((size_t)1 << 16)
 
 /* A request waiting for the master's answer (2.x's %GLOBAL_REQ): sent to
  * every new master until it is answered. */

@@ -51,6 +51,7 @@
 #define GLOBAL_VERSION 0
 #define RELAY_MS 2000     /* relays wait 2 s ... */
 #define RELAY_JITTER 1000 /* ... plus up to 1 s, as 1.30 */
+#define MAX_LEARNED 65536 /* node records made from `nodes` and `addr` */
 
 /* A 1.30 peer. */
 typedef struct p130_peer {
@@ -74,6 +75,7 @@ typedef struct relay {
 
 typedef struct p130 {
     aemp_node_t *node;
+    unsigned learned; /* node records made for addresses 1.30 told us */
     p130_peer_t *peers;
     relay_t *relays;
     uv_timer_t timer; /* the earliest relay */
@@ -229,7 +231,17 @@ static void learn(p130_t *st, const char *id, const aemp_val_t *addrs)
     char *list = join(addrs);
     if (!list)
         return;
-    aemp__peer_t *p = aemp__peer_get(n, id, len, true);
+    aemp__peer_t *p = aemp__peer_get(n, id, len, false);
+    if (!p && st->learned >= MAX_LEARNED) { /* a peer cannot fill memory */
+        if (st->learned++ == MAX_LEARNED)
+            aemp__log(n, AEMP_LOG_WARN,
+                      "global (1.30): %u addresses learned: no more",
+                      MAX_LEARNED);
+        aemp__free(list);
+        return;
+    }
+    if (!p && (p = aemp__peer_get(n, id, len, true)))
+        st->learned++;
     if (!p || p->alias || (p->addrs && !strcmp(p->addrs, list))) {
         aemp__free(list);
         return;

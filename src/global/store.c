@@ -102,11 +102,23 @@ static void upd(aemp__global_t *g, const char *src, const char *f,
     aemp_val_t *del_global = aemp_arr_new(), *del_local = aemp_arr_new();
     bool changed = false;
     unsigned full = 0;
+    /* an attached node speaks for itself in the protocol's families: its
+     * own addresses, itself as a global node (what global nodes send is
+     * their attached nodes' and taken as it is) */
+    bool own_only =
+        shard->slave && f[0] == '\'' && !aemp__global_is_self(g, src);
     for (size_t i = 0; i < aemp_val_len(set); i++) {
         const char *k;
         const aemp_val_t *v;
         if (aemp_map_at(set, i, &k, &v) < 0)
             continue;
+        if (own_only && strcmp(k, src)) {
+            if (!full++)
+                aemp__log(n, AEMP_LOG_WARN,
+                          "global: %s may not set %s's %s entry: ignored", src,
+                          k, f);
+            continue;
+        }
         size_t klen = strlen(k);
         bool fresh = !aemp__db_get(&shard->db, f, flen, k, klen);
         if (fresh && shard->count >= AEMP__SHARD_MAX) {
@@ -517,6 +529,13 @@ void aemp__g_mon(aemp_node_t *n, const aemp_msg_t *req, const char *from)
             aemp__free(ms);
         }
         aemp__free(aemp__strmap_del(&s->mons, f, flen));
+        return;
+    }
+    if (!aemp__strmap_get(&s->mons, f, flen) && s->mons.n >= AEMP__MONS_MAX) {
+        aemp__log(n, AEMP_LOG_WARN,
+                  "global: %s monitors %zu families already: g_mon1 %s "
+                  "ignored",
+                  src, s->mons.n, f);
         return;
     }
     if (!ms) {
