@@ -102,11 +102,11 @@ static void upd(aemp__global_t *g, const char *src, const char *f,
     aemp_val_t *del_global = aemp_arr_new(), *del_local = aemp_arr_new();
     bool changed = false;
     unsigned full = 0;
-    /* an attached node speaks for itself in the protocol's families: its
-     * own addresses, itself as a global node (what global nodes send is
-     * their attached nodes' and taken as it is) */
+    /* an attached node names no other node global ('g: what global nodes
+     * send is their attached nodes' and taken as it is).  'l stays open:
+     * a node tells the addresses of 1.30 peers it learned (perl130.c) */
     bool own_only =
-        shard->slave && f[0] == '\'' && !aemp__global_is_self(g, src);
+        shard->slave && !strcmp(f, "'g") && !aemp__global_is_self(g, src);
     for (size_t i = 0; i < aemp_val_len(set); i++) {
         const char *k;
         const aemp_val_t *v;
