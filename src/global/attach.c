@@ -362,6 +362,22 @@ static void on_node_event(aemp_node_t *n, const char *id, int up,
     }
 }
 
+/* Is a g_chg1/g_chg2/g_found/g_reply from our master?  Another's is
+ * dropped, and said so. */
+static bool from_master(aemp_node_t *n, const aemp_msg_t *req, const char *from)
+{
+    aemp__global_t *g = n->global;
+    const char *src = from ? from : n->noderef, *name = "?";
+    if (g && g->master && !strcmp(src, g->master))
+        return true;
+    aemp_val_str(aemp_msg_at(req, 0), &name, NULL);
+    if (g)
+        aemp__log(n, AEMP_LOG_WARN,
+                  "global: %s from %s ignored: it is not our master (%s)", name,
+                  src, g->master ? g->master : "none");
+    return false;
+}
+
 /* ---- addresses ----------------------------------------------------------- */
 
 /* A node whose ID is no address: a global node looks into 'l, another asks
@@ -385,8 +401,8 @@ static bool find_addr(aemp_node_t *n, aemp__peer_t *p)
         return false;
     char *key = aemp__asprintf("g_find %s", p->id);
     aemp_msg_t *m = NULL;
-    int rc = key ? aemp_msg_new(&m, "sS", "g_find", p->id, p->idlen)
-                 : AEMP_ENOMEM;
+    int rc =
+        key ? aemp_msg_new(&m, "sS", "g_find", p->id, p->idlen) : AEMP_ENOMEM;
     if (rc == 0)
         rc = aemp__global_request(g, key, m);
     aemp__free(key);
@@ -399,9 +415,12 @@ static void g_found(aemp_node_t *n, const aemp_msg_t *req, const char *from)
     aemp__global_t *g = n->global;
     const char *id;
     /* only the master we asked says where a node is */
-    if (!g || !g->master || strcmp(from ? from : n->noderef, g->master) ||
-        aemp_val_str(aemp_msg_at(req, 1), &id, NULL) < 0)
+    if (!from_master(n, req, from))
         return;
+    if (aemp__db_name(aemp_msg_at(req, 1), &id) < 0) {
+        aemp__log(n, AEMP_LOG_WARN, "global: g_found without a node ID");
+        return;
+    }
     char *key = aemp__asprintf("g_find %s", id);
     if (key)
         aemp__global_request_done(g, key);
@@ -687,7 +706,7 @@ static void g_reply(aemp_node_t *n, const aemp_msg_t *req, const char *from)
 {
     aemp__global_t *g = n->global;
     const char *id;
-    if (!g || !g->master || strcmp(from ? from : n->noderef, g->master) ||
+    if (!from_master(n, req, from) ||
         aemp_val_str(aemp_msg_at(req, 1), &id, NULL) < 0)
         return;
     aemp__greq_t *r = req_find(g, id);
@@ -783,9 +802,12 @@ static aemp__gwatch_t *watch_of(aemp_node_t *n, const aemp_msg_t *req,
 {
     aemp__global_t *g = n->global;
     const char *f;
-    if (!g || !g->master || strcmp(from ? from : n->noderef, g->master) ||
-        aemp_val_str(aemp_msg_at(req, 1), &f, NULL) < 0)
+    if (!from_master(n, req, from))
         return NULL;
+    if (aemp__db_name(aemp_msg_at(req, 1), &f) < 0) {
+        aemp__log(n, AEMP_LOG_WARN, "global: a change without a family name");
+        return NULL;
+    }
     return aemp__strmap_get(&g->watches, f, strlen(f));
 }
 

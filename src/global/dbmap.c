@@ -140,11 +140,27 @@ int aemp__db_index_keys(const aemp_val_t *map, aemp__strmap_t *out)
 {
     *out = (aemp__strmap_t){0};
     for (size_t i = 0; i < aemp_val_len(map); i++) {
-        const char *k;
         const aemp_val_t *v;
-        if (aemp_map_at(map, i, &k, &v) == 0 &&
-            aemp__strmap_put(out, k, strlen(k), (void *)v) < 0)
+        const char *k = aemp__db_key_at(map, i, &v);
+        if (k && aemp__strmap_put(out, k, strlen(k), (void *)v) < 0)
             return AEMP_ENOMEM;
     }
     return 0;
+}
+
+int aemp__db_name(const aemp_val_t *v, const char **s)
+{
+    size_t len;
+    return aemp_val_str(v, s, &len) == 0 && strlen(*s) == len ? 0 : -1;
+}
+
+const char *aemp__db_key_at(const aemp_val_t *map, size_t i,
+                            const aemp_val_t **v)
+{
+    const char *k;
+    if (aemp_map_at(map, i, &k, v) < 0)
+        return NULL;
+    size_t len;
+    aemp__map_key_at(map, i, &len);
+    return strlen(k) == len ? k : NULL;
 }

@@ -44,6 +44,14 @@ void aemp__db_free(aemp__dbmap_t *db);
 aemp_val_t *aemp__db_fam_val(const aemp__dbfam_t *fam);
 /* The whole database as {family: {key: value}} (copied). */
 aemp_val_t *aemp__db_val(const aemp__dbmap_t *db);
+/* A name (family, key, node ID) from a peer: a string (text or bytes)
+ * without NUL bytes — a NUL would make it another name here.  0 and *s,
+ * or -1. */
+int aemp__db_name(const aemp_val_t *v, const char **s);
+/* The i-th key of a map value as a name (NULL if it has a NUL byte or is
+ * out of range), *v its value. */
+const char *aemp__db_key_at(const aemp_val_t *map, size_t i,
+                            const aemp_val_t **v);
 /* An index of a map value's keys (key -> its value, both borrowed from
  * map): out is zeroed first; 0 or AEMP_ENOMEM (out then holds part of
  * them; free it with aemp__strmap_free either way). */

@@ -4,6 +4,7 @@
  * see, and keeps links to every other global node (PROTOCOL.md §10). */
 #include "global.h"
 
+#include <stdint.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -105,13 +106,20 @@ static void upd(aemp__global_t *g, const char *src, const char *f,
     /* an attached node names no other node global ('g: what global nodes
      * send is their attached nodes' and taken as it is).  'l stays open:
      * a node tells the addresses of 1.30 peers it learned (perl130.c) */
-    bool own_only =
-        shard->slave && !strcmp(f, "'g") && !aemp__global_is_self(g, src);
+    bool own_only = !strcmp(f, "'g") && !aemp__global_is_self(g, src) &&
+                    !aemp__strmap_get(&g->globals, src, strlen(src));
+    aemp__strmap_t seen = {0}; /* keys in out: a map may repeat a key */
     for (size_t i = 0; i < aemp_val_len(set); i++) {
-        const char *k;
         const aemp_val_t *v;
-        if (aemp_map_at(set, i, &k, &v) < 0)
+        const char *k = aemp__db_key_at(set, i, &v);
+        if (!k) {
+            if (aemp_map_at(set, i, &k, &v) == 0 && !full++)
+                aemp__log(n, AEMP_LOG_WARN,
+                          "global: %s sent a key with a NUL byte in %s: "
+                          "ignored",
+                          src, f);
             continue;
+        }
         if (own_only && strcmp(k, src)) {
             if (!full++)
                 aemp__log(n, AEMP_LOG_WARN,
@@ -135,14 +143,31 @@ static void upd(aemp__global_t *g, const char *src, const char *f,
         shard->count += fresh;
         aemp__db_put(&g->merged, f, flen, k, klen, copy, NULL);
         aemp_val_free(old);
-        out = aemp__map_append(out, k, klen, aemp_val_copy(v));
+        size_t at = (size_t)(uintptr_t)aemp__strmap_get(&seen, k, klen);
+        if (at && out) { /* repeated: the last value is the one told */
+            aemp__map_replace_at(out, at - 1, aemp_val_copy(v));
+        } else if (out &&
+                   (out = aemp__map_append(out, k, klen, aemp_val_copy(v)))) {
+            size_t len;
+            const char *key =
+                aemp__map_key_at(out, aemp_val_len(out) - 1, &len);
+            aemp__strmap_put(&seen, key, len,
+                             (void *)(uintptr_t)aemp_val_len(out));
+        }
         changed = true;
     }
+    aemp__strmap_free(&seen);
     for (size_t i = 0; i < aemp_val_len(del); i++) {
         const char *k;
         bool found, slave;
-        if (aemp_val_str(aemp_val_at(del, i), &k, NULL) < 0)
+        if (aemp__db_name(aemp_val_at(del, i), &k) < 0) {
+            if (!full++)
+                aemp__log(n, AEMP_LOG_WARN,
+                          "global: g_upd from %s ignored in part: a deleted "
+                          "key of %s is no name",
+                          src, f);
             continue;
+        }
         size_t klen = strlen(k);
         aemp_val_t *old = aemp__db_take(&shard->db, f, flen, k, klen, &found);
         if (!found)
@@ -229,13 +254,16 @@ static void replace(aemp__global_t *g, const char *src, const aemp_val_t *db,
     if (!shard)
         return;
     shard->slave = slave;
-    /* families it no longer has */
-    aemp_val_t *gone = aemp_arr_new();
+    /* families it no longer has (through an index of those it sends) */
+    aemp__strmap_t sent_fams;
+    bool ok = aemp__db_index_keys(db, &sent_fams) == 0;
+    aemp_val_t *gone = ok ? aemp_arr_new() : NULL;
     size_t i = 0;
     aemp__dbfam_t *fam;
     while (gone && (fam = aemp__strmap_next(&shard->db.fams, &i)))
-        if (!aemp_map_get(db, fam->name))
-            gone = aemp_arr_push(gone, aemp_str(fam->name));
+        if (!aemp__strmap_get(&sent_fams, fam->name, fam->flen))
+            gone = aemp_arr_push(gone, aemp_strn(fam->name, fam->flen));
+    aemp__strmap_free(&sent_fams);
     for (size_t j = 0; j < aemp_val_len(gone); j++) {
         const char *f;
         aemp_val_str(aemp_val_at(gone, j), &f, NULL);
@@ -245,17 +273,16 @@ static void replace(aemp__global_t *g, const char *src, const aemp_val_t *db,
     }
     aemp_val_free(gone);
     for (size_t j = 0; j < aemp_val_len(db); j++) {
-        const char *f;
         const aemp_val_t *kv;
-        if (aemp_map_at(db, j, &f, &kv) < 0 ||
-            (aemp_val_type(kv) != AEMP_T_MAP &&
-             aemp_val_type(kv) != AEMP_T_NULL))
+        const char *f = aemp__db_key_at(db, j, &kv);
+        if (!f || (aemp_val_type(kv) != AEMP_T_MAP &&
+                   aemp_val_type(kv) != AEMP_T_NULL))
             continue;
         /* what it no longer has, through an index of the keys it sends
          * (O(n) for a family of n keys) */
         aemp__strmap_t sent;
-        bool ok = aemp__db_index_keys(kv, &sent) == 0;
-        aemp_val_t *dels = ok ? aemp_arr_new() : NULL;
+        aemp_val_t *dels =
+            aemp__db_index_keys(kv, &sent) == 0 ? aemp_arr_new() : NULL;
         aemp__dbfam_t *have = aemp__db_fam(&shard->db, f, strlen(f));
         size_t k = 0;
         aemp__dbent_t *e;
@@ -325,19 +352,28 @@ static void disconnect(aemp__global_t *g, const char *id)
     if (!s)
         return;
     mons_drop(g, s);
-    size_t i;
+    /* its families' names first: walking the map while upd() empties it
+     * would restart from its first slot each time (quadratic) */
+    aemp_val_t *fams = aemp_arr_new();
+    size_t i = 0;
     aemp__dbfam_t *fam;
-    while ((i = 0, fam = aemp__strmap_next(&s->db.fams, &i))) {
+    while (fams && (fam = aemp__strmap_next(&s->db.fams, &i)))
+        fams = aemp_arr_push(fams, aemp_strn(fam->name, fam->flen));
+    for (size_t j = 0; j < aemp_val_len(fams); j++) {
+        const char *f;
+        aemp_val_str(aemp_val_at(fams, j), &f, NULL);
+        if (!(fam = aemp__db_fam(&s->db, f, strlen(f))))
+            continue;
         aemp_val_t *keys = keys_array(fam);
-        char *f = aemp__strndup(fam->name, fam->flen);
-        if (!keys || !f) { /* no memory: drop the family unannounced */
-            forget_family(g, s, fam);
-        } else {
+        if (keys)
             upd(g, id, f, NULL, keys);
-        }
+        else /* no memory: drop the family unannounced */
+            forget_family(g, s, fam);
         aemp_val_free(keys);
-        aemp__free(f);
     }
+    aemp_val_free(fams);
+    while ((i = 0, fam = aemp__strmap_next(&s->db.fams, &i)))
+        forget_family(g, s, fam); /* what no memory left to list */
     shard_free(g, s);
 }
 
@@ -391,8 +427,19 @@ static aemp__global_t *serving(aemp_node_t *n, const aemp_msg_t *req,
     return NULL;
 }
 
+/* A malformed request from a peer: dropped, and said so. */
+static void malformed(aemp_node_t *n, const aemp_msg_t *req, const char *from,
+                      const char *what)
+{
+    const char *name = "?";
+    aemp_val_str(aemp_msg_at(req, 0), &name, NULL);
+    aemp__log(n, AEMP_LOG_WARN, "global: %s from %s ignored: %s", name,
+              src_of(n, from), what);
+}
+
 /* ["g_slave"] starts the service here; ["g_slave", db]: the sender
- * attaches to us with its entries. */
+ * attaches to us with its entries (null: as none, as 2.x's seeds send
+ * it). */
 void aemp__g_slave(aemp_node_t *n, const aemp_msg_t *req, const char *from)
 {
     aemp__global_t *g = n->global;
@@ -403,9 +450,13 @@ void aemp__g_slave(aemp_node_t *n, const aemp_msg_t *req, const char *from)
                   src_of(n, from));
         aemp__store_become_global(g);
     }
-    if (aemp_msg_len(req) < 2)
-        return;
     const aemp_val_t *db = aemp_msg_at(req, 1);
+    if (aemp_msg_len(req) < 2 || aemp_val_type(db) == AEMP_T_NULL)
+        return;
+    if (aemp_val_type(db) != AEMP_T_MAP) {
+        malformed(n, req, from, "its database is not a map");
+        return;
+    }
     replace(g, src_of(n, from), db, true);
 }
 
@@ -416,6 +467,14 @@ void aemp__g_set(aemp_node_t *n, const aemp_msg_t *req, const char *from)
     if (!g || !from)
         return;
     const aemp_val_t *db = aemp_msg_at(req, 1);
+    if (!aemp__strmap_get(&g->globals, from, strlen(from))) {
+        malformed(n, req, from, "it did not say it is global (g_global)");
+        return;
+    }
+    if (aemp_val_type(db) != AEMP_T_MAP) {
+        malformed(n, req, from, "its database is not a map");
+        return;
+    }
     const aemp_val_t *l = aemp_map_get(aemp_map_get(db, "'l"), from);
     aemp_val_t *binds = l ? aemp_val_copy(l) : NULL;
     replace(g, from, db, false);
@@ -429,9 +488,19 @@ void aemp__g_upd(aemp_node_t *n, const aemp_msg_t *req, const char *from)
 {
     aemp__global_t *g = serving(n, req, from);
     const char *f;
-    if (!g || aemp_val_str(aemp_msg_at(req, 1), &f, NULL) < 0)
+    if (!g)
         return;
-    upd(g, src_of(n, from), f, aemp_msg_at(req, 2), aemp_msg_at(req, 3));
+    const aemp_val_t *set = aemp_msg_at(req, 2), *del = aemp_msg_at(req, 3);
+    if (aemp__db_name(aemp_msg_at(req, 1), &f) < 0)
+        malformed(n, req, from, "no family name");
+    else if (set && aemp_val_type(set) != AEMP_T_MAP &&
+             aemp_val_type(set) != AEMP_T_NULL)
+        malformed(n, req, from, "what it sets is not a map");
+    else if (del && aemp_val_type(del) != AEMP_T_ARR &&
+             aemp_val_type(del) != AEMP_T_NULL)
+        malformed(n, req, from, "what it deletes is not an array");
+    else
+        upd(g, src_of(n, from), f, set, del);
 }
 
 char *aemp__store_addrs(aemp__global_t *g, const char *id)
@@ -467,8 +536,12 @@ void aemp__g_find(aemp_node_t *n, const aemp_msg_t *req, const char *from)
 {
     aemp__global_t *g = serving(n, req, from);
     const char *id;
-    if (!g || aemp_val_str(aemp_msg_at(req, 1), &id, NULL) < 0)
+    if (!g)
         return;
+    if (aemp__db_name(aemp_msg_at(req, 1), &id) < 0) {
+        malformed(n, req, from, "no node ID");
+        return;
+    }
     aemp__dbent_t *e = aemp__db_get(&g->merged, "'l", 2, id, strlen(id));
     aemp__global_snd(g, src_of(n, from),
                      msg_of(aemp_arr(aemp_str("g_found"), aemp_str(id),
@@ -482,9 +555,12 @@ void aemp__g_query(aemp_node_t *n, const aemp_msg_t *req, const char *from)
     aemp__global_t *g = serving(n, req, from);
     const char *name, *f;
     const aemp_val_t *id = aemp_msg_at(req, 2);
-    if (!g || aemp_val_str(aemp_msg_at(req, 0), &name, NULL) < 0 ||
-        aemp_val_str(aemp_msg_at(req, 1), &f, NULL) < 0 || !id)
+    if (!g || aemp_val_str(aemp_msg_at(req, 0), &name, NULL) < 0)
         return;
+    if (aemp__db_name(aemp_msg_at(req, 1), &f) < 0 || !id) {
+        malformed(n, req, from, "no family name or no request ID");
+        return;
+    }
     aemp__dbfam_t *fam = aemp__db_fam(&g->merged, f, strlen(f));
     aemp_val_t *res;
     if (!strcmp(name, "g_db_family")) {
@@ -511,9 +587,12 @@ void aemp__g_mon(aemp_node_t *n, const aemp_msg_t *req, const char *from)
 {
     aemp__global_t *g = serving(n, req, from);
     const char *name, *f;
-    if (!g || aemp_val_str(aemp_msg_at(req, 0), &name, NULL) < 0 ||
-        aemp_val_str(aemp_msg_at(req, 1), &f, NULL) < 0)
+    if (!g || aemp_val_str(aemp_msg_at(req, 0), &name, NULL) < 0)
         return;
+    if (aemp__db_name(aemp_msg_at(req, 1), &f) < 0) {
+        malformed(n, req, from, "no family name");
+        return;
+    }
     const char *src = src_of(n, from);
     size_t flen = strlen(f);
     bool on = !strcmp(name, "g_mon1");

@@ -33,7 +33,32 @@ done:
     aemp_msg_unref(result);
 }
 
-static void relay(aemp_node_t *n, const aemp_msg_t *req, size_t at)
+/* A request for a node port that a peer asks us to pass on (snd): what
+ * arrives relayed looks as if we sent it, so a peer's relayed request to
+ * our own node port, or one of the global service's to any node port,
+ * would speak with our voice (entries in our name, a master's changes).
+ * Those are refused; messages to ports pass as they always did. */
+static bool relay_refused(aemp_node_t *n, const char *port,
+                          const aemp_msg_t *msg)
+{
+    if (strchr(port, '#'))
+        return false;
+    uint64_t counter;
+    if (aemp__port_locate(n, port, &counter) == 1)
+        return true; /* our own node port */
+    const char *name;
+    size_t len;
+    if (!n->global_requests ||
+        aemp_val_str(aemp_msg_at(msg, 0), &name, &len) < 0)
+        return false;
+    for (const aemp__request_t *r = n->global_requests; r->name; r++)
+        if (strlen(r->name) == len && !memcmp(r->name, name, len))
+            return true;
+    return false;
+}
+
+static void relay(aemp_node_t *n, const aemp_msg_t *req, size_t at,
+                  const char *from)
 {
     const char *port;
     aemp_msg_t *msg;
@@ -43,7 +68,14 @@ static void relay(aemp_node_t *n, const aemp_msg_t *req, size_t at)
     }
     if (aemp__msg_slice(&msg, req, at + 1) < 0)
         return;
-    int rc = aemp__send(n, port, msg);
+    int rc = 0;
+    if (from && relay_refused(n, port, msg))
+        aemp__log(n, AEMP_LOG_WARN,
+                  "node port: %s asked us to relay a node-port request to "
+                  "%s: refused (it would come from us)",
+                  from, port);
+    else
+        rc = aemp__send(n, port, msg);
     if (rc < 0)
         aemp__log(n, AEMP_LOG_WARN, "node port: relay to %s: %s", port,
                   aemp_strerror(rc));
@@ -52,7 +84,7 @@ static void relay(aemp_node_t *n, const aemp_msg_t *req, size_t at)
 
 static void req_snd(aemp_node_t *n, const aemp_msg_t *req, const char *from)
 {
-    relay(n, req, 1);
+    relay(n, req, 1, from);
 }
 
 static void req_snd_multiple(aemp_node_t *n, const aemp_msg_t *req,
@@ -61,7 +93,7 @@ static void req_snd_multiple(aemp_node_t *n, const aemp_msg_t *req,
     for (size_t i = 1; i < aemp_msg_len(req); i++) {
         aemp_msg_t *one;
         if (aemp__msg_of_val(&one, aemp_msg_at(req, i)) == 0) {
-            relay(n, one, 0);
+            relay(n, one, 0, from);
             aemp_msg_unref(one);
         }
     }
