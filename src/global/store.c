@@ -115,8 +115,8 @@ static void upd(aemp__global_t *g, const char *src, const char *f,
         if (!k) {
             if (aemp_map_at(set, i, &k, &v) == 0 && !full++)
                 aemp__log(n, AEMP_LOG_WARN,
-                          "global: %s sent a key with a NUL byte in %s: "
-                          "ignored",
+                          "global: g_upd from %s ignored in part: a key of %s "
+                          "has a NUL byte",
                           src, f);
             continue;
         }
@@ -276,8 +276,14 @@ static void replace(aemp__global_t *g, const char *src, const aemp_val_t *db,
         const aemp_val_t *kv;
         const char *f = aemp__db_key_at(db, j, &kv);
         if (!f || (aemp_val_type(kv) != AEMP_T_MAP &&
-                   aemp_val_type(kv) != AEMP_T_NULL))
+                   aemp_val_type(kv) != AEMP_T_NULL)) {
+            aemp__log(g->node, AEMP_LOG_WARN,
+                      "global: database from %s ignored in part: family %zu "
+                      "%s",
+                      src, j,
+                      f ? "is not a map" : "has a name with a NUL byte");
             continue;
+        }
         /* what it no longer has, through an index of the keys it sends
          * (O(n) for a family of n keys) */
         aemp__strmap_t sent;
