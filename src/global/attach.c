@@ -65,18 +65,8 @@ aemp__global_t *aemp__global_get(aemp_node_t *n)
 /* Our 'l entry: the endpoints we listen on ([] if none). */
 static int set_listeners(aemp__global_t *g)
 {
-    aemp_node_t *n = g->node;
-    aemp_val_t *eps = aemp_arr_new();
-    if (n->net->public_) {
-        const char *p = n->noderef;
-        while (eps && *p) {
-            const char *e = strchr(p, ',');
-            size_t len = e ? (size_t)(e - p) : strlen(p);
-            eps = aemp_arr_push(eps, aemp_strn(p, len));
-            p += len + (e != NULL);
-        }
-    }
-    return eps ? aemp__global_set(g, "'l", n->noderef, eps) : AEMP_ENOMEM;
+    aemp_val_t *eps = aemp__addrs_ours(g->node);
+    return eps ? aemp__global_set(g, "'l", g->node->noderef, eps) : AEMP_ENOMEM;
 }
 
 int aemp__global_start(aemp_node_t *n, bool global)
@@ -429,14 +419,8 @@ static void g_found(aemp_node_t *n, const aemp_msg_t *req, const char *from)
     if (!p || p->link)
         return;
     const aemp_val_t *addrs = aemp_msg_at(req, 2);
-    char buf[1024] = "";
-    for (size_t i = 0; i < aemp_val_len(addrs); i++) {
-        const char *a;
-        size_t len = strlen(buf);
-        if (aemp_val_str(aemp_val_at(addrs, i), &a, NULL) == 0)
-            snprintf(buf + len, sizeof buf - len, "%s%s", len ? "," : "", a);
-    }
-    if (!*buf || !aemp__id_is_address(buf, strlen(buf))) {
+    char *list = aemp__addrs_join(addrs);
+    if (!list) { /* null, empty, or no endpoints */
         char why[300];
         snprintf(why, sizeof why,
                  "no address is known for %.80s (global node %.80s does not "
@@ -445,15 +429,12 @@ static void g_found(aemp_node_t *n, const aemp_msg_t *req, const char *from)
         aemp__peer_dial_failed(p, why, !n->net->public_);
         return;
     }
-    char *copy = aemp__strdup(buf);
-    if (!copy)
-        return;
     aemp__free(p->addrs);
-    p->addrs = copy;
+    p->addrs = list;
     p->connectable = true;
     p->needs_resolve = false;
     p->next_dial = p->next_ep = 0;
-    aemp__log(n, AEMP_LOG_INFO, "global: %s is at %s", id, buf);
+    aemp__log(n, AEMP_LOG_INFO, "global: %s is at %s", id, list);
     aemp__peer_need(p);
 }
 

@@ -102,6 +102,14 @@ typedef struct aemp__global {
     int closed; /* handles closed at node free */
 } aemp__global_t;
 
+/* addrs.c: address lists.  The comma list s (len bytes) as an array of
+ * strings; an array of endpoint strings as a comma list (malloc'd; NULL
+ * unless it is a non-empty list of resolved endpoints); the endpoints we
+ * listen on ([] if none). */
+aemp_val_t *aemp__addrs_split(const char *s, size_t len);
+char *aemp__addrs_join(const aemp_val_t *arr);
+aemp_val_t *aemp__addrs_ours(aemp_node_t *n);
+
 /* attach.c */
 /* The node's global service, started if need be (NULL without a network:
  * AEMP_ENOROUTE for the caller). */

@@ -104,64 +104,6 @@ static bool is_self(const p130_t *st, const char *id)
 
 /* ---- addresses ----------------------------------------------------------- */
 
-/* The comma list s (len bytes) as an array of strings. */
-static aemp_val_t *split(const char *s, size_t len)
-{
-    aemp_val_t *arr = aemp_arr_new();
-    const char *p = s, *end = s + len;
-    while (arr && p < end) {
-        const char *c = memchr(p, ',', (size_t)(end - p));
-        size_t one = c ? (size_t)(c - p) : (size_t)(end - p);
-        if (one)
-            arr = aemp_arr_push(arr, aemp_strn(p, one));
-        p += one + 1;
-    }
-    return arr;
-}
-
-/* An array of address strings as a comma list (malloc'd), NULL if it is
- * no non-empty list of resolved endpoints. */
-static char *join(const aemp_val_t *arr)
-{
-    size_t total = 1, n = aemp_val_len(arr);
-    if (aemp_val_type(arr) != AEMP_T_ARR || !n)
-        return NULL;
-    for (size_t i = 0; i < n; i++) {
-        const char *a;
-        size_t len;
-        if (aemp_val_str(aemp_val_at(arr, i), &a, &len) < 0 || !len ||
-            memchr(a, ',', len))
-            return NULL;
-        total += len + 1;
-    }
-    char *buf = aemp__malloc(total), *p = buf;
-    for (size_t i = 0; buf && i < n; i++) {
-        const char *a;
-        size_t len;
-        aemp_val_str(aemp_val_at(arr, i), &a, &len);
-        if (i)
-            *p++ = ',';
-        memcpy(p, a, len);
-        p += len;
-    }
-    if (!buf)
-        return NULL;
-    *p = 0;
-    if (!aemp__id_is_address(buf, (size_t)(p - buf))) {
-        aemp__free(buf);
-        return NULL;
-    }
-    return buf;
-}
-
-/* The endpoints we listen on ([] if none), 1.30's `addr`. */
-static aemp_val_t *our_endpoints(aemp_node_t *n)
-{
-    if (!n->net || !n->net->public_)
-        return aemp_arr_new();
-    return split(n->noderef, n->noderef_len);
-}
-
 /* Where p can be dialled: its ID if that is an address, else the
  * addresses it was given (learnt, found or resolved); NULL if unknown. */
 static aemp_val_t *peer_addrs(const aemp__peer_t *p)
@@ -169,9 +111,9 @@ static aemp_val_t *peer_addrs(const aemp__peer_t *p)
     if (p->alias)
         return NULL;
     if (aemp__id_is_address(p->id, p->idlen))
-        return split(p->id, p->idlen);
+        return aemp__addrs_split(p->id, p->idlen);
     if (p->addrs && aemp__id_is_address(p->addrs, strlen(p->addrs)))
-        return split(p->addrs, strlen(p->addrs));
+        return aemp__addrs_split(p->addrs, strlen(p->addrs));
     return NULL;
 }
 
@@ -181,13 +123,13 @@ static aemp_val_t *known_addrs(p130_t *st, const char *id)
 {
     aemp_node_t *n = st->node;
     if (is_self(st, id))
-        return n->net && n->net->public_ ? our_endpoints(n) : NULL;
+        return n->net && n->net->public_ ? aemp__addrs_ours(n) : NULL;
     aemp__peer_t *p = aemp__peer_find(n, id);
     aemp_val_t *arr = p ? peer_addrs(p) : NULL;
     if (!arr && n->global && n->global->global) {
         char *s = aemp__store_addrs(n->global, id);
-        if (s && aemp__id_is_address(s, strlen(s)))
-            arr = split(s, strlen(s));
+        if (s)
+            arr = aemp__addrs_split(s, strlen(s));
         aemp__free(s);
     }
     return arr;
@@ -228,7 +170,7 @@ static void learn(p130_t *st, const char *id, const aemp_val_t *addrs)
         !strncmp(id, "anon/", 5) || !strncmp(id, "slave/", 6) ||
         strchr(id, '#') || aemp__id_check(id, len) < 0 || !n->net)
         return;
-    char *list = join(addrs);
+    char *list = aemp__addrs_join(addrs);
     if (!list)
         return;
     aemp__peer_t *p = aemp__peer_get(n, id, len, false);
@@ -346,7 +288,7 @@ static p130_peer_t *start_node(p130_t *st, const char *id)
                   r->gport, aemp_strerror(rc));
     aemp__log(n, AEMP_LOG_INFO, "global (1.30): rendezvous with %s at %s", id,
               r->gport);
-    tell(r, "addr", our_endpoints(n));
+    tell(r, "addr", aemp__addrs_ours(n));
     tell_nodes(r, true); /* 1.30 has not heard of r's own yet */
     tell(r, "setup", NULL);
     tell(r, "seedme1", NULL);
@@ -478,7 +420,7 @@ static void got_addr(conn_t *c, const aemp_val_t *addrs)
         return;
     }
     p130_peer_t *r = peer_started(st, c->id);
-    char *list = r ? join(addrs) : NULL;
+    char *list = r ? aemp__addrs_join(addrs) : NULL;
     if (!list)
         return; /* none (a node without a listener), or not addresses */
     aemp__free(list);

@@ -512,29 +512,7 @@ void aemp__g_upd(aemp_node_t *n, const aemp_msg_t *req, const char *from)
 char *aemp__store_addrs(aemp__global_t *g, const char *id)
 {
     aemp__dbent_t *e = aemp__db_get(&g->merged, "'l", 2, id, strlen(id));
-    if (!e || !aemp_val_len(e->val))
-        return NULL;
-    size_t total = 1;
-    for (size_t i = 0; i < aemp_val_len(e->val); i++) {
-        size_t len = 0;
-        const char *a;
-        if (aemp_val_str(aemp_val_at(e->val, i), &a, &len) < 0)
-            return NULL;
-        total += len + 1;
-    }
-    char *buf = aemp__malloc(total), *p = buf;
-    for (size_t i = 0; buf && i < aemp_val_len(e->val); i++) {
-        const char *a;
-        size_t len;
-        aemp_val_str(aemp_val_at(e->val, i), &a, &len);
-        if (i)
-            *p++ = ',';
-        memcpy(p, a, len);
-        p += len;
-    }
-    if (buf)
-        *p = 0;
-    return buf;
+    return e ? aemp__addrs_join(e->val) : NULL;
 }
 
 /* ["g_find", node] -> ["g_found", node, [addresses] | null] */

@@ -171,7 +171,6 @@ static void job_free(init_job_t *j)
     for (size_t i = 0; i < j->nseeds; i++)
         aemp__free(j->seeds[i]);
     aemp__free(j->seeds);
-
     aemp__free(j->noderef);
     aemp_val_free(j->services);
     aemp__free(j);

@@ -33,6 +33,17 @@ done:
     aemp_msg_unref(result);
 }
 
+/* The request named name (len bytes) in table t ({NULL}-ended; t may be
+ * NULL), or NULL. */
+static const aemp__request_t *table_find(const aemp__request_t *t,
+                                         const char *name, size_t len)
+{
+    for (const aemp__request_t *r = t; r && r->name; r++)
+        if (strlen(r->name) == len && !memcmp(r->name, name, len))
+            return r;
+    return NULL;
+}
+
 /* A request for a node port that a peer asks us to pass on (snd): what
  * arrives relayed looks as if we sent it, so a peer's relayed request to
  * our own node port, or one of the global service's to any node port,
@@ -48,13 +59,8 @@ static bool relay_refused(aemp_node_t *n, const char *port,
         return true; /* our own node port */
     const char *name;
     size_t len;
-    if (!n->global_requests ||
-        aemp_val_str(aemp_msg_at(msg, 0), &name, &len) < 0)
-        return false;
-    for (const aemp__request_t *r = n->global_requests; r->name; r++)
-        if (strlen(r->name) == len && !memcmp(r->name, name, len))
-            return true;
-    return false;
+    return aemp_val_str(aemp_msg_at(msg, 0), &name, &len) == 0 &&
+           table_find(n->global_requests, name, len);
 }
 
 static void relay(aemp_node_t *n, const aemp_msg_t *req, size_t at,
@@ -223,13 +229,10 @@ static const aemp__request_t kernel_requests[] = {
 const aemp__request_t *aemp__nodeport_find(const aemp_node_t *n,
                                            const char *name, size_t len)
 {
-    const aemp__request_t *t[3] = {kernel_requests, n->net_requests,
-                                   n->global_requests};
-    for (size_t k = 0; k < 3; k++)
-        for (const aemp__request_t *r = t[k]; r && r->name; r++)
-            if (strlen(r->name) == len && !memcmp(r->name, name, len))
-                return r;
-    return NULL;
+    const aemp__request_t *r = table_find(kernel_requests, name, len);
+    if (!r)
+        r = table_find(n->net_requests, name, len);
+    return r ? r : table_find(n->global_requests, name, len);
 }
 
 void aemp__nodeport_dispatch(aemp_node_t *n, const aemp_msg_t *m,
